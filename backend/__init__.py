@@ -1,0 +1,1 @@
+"""Quantum Signals: the shared core (settings, Redis, the signal contract, publishing, history)."""
