@@ -1,0 +1,50 @@
+"""Reads of the signal history stream: cursor, epoch and ranges by seq."""
+
+from __future__ import annotations
+
+import json
+
+import redis
+
+from backend.publisher import new_epoch
+from backend.signal_schema import EPOCH_KEY, HISTORY_KEY, SEQ_KEY
+
+
+def ensure_epoch(client: redis.Redis) -> str:
+    """The current epoch, created when this Redis has none yet."""
+    client.set(EPOCH_KEY, new_epoch(), nx=True)
+    return client.get(EPOCH_KEY)
+
+
+def cursor(client: redis.Redis) -> tuple[str | None, int]:
+    """(epoch, latest seq) as stored now."""
+    epoch, seq = client.mget(EPOCH_KEY, SEQ_KEY)
+    return epoch, int(seq or 0)
+
+
+def _decode(entries) -> list[dict]:
+    return [json.loads(fields["sig"]) for _id, fields in entries]
+
+
+def read_range(client: redis.Redis, after: int, upto: int | None = None, count: int = 500) -> list[dict]:
+    """Retained signals with after < seq <= upto (no upper bound when None), oldest first."""
+    end = "+" if upto is None else f"{upto}-0"
+    return _decode(client.xrange(HISTORY_KEY, f"({after}-0", end, count=count))
+
+
+def recent(client: redis.Redis, since: int = 0, symbol: str | None = None, limit: int = 100) -> list[dict]:
+    """The newest LIMIT retained signals with seq > since (of SYMBOL if given), oldest first."""
+    found: list[dict] = []
+    end = "+"
+    while len(found) < limit:
+        batch = client.xrevrange(HISTORY_KEY, end, f"({since}-0", count=max(limit, 200))
+        if not batch:
+            break
+        for entry_id, fields in batch:
+            if symbol is None or fields.get("sym") == symbol:
+                found.append(json.loads(fields["sig"]))
+                if len(found) == limit:
+                    break
+        end = f"({batch[-1][0]}"
+    found.reverse()
+    return found

@@ -1,0 +1,94 @@
+"""publish_signal: validate, number, store and broadcast a signal in one atomic Redis step."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime, timezone
+
+import redis
+
+from backend.signal_schema import (
+    EPOCH_KEY,
+    HISTORY_KEY,
+    SCHEMA_VERSION,
+    SEQ_KEY,
+    InvalidSignal,
+    validate_signal,
+)
+
+DEDUPE_TTL_S = 7 * 24 * 3600
+_SENT_PREFIX = "qs:sent:"
+
+# One script, so a signal is either live AND in history with its seq, or neither.
+# A missing epoch means Redis lost its data: start a new epoch with seq and history reset.
+# The dedupe claim (KEYS[4]) is taken in the same step: a retried publish whose reply was
+# lost returns the stored signal instead of publishing it twice.
+_PUBLISH_LUA = """
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('SET', KEYS[3], epoch)
+  redis.call('DEL', KEYS[1], KEYS[2])
+end
+if #KEYS == 4 then
+  local stored = redis.call('GET', KEYS[4])
+  if stored then return {0, stored} end
+end
+local seq = redis.call('INCR', KEYS[1])
+local signal = '{"seq":' .. seq .. ',"epoch":"' .. epoch .. '",' .. string.sub(ARGV[2], 2)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', 'sym', ARGV[6], 'sig', signal)
+redis.call('PUBLISH', ARGV[1], signal)
+if #KEYS == 4 then redis.call('SET', KEYS[4], signal, 'EX', ARGV[5]) end
+return {1, signal}
+"""
+
+
+def new_epoch() -> str:
+    """A fresh opaque epoch name."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
+
+
+def utc_iso(ms: int | None = None, millis: bool = False) -> str:
+    """ISO-8601 UTC with Z, from epoch milliseconds (now when None)."""
+    moment = datetime.now(timezone.utc) if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
+    text = moment.isoformat(timespec="milliseconds" if millis else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def signal_id(symbol: str, strategy: str, timeframe: str, bar_time_ms: int, kind: str) -> str:
+    """The deterministic dedupe key of DESIGN.md."""
+    return f"{symbol}:{strategy}:{timeframe}:{bar_time_ms}:{kind}"
+
+
+class Publisher:
+    """Publishes signals on one channel with one history; one per process."""
+
+    def __init__(self, client: redis.Redis, channel: str, history_maxlen: int, max_bytes: int):
+        """Bind the Redis client and the limits from settings."""
+        self.client = client
+        self.channel = channel
+        self.history_maxlen = history_maxlen
+        self.max_bytes = max_bytes
+        self._script = client.register_script(_PUBLISH_LUA)
+
+    def publish(self, signal: dict) -> tuple[dict, bool]:
+        """Store and broadcast SIGNAL; return (stored signal, True if new, False if a duplicate id)."""
+        validate_signal(signal)
+        body = {k: v for k, v in signal.items() if k not in ("seq", "epoch")}
+        body.setdefault("v", SCHEMA_VERSION)
+        body["emitted_at"] = utc_iso(millis=True)
+        encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        # Leave room for the seq and epoch the script prepends.
+        if len(encoded.encode()) + 80 > self.max_bytes:
+            raise InvalidSignal(f"signal of {len(encoded)} bytes exceeds MAX_SIGNAL_BYTES={self.max_bytes}")
+        keys = [SEQ_KEY, HISTORY_KEY, EPOCH_KEY]
+        if body.get("id"):
+            keys.append(_SENT_PREFIX + str(body["id"]))
+        args = [self.channel, encoded, self.history_maxlen, new_epoch(), DEDUPE_TTL_S, body.get("symbol") or ""]
+        created, stored = self._script(keys=keys, args=args)
+        return json.loads(stored), bool(created)
+
+    def publish_signal(self, signal: dict) -> dict:
+        """Store and broadcast SIGNAL; return the stored signal (the earlier one for a duplicate id)."""
+        return self.publish(signal)[0]

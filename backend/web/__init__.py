@@ -1,0 +1,63 @@
+"""The web process: Flask app factory with Flask-SocketIO on eventlet and the relay."""
+
+from __future__ import annotations
+
+import logging
+
+import socketio as python_socketio
+from flask import Flask
+from flask_socketio import SocketIO
+
+from backend.redis_client import make_redis, redis_options, strip_tls_query
+from backend.settings import Settings, load_settings
+
+socketio = SocketIO()
+
+# Clients only send connect auth and `subscribe`: anything bigger is hostile.
+MAX_CLIENT_PACKET_BYTES = 16 * 1024
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Create and configure the web app."""
+    app = Flask(__name__)
+    settings = (test_config or {}).get("SETTINGS") or load_settings()
+    app.config.from_mapping(SETTINGS=settings, JSON_SORT_KEYS=False)
+    if test_config:
+        app.config.update(test_config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    client = make_redis(settings.redis_url)
+    app.extensions["qs_redis"] = client
+    init_socketio(app, settings)
+
+    from backend.web import http_api
+    from backend.web.clients import ClientHub
+    from backend.web.relay import Relay
+
+    relay = Relay(socketio, settings, client)
+    app.extensions["qs_relay"] = relay
+    app.extensions["qs_clients"] = ClientHub(socketio, relay, client, settings.auth_tokens)
+    app.register_blueprint(http_api.bp)
+
+    from backend.web import cli
+
+    cli.init_app(app)
+    return app
+
+
+def init_socketio(app: Flask, settings: Settings) -> None:
+    """Attach Flask-SocketIO with the Redis message queue (TLS options included)."""
+    manager = python_socketio.RedisManager(
+        strip_tls_query(settings.redis_url), channel="flask-socketio",
+        redis_options=redis_options(settings.redis_url),
+    )
+    socketio.init_app(
+        app,
+        # None picks eventlet in `python wsgi.py` and threading under the `flask` CLI.
+        async_mode=None,
+        client_manager=manager,
+        cors_allowed_origins=list(settings.cors_origins) or None,
+        max_http_buffer_size=MAX_CLIENT_PACKET_BYTES,
+        ping_interval=25,
+        ping_timeout=20,
+    )

@@ -1,0 +1,75 @@
+"""`flask signals …`: publish a signal by hand or tail the live channel."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from backend import history
+from backend.redis_client import make_redis
+from backend.publisher import Publisher, signal_id, utc_iso
+from backend.signal_schema import InvalidSignal, parse_signal
+
+signals_cli = AppGroup("signals", help="Publish or watch trading signals.")
+
+
+@signals_cli.command("publish")
+@click.option("--type", "kind", type=click.Choice(["BUY", "SELL"], case_sensitive=False), required=True)
+@click.option("--price", type=float, required=True)
+@click.option("--symbol", default="BTCUSDT", show_default=True)
+@click.option("--json", "extra", default=None, help="More fields as a JSON object.")
+def publish_command(kind: str, price: float, symbol: str, extra: str | None):
+    """Publish one signal through the project's publisher and print the stored signal."""
+    settings = current_app.config["SETTINGS"]
+    fields = {}
+    if extra:
+        try:
+            fields = json.loads(extra)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--json") from None
+        if not isinstance(fields, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--json")
+    now_ms = int(time.time() * 1000)
+    signal = {"type": kind.upper(), "price": price, "symbol": symbol.upper(), "timeframe": "manual",
+              "strategy": "manual", "bar_time": utc_iso(now_ms), "source": "manual", **fields}
+    signal.setdefault("id", signal_id(signal["symbol"], signal["strategy"], signal["timeframe"], now_ms, signal["type"]))
+    publisher = Publisher(current_app.extensions["qs_redis"], settings.signal_channel,
+                          settings.history_maxlen, settings.max_signal_bytes)
+    try:
+        stored = publisher.publish_signal(signal)
+    except InvalidSignal as exc:
+        raise click.ClickException(f"not a valid signal: {exc}") from None
+    click.echo(json.dumps(stored))
+
+
+@signals_cli.command("tail")
+@click.option("--since", type=int, default=None, help="First print retained signals with seq > SINCE.")
+def tail_command(since: int | None):
+    """Print signals as they are published, one JSON object per line."""
+    settings = current_app.config["SETTINGS"]
+    client = current_app.extensions["qs_redis"]
+    pubsub = make_redis(settings.redis_url, decode_responses=False).pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(settings.signal_channel)
+    last = since or 0
+    if since is not None:
+        for signal in history.read_range(client, since, count=100_000):
+            click.echo(json.dumps(signal))
+            last = signal["seq"]
+    for message in pubsub.listen():
+        try:
+            signal = parse_signal(message["data"], settings.max_signal_bytes)
+        except InvalidSignal as exc:
+            click.echo(f"# dropped malformed message: {exc}", err=True)
+            continue
+        if isinstance(signal.get("seq"), int) and signal["seq"] <= last:
+            continue
+        click.echo(json.dumps(signal), nl=True)
+
+
+def init_app(app: Flask) -> None:
+    """Register the `signals` command group."""
+    app.cli.add_command(signals_cli)

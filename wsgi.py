@@ -1,0 +1,19 @@
+"""Entry point of the web process: `python wsgi.py` serves Flask-SocketIO on eventlet at $PORT."""
+import os
+import warnings
+
+if not os.environ.get("FLASK_RUN_FROM_CLI"):  # `flask signals …` needs no green threads
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # eventlet warns on every import
+        import eventlet
+    # First, before anything imports redis or requests: patching later breaks ssl.
+    eventlet.monkey_patch()
+
+from backend.web import create_app, socketio  # noqa: E402
+
+app = create_app()
+
+if __name__ == "__main__":
+    settings = app.config["SETTINGS"]
+    app.extensions["qs_relay"].start()
+    socketio.run(app, host="0.0.0.0", port=settings.port, log_output=False)
