@@ -1,0 +1,65 @@
+"""`make run`: the whole stack under honcho, with an embedded Redis when none answers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from backend.embedded_redis import EmbeddedRedis, is_reachable
+from backend.settings import ConfigError, Settings
+
+log = logging.getLogger("quantum_signals.stack")
+ROOT = Path(__file__).resolve().parent.parent
+
+# The offline demo: a simulated market with fast bars so signals show within a minute.
+DEMO_DEFAULTS = {
+    "MARKET_SOURCE": "simulated",
+    "TIMEFRAME": "5s",
+    "SCAN_INTERVAL": "5",
+    "SYMBOLS": "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT",
+    "STRATEGIES": "sma_cross:fast=9,slow=21;ema_cross:fast=9,slow=21;rsi:period=14,lower=30,upper=70",
+    "FLOWER_UNAUTHENTICATED_API": "true",
+}
+
+
+def stack_env(base: dict[str, str]) -> dict[str, str]:
+    """The environment of every process: demo defaults under what the user set."""
+    env = {**DEMO_DEFAULTS, **base}
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start Redis if needed, then honcho with the Procfile; stop Redis on the way out."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s stack: %(message)s")
+    env = stack_env(dict(os.environ))
+    try:
+        settings = Settings.from_env(env)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    embedded = None
+    if not is_reachable(settings.redis_url):
+        embedded = EmbeddedRedis(binary=None).start()
+        env["REDIS_URL"] = embedded.url
+        log.info("no Redis answered at %s: started an embedded redis-server at %s (pid %d) for every process",
+                 settings.redis_url, embedded.url, embedded.process.pid)
+    else:
+        log.info("using Redis at %s", settings.redis_url)
+    log.info("dashboard: http://127.0.0.1:%d/  (Ctrl-C stops everything)", settings.port)
+    command = [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), *(argv or [])]
+    try:
+        return subprocess.call(command, env=env, cwd=ROOT)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if embedded:
+            embedded.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

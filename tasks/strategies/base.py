@@ -1,0 +1,162 @@
+"""The Strategy base class, its registry, and the Decision it returns."""
+from __future__ import annotations
+
+import math
+import numbers
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from .indicators import as_prices
+
+BUY = "BUY"
+SELL = "SELL"
+MAX_LOOKBACK = 1000  # the most candles one exchange request returns (Binance klines)
+# Seed weight below which a recursive average no longer depends on where the data began,
+# so the live scan (a window of bars) and the backtest (all bars) agree.
+SETTLED_WEIGHT = 1e-9
+
+REGISTRY: dict[str, type[Strategy]] = {}
+
+
+class StrategyError(ValueError):
+    """A strategy spec or one of its parameters is invalid."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A BUY or SELL at bar `index`, with the reason and the indicator values behind it."""
+
+    index: int
+    type: str
+    reason: str
+    indicators: dict[str, float] = field(hash=False)
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: make cls usable in specs under cls.name."""
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def crossings(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks (up, down): d went from <= 0 to > 0, or from >= 0 to < 0, at that bar."""
+    prev, cur = d[:-1], d[1:]
+    finite = np.isfinite(prev) & np.isfinite(cur)
+    up = np.zeros(len(d), dtype=bool)
+    down = np.zeros(len(d), dtype=bool)
+    up[1:] = finite & (prev <= 0) & (cur > 0)
+    down[1:] = finite & (prev >= 0) & (cur < 0)
+    return up, down
+
+
+def settle_bars(alpha: float) -> int:
+    """Bars after which a seed smoothed with factor alpha weighs less than SETTLED_WEIGHT."""
+    return 0 if alpha >= 1 else math.ceil(math.log(SETTLED_WEIGHT) / math.log(1 - alpha))
+
+
+def format_number(value: float) -> str:
+    """Shortest text for a parameter: 30 rather than 30.0."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _rounded(value: float) -> float:
+    """A plain float with 10 significant digits, whatever the price scale."""
+    return float(f"{value:.10g}")
+
+
+class Strategy(ABC):
+    """Turns an array of closed-bar closes into BUY/SELL decisions."""
+
+    name: ClassVar[str]
+    # Parameter defaults in canonical order; an int default marks a period (a whole number).
+    defaults: ClassVar[dict[str, int | float]]
+    min_period: ClassVar[int] = 1
+
+    def __init__(self, **params: float) -> None:
+        for key in params:
+            if key not in self.defaults:
+                raise StrategyError(
+                    f"unknown parameter {key!r} for {self.name}; valid: {', '.join(self.defaults)}")
+        self.params = {key: self._checked(key, params.get(key, default))
+                       for key, default in self.defaults.items()}
+        for key, value in self.params.items():
+            setattr(self, key, value)
+        self._check()
+        if self.min_bars > MAX_LOOKBACK:
+            raise StrategyError(f"{self.spec} needs {self.min_bars} bars before its first decision, "
+                                f"more than the {MAX_LOOKBACK} a scan can fetch; use smaller periods")
+
+    def _checked(self, key: str, value: float) -> int | float:
+        """Return value as the parameter's type, or raise StrategyError."""
+        if isinstance(self.defaults[key], int):
+            if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                    or not math.isfinite(value) or value != int(value) or value < self.min_period):
+                raise StrategyError(f"{key} must be a whole number >= {self.min_period}, got {value!r}")
+            return int(value)
+        if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                or not math.isfinite(value) or value <= 0):
+            raise StrategyError(f"{key} must be a number > 0, got {value!r}")
+        return float(value)
+
+    def _check(self) -> None:
+        """Raise StrategyError if the parameters do not fit together."""
+
+    @property
+    def spec(self) -> str:
+        """Canonical spec: name, then every parameter in definition order."""
+        return self.name + ":" + ",".join(f"{k}={format_number(v)}" for k, v in self.params.items())
+
+    @property
+    @abstractmethod
+    def min_bars(self) -> int:
+        """Bars needed before a decision is possible."""
+
+    def _settle_bars(self) -> int:
+        """Extra bars a recursive average needs to forget its seed; 0 when none is used."""
+        return 0
+
+    @property
+    def lookback(self) -> int:
+        """Recommended number of bars to fetch for a live decision (at most MAX_LOOKBACK)."""
+        return min(MAX_LOOKBACK, self.min_bars + self._settle_bars())
+
+    @abstractmethod
+    def _lines(self, close: np.ndarray) -> dict[str, np.ndarray]:
+        """Indicator series by name; these names are the keys of Decision.indicators."""
+
+    @abstractmethod
+    def _events(self, lines: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Masks (buy, sell) over the bars of lines."""
+
+    @abstractmethod
+    def _reason(self, kind: str) -> str:
+        """Human text for a decision of this kind."""
+
+    def _decision(self, lines: dict[str, np.ndarray], i: int, index: int, kind: str) -> Decision:
+        values = {key: _rounded(line[i]) for key, line in lines.items()}
+        return Decision(index, kind, self._reason(kind), values)
+
+    def decisions(self, close: np.ndarray) -> list[Decision]:
+        """Every decision over all bars of close, oldest first."""
+        lines = self._lines(as_prices(close))
+        buy, sell = self._events(lines)
+        return [self._decision(lines, i, i, BUY if buy[i] else SELL)
+                for i in np.flatnonzero(buy | sell).tolist()]
+
+    def decide_last(self, close: np.ndarray) -> Decision | None:
+        """The decision at the last bar of close (closed bars only), or None."""
+        close = as_prices(close)
+        if len(close) < 2:
+            return None
+        last_two = {key: line[-2:] for key, line in self._lines(close).items()}
+        buy, sell = self._events(last_two)
+        if buy[1] or sell[1]:
+            return self._decision(last_two, 1, len(close) - 1, BUY if buy[1] else SELL)
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec}>"
+
