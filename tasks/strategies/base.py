@@ -17,6 +17,9 @@ MAX_LOOKBACK = 1000  # the most candles one exchange request returns (Binance kl
 # Seed weight below which a recursive average no longer depends on where the data began,
 # so the live scan (a window of bars) and the backtest (all bars) agree.
 SETTLED_WEIGHT = 1e-9
+# |a - b| at or below this fraction of the scale counts as a tie (0): on a flat market the
+# two lines are equal and only rounding noise, whose sign depends on summation order, is left.
+TIE = 1e-12
 
 REGISTRY: dict[str, type[Strategy]] = {}
 
@@ -41,8 +44,9 @@ def register(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
-def crossings(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def crossings(d: np.ndarray, scale: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """Masks (up, down): d went from <= 0 to > 0, or from >= 0 to < 0, at that bar."""
+    d = np.where(np.abs(d) <= TIE * np.abs(scale), 0.0, d)
     prev, cur = d[:-1], d[1:]
     finite = np.isfinite(prev) & np.isfinite(cur)
     up = np.zeros(len(d), dtype=bool)
@@ -60,6 +64,13 @@ def settle_bars(alpha: float) -> int:
 def format_number(value: float) -> str:
     """Shortest text for a parameter: 30 rather than 30.0."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _shown(value) -> str:
+    """Value as a user wrote it, for error messages."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
+        return format_number(value)
+    return repr(value)
 
 
 def _rounded(value: float) -> float:
@@ -94,11 +105,11 @@ class Strategy(ABC):
         if isinstance(self.defaults[key], int):
             if (isinstance(value, bool) or not isinstance(value, numbers.Real)
                     or not math.isfinite(value) or value != int(value) or value < self.min_period):
-                raise StrategyError(f"{key} must be a whole number >= {self.min_period}, got {value!r}")
+                raise StrategyError(f"{key} must be a whole number >= {self.min_period}, got {_shown(value)}")
             return int(value)
         if (isinstance(value, bool) or not isinstance(value, numbers.Real)
                 or not math.isfinite(value) or value <= 0):
-            raise StrategyError(f"{key} must be a number > 0, got {value!r}")
+            raise StrategyError(f"{key} must be a number > 0, got {_shown(value)}")
         return float(value)
 
     def _check(self) -> None:
@@ -128,21 +139,23 @@ class Strategy(ABC):
         """Indicator series by name; these names are the keys of Decision.indicators."""
 
     @abstractmethod
-    def _events(self, lines: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Masks (buy, sell) over the bars of lines."""
+    def _events(self, lines: dict[str, np.ndarray], close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Masks (buy, sell) over the bars of lines (close gives the price scale)."""
 
     @abstractmethod
     def _reason(self, kind: str) -> str:
         """Human text for a decision of this kind."""
 
     def _decision(self, lines: dict[str, np.ndarray], i: int, index: int, kind: str) -> Decision:
+        """Decision of this kind at bar index, with the values of lines at position i."""
         values = {key: _rounded(line[i]) for key, line in lines.items()}
         return Decision(index, kind, self._reason(kind), values)
 
     def decisions(self, close: np.ndarray) -> list[Decision]:
         """Every decision over all bars of close, oldest first."""
-        lines = self._lines(as_prices(close))
-        buy, sell = self._events(lines)
+        close = as_prices(close)
+        lines = self._lines(close)
+        buy, sell = self._events(lines, close)
         return [self._decision(lines, i, i, BUY if buy[i] else SELL)
                 for i in np.flatnonzero(buy | sell).tolist()]
 
@@ -152,7 +165,7 @@ class Strategy(ABC):
         if len(close) < 2:
             return None
         last_two = {key: line[-2:] for key, line in self._lines(close).items()}
-        buy, sell = self._events(last_two)
+        buy, sell = self._events(last_two, close[-2:])
         if buy[1] or sell[1]:
             return self._decision(last_two, 1, len(close) - 1, BUY if buy[1] else SELL)
         return None

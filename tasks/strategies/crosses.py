@@ -24,9 +24,9 @@ class _LineCross(Strategy):
     def _labels(self) -> tuple[str, str]:
         """Names of the two lines for the reason text."""
 
-    def _events(self, lines):
+    def _events(self, lines, close):
         a, b = list(lines.values())[:2]
-        return crossings(a - b)
+        return crossings(a - b, close)
 
     def _reason(self, kind: str) -> str:
         a, b = self._labels()
@@ -127,9 +127,9 @@ class RsiBands(Strategy):
     def _lines(self, close):
         return {"rsi": rsi(close, self.period)}
 
-    def _events(self, lines):
-        buy, _ = crossings(lines["rsi"] - self.lower)
-        _, sell = crossings(lines["rsi"] - self.upper)
+    def _events(self, lines, close):
+        buy, _ = crossings(lines["rsi"] - self.lower, 100.0)
+        _, sell = crossings(lines["rsi"] - self.upper, 100.0)
         return buy, sell
 
     def _reason(self, kind: str) -> str:

@@ -1,0 +1,385 @@
+"""A real Binance-compatible klines server on loopback, with switchable faults, for tests and benchmarks.
+
+In a test:
+
+    with ExchangeServer() as exchange:
+        exchange.set_series("BTCUSDT", [100, 101, 102])   # closed bars, oldest first
+        exchange.set_fault("http_500", times=1)           # the next request fails once
+        BinanceSource(exchange.url).fetch("BTCUSDT", "1m", 3)
+
+As a process (benchmarks, fault suites): `python -m tests.exchange_server --port 8900 --latency-ms 50`
+prints `listening on http://127.0.0.1:8900`; `POST /_control` with JSON such as
+`{"series": {"BTCUSDT": [100, 101]}, "fault": {"mode": "rate_limit_429", "retry_after": 1, "times": 2},
+"latency_ms": 50, "now_ms": null, "reset_counts": true}` changes it at runtime; `GET /_control` shows
+the state and the request counts per symbol.
+
+The served series end with one still-open bar (closeTime in the future) whose close is the last
+closed one's * 1.01, so a client that keeps it is caught.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import signal
+import socket
+import threading
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+FAULTS = (
+    "http_500",        # HTTP 500 with Binance's error body
+    "rate_limit_429",  # HTTP 429 with Retry-After
+    "ban_418",         # HTTP 418 (IP ban) with Retry-After
+    "malformed_json",  # 200 with a truncated JSON body
+    "empty",           # 200 with []
+    "string_times",    # openTime as a string
+    "nan_price",       # close "NaN"
+    "negative_price",  # close "-1.5"
+    "short_rows",      # klines of 5 fields
+    "not_a_list",      # {"data": [...]} instead of a list
+    "hang",            # answer only after hang_s (at most MAX_HANG_S), or when the server stops
+)
+MAX_HANG_S = 15.0
+INTERVALS_MS = {
+    "1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
+    "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
+    "12h": 43_200_000, "1d": 86_400_000, "3d": 259_200_000, "1w": 604_800_000,
+}
+DEFAULT_BARS = 1000
+_SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
+
+
+@dataclass
+class Fault:
+    """A fault mode and whom it hits: `times` requests (None: until cleared) of `symbols` (None: all)."""
+
+    mode: str
+    times: int | None = None
+    symbols: list[str] | None = None
+    retry_after: int = 1
+    hang_s: float = MAX_HANG_S
+
+
+class ExchangeServer:
+    """Serves GET /api/v3/klines like Binance from per-symbol series, plus POST/GET /_control."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency_s: float = 0.0, verbose: bool = False) -> None:
+        self.host, self.port = host, port
+        self.latency_s = latency_s
+        self.now_ms: int | None = None  # a frozen clock for the bar layout; None follows the wall clock
+        self.verbose = verbose
+        self._series: dict[str, list[float]] = {}
+        self._fault: Fault | None = None
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:54321 (after start)."""
+        if self._httpd is None:
+            raise RuntimeError("the exchange server is not started")
+        return f"http://{self.host}:{self._httpd.server_address[1]}"
+
+    def start(self) -> "ExchangeServer":
+        """Bind and serve in a background thread."""
+        self._stopping.clear()
+        self._httpd = _HTTPServer((self.host, self.port), _Handler)
+        self._httpd.exchange = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="exchange-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, wake hanging requests and close every connection."""
+        if self._httpd is None:
+            return
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.close_connections()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+        self._httpd = None
+
+    def __enter__(self) -> "ExchangeServer":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def set_series(self, symbol: str, closes: list[float]) -> None:
+        """Serve these closes, oldest first, as the symbol's most recent closed bars."""
+        if not closes or not all(isinstance(c, (int, float)) and math.isfinite(c) and c > 0 for c in closes):
+            raise ValueError("closes must be a non-empty list of finite positive numbers")
+        with self._lock:
+            self._series[symbol] = [float(c) for c in closes]
+
+    def set_fault(self, mode: str, times: int | None = None, symbols: list[str] | None = None,
+                  retry_after: int = 1, hang_s: float = MAX_HANG_S) -> None:
+        """Misbehave in `mode` (one of FAULTS) for the next `times` matching requests (None: until cleared)."""
+        if mode not in FAULTS:
+            raise ValueError(f"unknown fault mode {mode!r}; use one of {', '.join(FAULTS)}")
+        fault = Fault(mode, times, list(symbols) if symbols is not None else None, int(retry_after), min(hang_s, MAX_HANG_S))
+        with self._lock:
+            self._fault = fault
+
+    def clear_fault(self) -> None:
+        """Behave again."""
+        with self._lock:
+            self._fault = None
+
+    def request_count(self, symbol: str) -> int:
+        """How many klines requests asked for `symbol`."""
+        with self._lock:
+            return self._counts.get(symbol, 0)
+
+    def counts(self) -> dict[str, int]:
+        """Klines requests per symbol."""
+        with self._lock:
+            return dict(self._counts)
+
+    def reset_counts(self) -> None:
+        """Forget the request counts."""
+        with self._lock:
+            self._counts.clear()
+
+    def state(self) -> dict:
+        """What GET /_control shows."""
+        with self._lock:
+            fault = asdict(self._fault) if self._fault else None
+            return {"latency_ms": self.latency_s * 1000, "now_ms": self.now_ms, "fault": fault,
+                    "counts": dict(self._counts), "series": sorted(self._series)}
+
+    def control(self, command: dict) -> None:
+        """Apply a /_control command (see the module docstring)."""
+        if "latency_ms" in command:
+            self.latency_s = float(command["latency_ms"]) / 1000
+        if "now_ms" in command:
+            self.now_ms = None if command["now_ms"] is None else int(command["now_ms"])
+        for symbol, closes in (command.get("series") or {}).items():
+            self.set_series(symbol, closes)
+        if "fault" in command:
+            if command["fault"] is None:
+                self.clear_fault()
+            else:
+                self.set_fault(**command["fault"])
+        if command.get("reset_counts"):
+            self.reset_counts()
+
+    # -- serving --
+
+    def klines(self, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers and body for GET /api/v3/klines."""
+        symbol = query.get("symbol", "")
+        with self._lock:
+            self._counts[symbol] = self._counts.get(symbol, 0) + 1
+        if self.latency_s > 0:
+            self._stopping.wait(self.latency_s)
+        if not symbol:
+            return _error(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+        if not _SYMBOL.match(symbol):
+            return _error(400, -1121, "Invalid symbol.")
+        bar_ms = INTERVALS_MS.get(query.get("interval", ""))
+        if bar_ms is None:
+            return _error(400, -1120, "Invalid interval.")
+        try:
+            limit = int(query.get("limit", "500"))
+        except ValueError:
+            return _error(400, -1100, "Illegal characters found in parameter 'limit'.")
+        if not 1 <= limit <= 1000:
+            return _error(400, -1130, "Invalid data sent for a parameter.")
+        rows = self._rows(symbol, bar_ms)[-limit:]
+        fault = self._take_fault(symbol)
+        if fault is not None:
+            return self._faulty(fault, rows)
+        return 200, {}, json.dumps(rows).encode()
+
+    def _rows(self, symbol: str, bar_ms: int) -> list[list]:
+        """The symbol's closed bars and one open bar, in Binance's kline format."""
+        with self._lock:
+            closes = self._series.get(symbol) or _default_closes(symbol)
+        now_ms = self.now_ms if self.now_ms is not None else int(time.time() * 1000)
+        open_bar_time = now_ms // bar_ms * bar_ms
+        closes = closes + [round(closes[-1] * 1.01, 8)]
+        first_time = open_bar_time - (len(closes) - 1) * bar_ms
+        rows, previous = [], closes[0]
+        for i, close in enumerate(closes):
+            open_time, open_ = first_time + i * bar_ms, previous
+            high, low = max(open_, close) * 1.001, min(open_, close) * 0.999
+            volume = 10.0 + i % 7
+            rows.append([
+                open_time, f"{open_:.8f}", f"{high:.8f}", f"{low:.8f}", f"{close:.8f}", f"{volume:.8f}",
+                open_time + bar_ms - 1, f"{volume * close:.8f}", 100 + i % 13,
+                f"{volume / 2:.8f}", f"{volume * close / 2:.8f}", "0",
+            ])
+            previous = close
+        return rows
+
+    def _take_fault(self, symbol: str) -> Fault | None:
+        with self._lock:
+            fault = self._fault
+            if fault is None or (fault.symbols is not None and symbol not in fault.symbols):
+                return None
+            if fault.times is not None:
+                if fault.times <= 0:
+                    return None
+                fault.times -= 1
+            return Fault(**asdict(fault))
+
+    def _faulty(self, fault: Fault, rows: list[list]) -> tuple[int, dict[str, str], bytes]:
+        mode = fault.mode
+        if mode == "http_500":
+            return _error(500, -1000, "An unknown error occurred while processing the request.")
+        if mode == "rate_limit_429":
+            status, headers, body = _error(429, -1003, "Too many requests; current limit is 6000 request weight per 1 MINUTE.")
+            return status, {"Retry-After": str(fault.retry_after)}, body
+        if mode == "ban_418":
+            status, headers, body = _error(418, -1003, "Way too many requests; IP banned.")
+            return status, {"Retry-After": str(fault.retry_after)}, body
+        if mode == "hang":
+            self._stopping.wait(fault.hang_s)
+            return 200, {}, json.dumps(rows).encode()
+        if mode == "malformed_json":
+            body = json.dumps(rows).encode()
+            return 200, {}, body[: max(len(body) // 2, 2)]
+        if mode == "empty":
+            return 200, {}, b"[]"
+        if mode == "not_a_list":
+            return 200, {}, json.dumps({"data": rows}).encode()
+        rows = [list(row) for row in rows]
+        if mode == "string_times":
+            rows[0][0] = str(rows[0][0])
+        elif mode == "nan_price":
+            rows[0][4] = "NaN"
+        elif mode == "negative_price":
+            rows[0][4] = "-1.5"
+        elif mode == "short_rows":
+            rows = [row[:5] for row in rows]
+        return 200, {}, json.dumps(rows).encode()
+
+
+def _error(status: int, code: int, msg: str) -> tuple[int, dict[str, str], bytes]:
+    return status, {}, json.dumps({"code": code, "msg": msg}).encode()
+
+
+def _default_closes(symbol: str) -> list[float]:
+    """A deterministic wavy series for symbols the test did not set."""
+    phase = zlib.crc32(symbol.encode()) % 1000 / 100
+    level = 10 + zlib.crc32(symbol.encode()) % 5000
+    return [round(level * (1 + 0.02 * math.sin(i / 7 + phase) + 0.01 * math.sin(i / 2.3)), 6) for i in range(DEFAULT_BARS)]
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """Threaded HTTP server that remembers its connections so stop() can close idle keep-alive ones."""
+
+    daemon_threads = True
+    request_queue_size = 256  # the default 5 drops SYNs when dozens of clients connect at once
+    exchange: ExchangeServer
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that gave up (timeout test) closes its socket; that is expected, not an error.
+        if self.exchange.verbose:
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real API
+    timeout = 30  # idle keep-alive connections end after this
+    server: _HTTPServer
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        exchange = self.server.exchange
+        if parts.path == "/api/v3/klines":
+            query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+            self._send(*exchange.klines(query))
+        elif parts.path == "/api/v3/ping":
+            self._send(200, {}, b"{}")
+        elif parts.path == "/api/v3/time":
+            self._send(200, {}, json.dumps({"serverTime": int(time.time() * 1000)}).encode())
+        elif parts.path == "/_control":
+            self._send(200, {}, json.dumps(exchange.state()).encode())
+        else:
+            self._send(*_error(404, -1, f"no route {parts.path}"))
+
+    def do_POST(self) -> None:
+        if urlsplit(self.path).path != "/_control":
+            self._send(*_error(404, -1, f"no route {self.path}"))
+            return
+        try:
+            command = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            if not isinstance(command, dict):
+                raise ValueError("the body must be a JSON object")
+            self.server.exchange.control(command)
+        except (ValueError, TypeError) as exc:
+            self._send(*_error(400, -1, f"bad control command: {exc}"))
+            return
+        self._send(200, {}, json.dumps(self.server.exchange.state()).encode())
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json;charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def log_message(self, format: str, *args) -> None:
+        if self.server.exchange.verbose:
+            super().log_message(format, *args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the server until SIGINT/SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m tests.exchange_server", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before every API answer")
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    done = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: done.set())
+    with ExchangeServer(args.host, args.port, args.latency_ms / 1000, verbose=args.verbose) as exchange:
+        print(f"listening on {exchange.url}", flush=True)
+        done.wait()
+
+
+if __name__ == "__main__":
+    main()
