@@ -20,6 +20,7 @@ closed one's * 1.01, so a client that keeps it is caught.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import re
@@ -74,7 +75,7 @@ class ExchangeServer:
         self.latency_s = latency_s
         self.now_ms: int | None = None  # a frozen clock for the bar layout; None follows the wall clock
         self.verbose = verbose
-        self._series: dict[str, list[float]] = {}
+        self._series: dict[str, tuple[float, ...]] = {}
         self._fault: Fault | None = None
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -120,7 +121,7 @@ class ExchangeServer:
         if not closes or not all(isinstance(c, (int, float)) and math.isfinite(c) and c > 0 for c in closes):
             raise ValueError("closes must be a non-empty list of finite positive numbers")
         with self._lock:
-            self._series[symbol] = [float(c) for c in closes]
+            self._series[symbol] = tuple(float(c) for c in closes)
 
     def set_fault(self, mode: str, times: int | None = None, symbols: list[str] | None = None,
                   retry_after: int = 1, hang_s: float = MAX_HANG_S) -> None:
@@ -196,23 +197,24 @@ class ExchangeServer:
             return _error(400, -1100, "Illegal characters found in parameter 'limit'.")
         if not 1 <= limit <= 1000:
             return _error(400, -1130, "Invalid data sent for a parameter.")
-        rows = self._rows(symbol, bar_ms)[-limit:]
+        rows = self._rows(symbol, bar_ms, limit)
         fault = self._take_fault(symbol)
         if fault is not None:
             return self._faulty(fault, rows)
         return 200, {}, json.dumps(rows).encode()
 
-    def _rows(self, symbol: str, bar_ms: int) -> list[list]:
-        """The symbol's closed bars and one open bar, in Binance's kline format."""
+    def _rows(self, symbol: str, bar_ms: int, limit: int) -> list[list]:
+        """The symbol's last `limit` bars in Binance's kline format, the last one still open."""
         with self._lock:
             closes = self._series.get(symbol) or _default_closes(symbol)
         now_ms = self.now_ms if self.now_ms is not None else int(time.time() * 1000)
         open_bar_time = now_ms // bar_ms * bar_ms
-        closes = closes + [round(closes[-1] * 1.01, 8)]
-        first_time = open_bar_time - (len(closes) - 1) * bar_ms
-        rows, previous = [], closes[0]
-        for i, close in enumerate(closes):
-            open_time, open_ = first_time + i * bar_ms, previous
+        closes = list(closes) + [round(closes[-1] * 1.01, 8)]
+        start = max(len(closes) - limit, 0)
+        rows = []
+        for i in range(start, len(closes)):
+            open_time = open_bar_time - (len(closes) - 1 - i) * bar_ms
+            close, open_ = closes[i], closes[max(i - 1, 0)]
             high, low = max(open_, close) * 1.001, min(open_, close) * 0.999
             volume = 10.0 + i % 7
             rows.append([
@@ -220,7 +222,6 @@ class ExchangeServer:
                 open_time + bar_ms - 1, f"{volume * close:.8f}", 100 + i % 13,
                 f"{volume / 2:.8f}", f"{volume * close / 2:.8f}", "0",
             ])
-            previous = close
         return rows
 
     def _take_fault(self, symbol: str) -> Fault | None:
@@ -270,11 +271,12 @@ def _error(status: int, code: int, msg: str) -> tuple[int, dict[str, str], bytes
     return status, {}, json.dumps({"code": code, "msg": msg}).encode()
 
 
-def _default_closes(symbol: str) -> list[float]:
+@functools.lru_cache(maxsize=1024)
+def _default_closes(symbol: str) -> tuple[float, ...]:
     """A deterministic wavy series for symbols the test did not set."""
     phase = zlib.crc32(symbol.encode()) % 1000 / 100
     level = 10 + zlib.crc32(symbol.encode()) % 5000
-    return [round(level * (1 + 0.02 * math.sin(i / 7 + phase) + 0.01 * math.sin(i / 2.3)), 6) for i in range(DEFAULT_BARS)]
+    return tuple(round(level * (1 + 0.02 * math.sin(i / 7 + phase) + 0.01 * math.sin(i / 2.3)), 6) for i in range(DEFAULT_BARS))
 
 
 class _HTTPServer(ThreadingHTTPServer):

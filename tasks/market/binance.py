@@ -150,6 +150,8 @@ def parse_klines(payload: object, where: str) -> Candles:
     """Check Binance klines ([openTime, "open", "high", "low", "close", "volume", closeTime, ...]) and convert them."""
     if not isinstance(payload, list):
         raise MarketDataError(f"{where}: expected a JSON list of klines, got {type(payload).__name__}")
+    if not payload:
+        raise MarketDataError(f"{where}: no klines in the answer; check that the symbol is listed and trading")
     n = len(payload)
     times = np.empty((n, 2), dtype=np.int64)
     values = np.empty((n, 5), dtype=np.float64)
