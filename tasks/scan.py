@@ -1,0 +1,67 @@
+"""Celery tasks: the scheduled market scan, fanned out over the workers for long symbol lists."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import time
+
+from celery import group
+from redis.exceptions import LockError
+
+from backend.publisher import Publisher
+from backend.redis_client import make_redis
+from backend.settings import load_settings
+from backend.signal_schema import LAST_SCAN_KEY
+from tasks.celery_app import app
+from tasks.market import make_source
+from tasks.scanner import MarketScanner
+from tasks.strategies import parse_strategies
+
+log = logging.getLogger(__name__)
+
+SCAN_LOCK_KEY = "qs:scan-lock"
+FANOUT_CHUNK = 100
+
+
+@functools.cache
+def scanner() -> MarketScanner:
+    """This worker process's scanner (built after fork, on first use)."""
+    settings = load_settings()
+    client = make_redis(settings.redis_url)
+    publisher = Publisher(client, settings.signal_channel, settings.history_maxlen, settings.max_signal_bytes)
+    source = make_source(settings.market_source, settings.binance_api_url)
+    return MarketScanner(source, parse_strategies(settings.strategies), publisher, settings.timeframe)
+
+
+@app.task(name="tasks.scan.scan_market")
+def scan_market() -> dict:
+    """Scan every configured symbol, unless the previous scan still runs."""
+    settings = load_settings()
+    client = scanner().publisher.client
+    lock = client.lock(SCAN_LOCK_KEY, timeout=max(5, 2 * settings.scan_interval), blocking=False)
+    if not lock.acquire():
+        log.info("previous scan still running; skipping this one")
+        return {"skipped": True}
+    try:
+        symbols = list(settings.symbols)
+        if len(symbols) > FANOUT_CHUNK:
+            chunks = [symbols[i:i + FANOUT_CHUNK] for i in range(0, len(symbols), FANOUT_CHUNK)]
+            group(scan_symbols.s(chunk) for chunk in chunks).apply_async(expires=settings.scan_interval)
+            return {"fanned_out": len(chunks)}
+        return scan_symbols(symbols)
+    finally:
+        with contextlib.suppress(LockError):  # expired meanwhile: nothing of ours to release
+            lock.release()
+
+
+@app.task(name="tasks.scan.scan_symbols")
+def scan_symbols(symbols: list[str]) -> dict:
+    """Scan SYMBOLS and record when the scan completed."""
+    report = scanner().scan(symbols)
+    scanner().publisher.client.set(LAST_SCAN_KEY, time.time())
+    log.info("scanned %d symbols in %.2fs: %d new signals, %d duplicates, %d errors", report.symbols,
+             report.seconds, len(report.published), report.duplicates, len(report.errors))
+    return {"symbols": report.symbols, "published": [s["id"] for s in report.published],
+            "duplicates": report.duplicates, "errors": report.errors, "seconds": round(report.seconds, 3)}

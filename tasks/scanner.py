@@ -1,0 +1,103 @@
+"""The market scan as plain code: fetch closed candles, run the strategies, publish new signals."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import redis
+
+from backend.publisher import Publisher, signal_id, utc_iso
+from tasks.market import Candles, MarketDataError, MarketSource, fetch_many, timeframe_ms
+from tasks.strategies import Decision, Strategy
+
+log = logging.getLogger(__name__)
+
+
+def make_signal(symbol: str, timeframe: str, strategy: Strategy, decision: Decision, candles: Candles,
+                source: str) -> dict:
+    """The signal of DECISION on bar decision.index of CANDLES, in the fields of DESIGN.md."""
+    bar_ms = int(candles.open_time[decision.index])
+    return {
+        "v": 1,
+        "id": signal_id(symbol, strategy.spec, timeframe, bar_ms, decision.type),
+        "type": decision.type,
+        "price": float(candles.close[decision.index]),
+        "symbol": symbol,
+        "timeframe": timeframe,
+        "strategy": strategy.spec,
+        "bar_time": utc_iso(bar_ms),
+        "source": source,
+        "reason": decision.reason,
+        "indicators": decision.indicators,
+    }
+
+
+@dataclass
+class ScanReport:
+    """What one scan did."""
+
+    symbols: int = 0
+    published: list[dict] = field(default_factory=list)
+    duplicates: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class MarketScanner:
+    """Runs the strategies on the last closed bar of each symbol and publishes what fired."""
+
+    def __init__(self, source: MarketSource, strategies: list[Strategy], publisher: Publisher, timeframe: str,
+                 max_workers: int = 32):
+        """Bind the market source, strategies and publisher."""
+        self.source = source
+        self.strategies = strategies
+        self.publisher = publisher
+        self.timeframe = timeframe
+        self.max_workers = max_workers
+        self.lookback = max(s.lookback for s in strategies)
+
+    def scan(self, symbols: list[str] | tuple[str, ...], now_ms: int | None = None) -> ScanReport:
+        """Scan SYMBOLS once; a symbol whose data is broken is reported and skipped."""
+        started = time.monotonic()
+        report = ScanReport(symbols=len(symbols))
+        results = fetch_many(self.source, symbols, self.timeframe, self.lookback, self.max_workers, now_ms)
+        for symbol, candles in results.items():
+            if isinstance(candles, MarketDataError):
+                report.errors[symbol] = str(candles)
+                log.warning("market data for %s unusable: %s", symbol, candles)
+                continue
+            if len(candles) < 2:
+                continue
+            for strategy in self.strategies:
+                decision = strategy.decide_last(candles.close)
+                if decision is None:
+                    continue
+                signal = make_signal(symbol, self.timeframe, strategy, decision, candles, self.source.name)
+                stale_at = int(candles.close_time[-1]) / 1000 + timeframe_ms(self.timeframe) / 1000
+                stored, created = self.publish_until_stale(signal, stale_at)
+                if stored is None:
+                    report.errors[symbol] = f"publish of {signal['id']} gave up: bar stale"
+                elif created:
+                    report.published.append(stored)
+                else:
+                    report.duplicates += 1
+        report.seconds = time.monotonic() - started
+        return report
+
+    def publish_until_stale(self, signal: dict, stale_at: float) -> tuple[dict | None, bool]:
+        """Publish, retrying while Redis is unreachable, until done or the next bar has closed."""
+        backoff = 0.1
+        deadline = max(stale_at, time.time() + 5)
+        while True:
+            try:
+                return self.publisher.publish(signal)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if time.time() + backoff > deadline:
+                    log.error("gave up publishing %s: Redis unreachable until the bar went stale (%s)",
+                              signal["id"], exc)
+                    return None, False
+                log.warning("publish of %s failed (%s); retrying in %.1fs", signal["id"], exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)

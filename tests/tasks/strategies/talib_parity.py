@@ -1,0 +1,48 @@
+"""Print the largest relative difference from TA-Lib per indicator, and the scan cost.
+
+Run: cd /work/main && PYTHONPATH=. .venv/bin/python tests/tasks/strategies/talib_parity.py
+"""
+import time
+
+import numpy as np
+import talib
+
+from tasks.strategies import indicators, parse_strategies
+
+
+def max_relative(ours, reference):
+    """Largest |ours - reference| / |reference| where reference is a number."""
+    assert np.array_equal(np.isnan(ours), np.isnan(reference)), "NaN positions differ"
+    valid = ~np.isnan(reference) & (reference != 0)
+    return float(np.max(np.abs(ours[valid] - reference[valid]) / np.abs(reference[valid])))
+
+
+def main():
+    rng = np.random.default_rng(20261125)
+    walks = [100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, 5000))) for _ in range(20)]
+    worst = {}
+    for x in walks:
+        for p in (2, 9, 21, 50, 200):
+            worst["sma"] = max(worst.get("sma", 0), max_relative(indicators.sma(x, p), talib.SMA(x, p)))
+            worst["ema"] = max(worst.get("ema", 0), max_relative(indicators.ema(x, p), talib.EMA(x, p)))
+            worst["rsi"] = max(worst.get("rsi", 0), max_relative(indicators.rsi(x, p), talib.RSI(x, p)))
+        for args in ((12, 26, 9), (5, 35, 5), (8, 21, 5)):
+            for name, mine, theirs in zip(("macd_line", "macd_signal", "macd_hist"),
+                                          indicators.macd(x, *args), talib.MACD(x, *args)):
+                worst[name] = max(worst.get(name, 0), max_relative(mine, theirs))
+    print("max relative difference from TA-Lib (20 walks x 5000 bars):")
+    for name, value in worst.items():
+        print(f"  {name:12s} {value:.3e}")
+
+    strategies = parse_strategies("sma_cross;ema_cross;macd;rsi")
+    closes = [100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, 500))) for _ in range(1000)]
+    for method in ("decide_last", "decisions"):
+        start = time.perf_counter()
+        for x in closes:
+            for strategy in strategies:
+                getattr(strategy, method)(x)
+        print(f"{method}: 1000 symbols x 500 bars x 4 strategies in {time.perf_counter() - start:.3f} s")
+
+
+if __name__ == "__main__":
+    main()

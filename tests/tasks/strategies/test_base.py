@@ -1,0 +1,91 @@
+"""Behaviour every strategy inherits: live decisions, no look-ahead, the registry."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from tasks.strategies import BUY, SELL, Decision, Strategy, parse_strategies, parse_strategy, register
+from tasks.strategies.base import REGISTRY, crossings
+
+SPECS = ["sma_cross:fast=5,slow=12", "ema_cross:fast=5,slow=12", "macd:fast=5,slow=12,signal=4",
+         "rsi:period=5,lower=40,upper=60"]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_decide_last_on_every_prefix_agrees_with_decisions(short_closes, spec):
+    strategy = parse_strategy(spec)
+    by_index = {d.index: d for d in strategy.decisions(short_closes)}
+
+    live = [strategy.decide_last(short_closes[:end]) for end in range(len(short_closes) + 1)]
+
+    assert len(by_index) > 5
+    assert live[1:] == [by_index.get(i) for i in range(len(short_closes))]
+    assert live[0] is None
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_later_bars_never_change_earlier_decisions(short_closes, spec):
+    strategy = parse_strategy(spec)
+    full = strategy.decisions(short_closes)
+
+    earlier = strategy.decisions(short_closes[:250])
+
+    assert earlier == [d for d in full if d.index < 250]
+
+
+def test_crossings_needs_finite_values_on_both_bars():
+    d = np.array([np.nan, 1.0, -1.0, np.inf, -1.0, 0.0, 2.0, 0.0, -3.0])
+
+    up, down = crossings(d, 1.0)
+
+    assert np.flatnonzero(up).tolist() == [6]
+    assert np.flatnonzero(down).tolist() == [2, 8]
+
+
+def test_decision_is_frozen_and_hashable():
+    decision = Decision(3, BUY, "why", {"x": 1.0})
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.type = SELL
+    assert decision in {decision}
+
+
+@pytest.fixture
+def registry():
+    """The registry, restored after the test."""
+    saved = dict(REGISTRY)
+    yield REGISTRY
+    REGISTRY.clear()
+    REGISTRY.update(saved)
+
+
+def test_one_decorated_class_adds_a_strategy(registry, short_closes):
+    @register
+    class Breakout(Strategy):
+        """BUY when the close rises above the previous high of `period` closes."""
+
+        name = "breakout"
+        defaults = {"period": 20}
+
+        @property
+        def min_bars(self):
+            return self.period + 2
+
+        def _lines(self, close):
+            high = np.full(len(close), np.nan)
+            for i in range(self.period, len(close)):
+                high[i] = close[i - self.period:i].max()
+            return {"close": close, "high": high}
+
+        def _events(self, lines, close):
+            up, _ = crossings(lines["close"] - lines["high"], close)
+            return up, np.zeros(len(close), dtype=bool)
+
+        def _reason(self, kind):
+            return f"close broke above its {self.period}-bar high"
+
+    strategies = parse_strategies("breakout:period=10; sma_cross")
+
+    assert [s.spec for s in strategies] == ["breakout:period=10", "sma_cross:fast=9,slow=21"]
+    assert all(d.type == BUY for d in strategies[0].decisions(short_closes))
+    assert "breakout:period=20" in str(pytest.raises(ValueError, parse_strategy, "nope").value)
