@@ -97,15 +97,17 @@ class Strategy(ABC):
             setattr(self, key, value)
         self._check()
         if self.min_bars > MAX_LOOKBACK:
-            raise StrategyError(f"{self.spec} needs {self.min_bars} bars before its first decision, "
-                                f"more than the {MAX_LOOKBACK} a scan can fetch; use smaller periods")
+            raise StrategyError(
+                f"{self.spec} needs {self.min_bars} bars before its first decision, "
+                f"more than the {MAX_LOOKBACK} a scan can fetch; use smaller periods")
 
     def _checked(self, key: str, value: float) -> int | float:
         """Return value as the parameter's type, or raise StrategyError."""
         if isinstance(self.defaults[key], int):
             if (isinstance(value, bool) or not isinstance(value, numbers.Real)
                     or not math.isfinite(value) or value != int(value) or value < self.min_period):
-                raise StrategyError(f"{key} must be a whole number >= {self.min_period}, got {_shown(value)}")
+                raise StrategyError(
+                    f"{key} must be a whole number >= {self.min_period}, got {_shown(value)}")
             return int(value)
         if (isinstance(value, bool) or not isinstance(value, numbers.Real)
                 or not math.isfinite(value) or value <= 0):
@@ -139,7 +141,8 @@ class Strategy(ABC):
         """Indicator series by name; these names are the keys of Decision.indicators."""
 
     @abstractmethod
-    def _events(self, lines: dict[str, np.ndarray], close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _events(self, lines: dict[str, np.ndarray],
+                close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Masks (buy, sell) over the bars of lines (close gives the price scale)."""
 
     @abstractmethod

@@ -111,8 +111,9 @@ class RsiBands(Strategy):
 
     def _check(self) -> None:
         if not (self.lower < 100 and self.upper < 100):
-            raise StrategyError(f"lower and upper must lie strictly between 0 and 100, "
-                                f"got lower={format_number(self.lower)}, upper={format_number(self.upper)}")
+            raise StrategyError(
+                f"lower and upper must lie strictly between 0 and 100, "
+                f"got lower={format_number(self.lower)}, upper={format_number(self.upper)}")
         if self.lower >= self.upper:
             raise StrategyError(f"lower ({format_number(self.lower)}) must be less than "
                                 f"upper ({format_number(self.upper)})")

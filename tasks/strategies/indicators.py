@@ -34,13 +34,10 @@ def _ema(x, period, seed_end):
     k = 2.0 / (period + 1)
     prev = 0.0
     for v in values[seed_end - period + 1:seed_end + 1]:
-        prev += v  # summed in order, as TA-Lib does, to agree to the last bit
+        prev += v  # summed in order, as TA-Lib does
     prev /= period
-    result = [prev]
-    for v in values[seed_end + 1:]:
-        prev = (v - prev) * k + prev
-        result.append(prev)
-    out[seed_end:] = result
+    out[seed_end] = prev
+    out[seed_end + 1:] = [prev := (v - prev) * k + prev for v in values[seed_end + 1:]]
     return out
 
 
@@ -93,41 +90,30 @@ def macd(close, fast=12, slow=26, signal=9):
     return tuple(outs)
 
 
+def _wilder(values, period):
+    """Wilder's average of values: the mean of the first period, then (prev*(period-1)+v)/period."""
+    prev = 0.0
+    for v in values[:period]:
+        prev += v  # summed in order, as TA-Lib does
+    prev /= period
+    m = period - 1
+    return [prev] + [prev := (prev * m + v) / period for v in values[period:]]
+
+
 def rsi(close, period=14):
-    """Wilder's RSI; first value at bar period; 0 when gains and losses are both 0 (or NaN), as in TA-Lib."""
+    """Wilder's RSI from bar period on; 0 where gains and losses are both 0 or NaN (as TA-Lib)."""
     x = as_prices(close)
     period = _period("period", period, 2)
     start = _first_number(x)
     out = np.full(len(x), np.nan)
-    values = x[start:].tolist()
-    if len(values) <= period:
+    if len(x) - start <= period:
         return out
-    gain = loss = 0.0
-    prev = values[0]
-    for v in values[1:period + 1]:
-        change = v - prev
-        prev = v
-        if change < 0:
-            loss -= change
-        else:
-            gain += change
-    gain /= period
-    loss /= period
+    change = np.diff(x[start:])
+    # A NaN change counts as a gain, as in TA-Lib, so the average gain stays NaN from then on.
+    falling = change < 0
+    gain = np.array(_wilder(np.where(falling, 0.0, change).tolist(), period))
+    loss = np.array(_wilder(np.where(falling, -change, 0.0).tolist(), period))
     total = gain + loss
-    result = [100.0 * (gain / total) if total > 0.0 else 0.0]
-    for v in values[period + 1:]:
-        change = v - prev
-        prev = v
-        # Same operation order as TA-Lib, so values agree to the last bit.
-        loss *= period - 1
-        gain *= period - 1
-        if change < 0:
-            loss -= change
-        else:
-            gain += change
-        loss /= period
-        gain /= period
-        total = gain + loss
-        result.append(100.0 * (gain / total) if total > 0.0 else 0.0)
-    out[start + period:] = result
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[start + period:] = np.where(total > 0.0, 100.0 * (gain / total), 0.0)
     return out

@@ -3,6 +3,7 @@
 import hashlib
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from tasks.market import MarketDataError, SimulatedSource
 
 NOW_MS = 1_764_000_030_000
+REPO = Path(__file__).resolve().parents[3]
 
 
 def sma(values, n):
@@ -61,7 +63,7 @@ def test_another_process_computes_the_same_history():
     )
     here = SimulatedSource(seed=7).fetch("ETHUSDT", "1m", 300, now_ms=NOW_MS)
 
-    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout.strip()
 
     assert there == hashlib.sha256(here.close.tobytes() + here.high.tobytes() + here.open_time.tobytes()).hexdigest()
 

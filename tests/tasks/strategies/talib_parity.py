@@ -10,11 +10,12 @@ import talib
 from tasks.strategies import indicators, parse_strategies
 
 
-def max_relative(ours, reference):
-    """Largest |ours - reference| / |reference| where reference is a number."""
+def max_relative(ours, reference, scale=None):
+    """Largest |ours - reference| / |scale| (scale defaults to reference) where reference is a number."""
     assert np.array_equal(np.isnan(ours), np.isnan(reference)), "NaN positions differ"
-    valid = ~np.isnan(reference) & (reference != 0)
-    return float(np.max(np.abs(ours[valid] - reference[valid]) / np.abs(reference[valid])))
+    scale = reference if scale is None else scale
+    valid = ~np.isnan(reference) & (scale != 0)
+    return float(np.max(np.abs(ours[valid] - reference[valid]) / np.abs(scale[valid])))
 
 
 def main():
@@ -30,9 +31,11 @@ def main():
             for name, mine, theirs in zip(("macd_line", "macd_signal", "macd_hist"),
                                           indicators.macd(x, *args), talib.MACD(x, *args)):
                 worst[name] = max(worst.get(name, 0), max_relative(mine, theirs))
+                per_price = name + " (of price)"
+                worst[per_price] = max(worst.get(per_price, 0), max_relative(mine, theirs, x))
     print("max relative difference from TA-Lib (20 walks x 5000 bars):")
     for name, value in worst.items():
-        print(f"  {name:12s} {value:.3e}")
+        print(f"  {name:22s} {value:.3e}")
 
     strategies = parse_strategies("sma_cross;ema_cross;macd;rsi")
     closes = [100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, 500))) for _ in range(1000)]

@@ -1,0 +1,37 @@
+"""fetch_many: many symbols at once, each with its own result or error."""
+
+from tasks.market import BinanceSource, Candles, MarketDataError, SimulatedSource, fetch_many
+
+SYMBOLS = [f"S{i:03d}USDT" for i in range(200)]
+
+
+def test_200_symbols_at_50_ms_latency_each_get_their_own_bars(exchange):
+    exchange.latency_s = 0.05
+    for i, symbol in enumerate(SYMBOLS):
+        exchange.set_series(symbol, [float(i + 1 + k) for k in range(30)])
+
+    results = fetch_many(BinanceSource(exchange.url), SYMBOLS, "1m", 20, now_ms=exchange.now_ms)
+
+    assert list(results) == SYMBOLS
+    for i, symbol in enumerate(SYMBOLS):
+        candles = results[symbol]
+        assert isinstance(candles, Candles), candles
+        assert candles.close.tolist() == [float(i + 1 + k) for k in range(10, 30)]
+    assert exchange.counts() == {symbol: 1 for symbol in SYMBOLS}
+
+
+def test_a_failing_symbol_does_not_spoil_the_others(exchange):
+    exchange.set_fault("not_a_list", symbols=["S001USDT", "S002USDT"])
+
+    results = fetch_many(BinanceSource(exchange.url), SYMBOLS[:10], "1m", 5)
+
+    assert [s for s, r in results.items() if isinstance(r, MarketDataError)] == ["S001USDT", "S002USDT"]
+    assert all(len(r) == 5 for s, r in results.items() if isinstance(r, Candles))
+
+
+def test_works_with_any_source_and_ignores_duplicates():
+    results = fetch_many(SimulatedSource(), ["BTCUSDT", "ETHUSDT", "BTCUSDT"], "1m", 10, max_workers=2)
+
+    assert list(results) == ["BTCUSDT", "ETHUSDT"]
+    assert all(len(candles) == 10 for candles in results.values())
+    assert fetch_many(SimulatedSource(), [], "1m", 10) == {}
