@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -52,13 +53,23 @@ def main(argv: list[str] | None = None) -> int:
         log.info("using Redis at %s", settings.redis_url)
     log.info("dashboard: http://127.0.0.1:%d/  (Ctrl-C stops everything)", settings.port)
     command = [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), *(argv or [])]
+    # SIGTERM must unwind like Ctrl-C, or the embedded Redis would outlive the stack.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    honcho = subprocess.Popen(command, env=env, cwd=ROOT)
     try:
-        return subprocess.call(command, env=env, cwd=ROOT)
+        return honcho.wait()
     except KeyboardInterrupt:
         return 0
     finally:
+        if honcho.poll() is None:
+            honcho.terminate()
+            try:
+                honcho.wait(20)
+            except subprocess.TimeoutExpired:
+                honcho.kill()
         if embedded:
             embedded.cleanup()
+            log.info("stopped the embedded redis-server")
 
 
 if __name__ == "__main__":

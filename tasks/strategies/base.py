@@ -13,7 +13,8 @@ from .indicators import as_prices
 
 BUY = "BUY"
 SELL = "SELL"
-MAX_LOOKBACK = 1000  # the most candles one exchange request returns (Binance klines)
+# Binance returns at most 1000 klines per request and the scan spends one on the still-open bar.
+MAX_LOOKBACK = 999
 # Seed weight below which a recursive average no longer depends on where the data began,
 # so the live scan (a window of bars) and the backtest (all bars) agree.
 SETTLED_WEIGHT = 1e-9

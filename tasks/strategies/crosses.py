@@ -129,6 +129,7 @@ class RsiBands(Strategy):
         return {"rsi": rsi(close, self.period)}
 
     def _events(self, lines, close):
+        # RSI lives on a 0-100 scale whatever the price, so ties are judged against 100.
         buy, _ = crossings(lines["rsi"] - self.lower, 100.0)
         _, sell = crossings(lines["rsi"] - self.upper, 100.0)
         return buy, sell

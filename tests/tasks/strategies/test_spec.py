@@ -60,7 +60,7 @@ def test_classes_take_parameters_directly():
     ("rsi:upper=100", "lower and upper must lie strictly between 0 and 100, got lower=30, upper=100"),
     ("rsi:lower=80", "lower (80) must be less than upper (70)"),
     ("rsi:lower=70", "lower (70) must be less than upper (70)"),
-    ("sma_cross:slow=1000", "needs 1001 bars before its first decision, more than the 1000"),
+    ("sma_cross:slow=999", "needs 1000 bars before its first decision, more than the 999"),
 ])
 def test_invalid_spec_says_what_is_wrong(text, message):
     with pytest.raises(StrategyError) as error:

@@ -1,0 +1,54 @@
+"""`make run`'s stack: honcho runs the Procfile, with an embedded Redis when none answers."""
+
+import os
+import re
+import sys
+
+import requests
+
+from tests.support import RecordingClient, ServerProcess, free_port, wait_until
+
+
+def test_make_run_stack_with_embedded_redis_serves_simulated_signals(base_env, tmp_path):
+    closed_port = free_port()
+    web_port, flower_port = free_port(), free_port()
+    env = {**base_env, "REDIS_URL": f"redis://127.0.0.1:{closed_port}/0", "PORT": str(web_port),
+           "FLOWER_PORT": str(flower_port)}
+    for name in ("MARKET_SOURCE", "TIMEFRAME", "SCAN_INTERVAL", "SYMBOLS", "STRATEGIES"):
+        env.pop(name, None)
+    stack = ServerProcess([sys.executable, "-m", "backend.stack"], env, "stack", tmp_path).start()
+    client = None
+    try:
+        line = wait_until(lambda: re.search(r"embedded redis-server at redis://127.0.0.1:(\d+)/0 \(pid (\d+)\)",
+                                            stack.log()), 30, message="the embedded Redis log line")
+        redis_port, redis_pid = int(line.group(1)), int(line.group(2))
+        assert redis_port != closed_port
+        wait_until(lambda: _status(f"http://127.0.0.1:{web_port}/readyz") == 200, 60, 0.2, message="web ready")
+        client = RecordingClient(f"http://127.0.0.1:{web_port}")
+        signal = client.wait_signals(1, timeout=60)[0]
+        flower = wait_until(lambda: _status(f"http://127.0.0.1:{flower_port}/api/workers") == 200, 60, 0.2,
+                            message="Flower API")
+
+        assert signal["source"] == "simulated" and signal["seq"] >= 1
+        assert flower
+    finally:
+        if client:
+            client.close()
+        stack.stop()
+    assert not _alive(redis_pid), "the embedded redis-server outlived the stack"
+    assert _status(f"http://127.0.0.1:{web_port}/healthz") is None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def _status(url: str):
+    try:
+        return requests.get(url, timeout=2).status_code
+    except requests.RequestException:
+        return None
