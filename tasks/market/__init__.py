@@ -26,7 +26,8 @@ __all__ = [
 def make_source(settings_market_source: str, binance_api_url: str) -> MarketSource:
     """The source named by MARKET_SOURCE: "binance", "simulated" or "csv:PATH" (replayed bar by bar)."""
     if settings_market_source == "binance":
-        return BinanceSource(binance_api_url)
+        # Short read timeout: with retries, a hanging exchange must not eat a whole scan interval.
+        return BinanceSource(binance_api_url, read_timeout=4)
     if settings_market_source == "simulated":
         return SimulatedSource()
     if settings_market_source.startswith("csv:") and settings_market_source[4:]:

@@ -108,7 +108,9 @@ class BinanceSource(MarketSource):
                 "fewer SYMBOLS or a longer SCAN_INTERVAL lowers the request weight"
             )
         if response.status_code != 200:
-            raise MarketDataError(f"{where}: HTTP {response.status_code} {_error_text(response)}")
+            retry_after = response.headers.get("Retry-After")
+            hint = f", Retry-After: {retry_after} s" if retry_after else ""
+            raise MarketDataError(f"{where}: HTTP {response.status_code} {_error_text(response)}{hint}")
         try:
             payload = response.json()
         except ValueError:

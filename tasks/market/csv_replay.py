@@ -56,7 +56,10 @@ class CsvSource(MarketSource):
         return series
 
     def fetch(self, symbol: str, timeframe: str, limit: int, now_ms: int | None = None) -> Candles:
-        """The last `limit` closed bars at `now_ms`, or, when replaying, the next step of the replay."""
+        """The last `limit` closed bars at `now_ms`, or, when replaying, the next step of the replay.
+
+        The file's own spacing sets the bar length; `timeframe` only labels the request.
+        """
         check_limit(limit, MAX_LIMIT)
         candles = self.all(symbol)
         if self.replay:
@@ -94,6 +97,8 @@ def _load(path: Path) -> dict[str, Candles]:
                         f"{path}, line {line}: {len(cells)} cells but the header has {len(header)}; fix or remove the row"
                     )
                 symbol = cells[columns["symbol"]].strip().upper() if "symbol" in columns else ANY_SYMBOL
+                if "symbol" in columns and not symbol:
+                    raise MarketDataError(f"{path}, line {line}: the symbol cell is empty; fill it or remove the row")
                 rows.setdefault(symbol, []).append((line, *_row(path, line, cells, columns)))
     except OSError as exc:
         raise MarketDataError(f"cannot read CSV {path}: {exc.strerror or exc}") from None

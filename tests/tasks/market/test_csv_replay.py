@@ -126,6 +126,7 @@ def test_missing_time_column_says_how_to_name_it(tmp_path):
         ("time,open,high,low,close\n1700000000,5,4,3,5\n", "line 2: high/low do not enclose"),
         ("time,close\n1700000000,1\n1700000120,2\n1700000060,3\n", "line 4: time .* is not after line 3"),
         ("time,close\n1700000000,1\n1700000000,2\n", "line 3: time .* is not after line 2"),
+        ("time,symbol,close\n1700000000,,2\n", "line 2: the symbol cell is empty"),
         ("", "is empty"),
         ("time,close\n", "no data rows"),
     ],

@@ -1,0 +1,117 @@
+"""The market scan as plain code, against a real loopback exchange and a real Redis."""
+
+import pytest
+
+from backend import history
+from tasks.market import BinanceSource
+from tasks.scanner import MarketScanner
+from tasks.strategies import parse_strategies
+from tests.exchange_server import ExchangeServer
+
+NOW_MS = 1_764_000_030_000  # 30 s into the 1m bar that opened at 1_764_000_000_000
+LAST_CLOSED_OPEN_MS = 1_764_000_000_000 - 60_000
+# Falling, then a jump on the last closed bar: SMA(3) crosses above SMA(5) there and only there.
+CROSS_UP = [100 - i * 0.5 for i in range(30)] + [200.0]
+# SMA(3) a hair below SMA(5) on the last closed bar; only the still-open bar (last * 1.01) would cross.
+OPEN_BAR_ONLY = [100.0] * 30 + [99.99] * 3
+
+
+@pytest.fixture
+def exchange():
+    """A loopback exchange frozen at NOW_MS."""
+    with ExchangeServer() as server:
+        server.now_ms = NOW_MS
+        yield server
+
+
+def make_scanner(exchange, publisher, read_timeout=5.0) -> MarketScanner:
+    source = BinanceSource(exchange.url, read_timeout=read_timeout)
+    return MarketScanner(source, parse_strategies("sma_cross:fast=3,slow=5"), publisher, "1m")
+
+
+def test_cross_on_last_closed_bar_is_published_with_the_contract_fields(exchange, publisher, redis_client):
+    exchange.set_series("BTCUSDT", CROSS_UP)
+
+    report = make_scanner(exchange, publisher).scan(["BTCUSDT"], now_ms=NOW_MS)
+
+    assert [s["id"] for s in report.published] == [
+        f"BTCUSDT:sma_cross:fast=3,slow=5:1m:{LAST_CLOSED_OPEN_MS}:BUY"]
+    signal = history.read_range(redis_client, 0)[0]
+    assert signal["type"] == "BUY" and signal["price"] == 200.0 and signal["seq"] == 1
+    assert signal["bar_time"] == "2025-11-24T15:59:00Z" and signal["source"] == "binance"
+    assert signal["strategy"] == "sma_cross:fast=3,slow=5" and signal["timeframe"] == "1m"
+    assert set(signal["indicators"]) == {"sma_fast", "sma_slow"} and "above" in signal["reason"]
+
+
+def test_still_open_bar_never_fires(exchange, publisher, redis_client):
+    exchange.set_series("BTCUSDT", OPEN_BAR_ONLY)
+
+    report = make_scanner(exchange, publisher).scan(["BTCUSDT"], now_ms=NOW_MS)
+
+    assert report.published == [] and report.errors == {}
+    assert history.read_range(redis_client, 0) == []
+
+
+def test_same_bar_never_fires_twice_across_scans(exchange, publisher, redis_client):
+    exchange.set_series("BTCUSDT", CROSS_UP)
+    scanner = make_scanner(exchange, publisher)
+
+    reports = [scanner.scan(["BTCUSDT"], now_ms=NOW_MS) for _ in range(3)]
+
+    assert [len(r.published) for r in reports] == [1, 0, 0]
+    assert [r.duplicates for r in reports] == [0, 1, 1]
+    assert len(history.read_range(redis_client, 0)) == 1
+
+
+@pytest.mark.parametrize("mode", ["http_500", "rate_limit_429", "ban_418", "malformed_json", "empty",
+                                  "string_times", "nan_price", "negative_price", "short_rows", "not_a_list"])
+def test_broken_exchange_publishes_nothing_then_recovers(exchange, publisher, redis_client, mode):
+    exchange.set_series("BTCUSDT", CROSS_UP)
+    exchange.set_fault(mode, retry_after=0)
+    scanner = make_scanner(exchange, publisher)
+
+    broken = scanner.scan(["BTCUSDT"], now_ms=NOW_MS)
+    exchange.clear_fault()
+    healthy = scanner.scan(["BTCUSDT"], now_ms=NOW_MS)
+
+    assert broken.published == [] and "BTCUSDT" in broken.errors
+    assert len(healthy.published) == 1 and healthy.errors == {}
+    assert [s["price"] for s in history.read_range(redis_client, 0)] == [200.0]
+
+
+def test_transient_500_is_retried_within_the_scan(exchange, publisher):
+    exchange.set_series("BTCUSDT", CROSS_UP)
+    exchange.set_fault("http_500", times=1)
+
+    report = make_scanner(exchange, publisher).scan(["BTCUSDT"], now_ms=NOW_MS)
+
+    assert len(report.published) == 1 and exchange.request_count("BTCUSDT") == 2
+
+
+def test_hang_past_the_timeout_is_an_error_not_a_stall(exchange, publisher):
+    exchange.set_series("BTCUSDT", CROSS_UP)
+    exchange.set_fault("hang", hang_s=5)
+
+    report = make_scanner(exchange, publisher, read_timeout=0.3).scan(["BTCUSDT"], now_ms=NOW_MS)
+
+    assert report.published == [] and "timed out" in report.errors["BTCUSDT"]
+
+
+def test_closed_port_is_an_error(publisher):
+    with ExchangeServer() as server:
+        url = server.url
+    scanner = MarketScanner(BinanceSource(url), parse_strategies("sma_cross"), publisher, "1m")
+
+    report = scanner.scan(["BTCUSDT"], now_ms=NOW_MS)
+
+    assert report.published == [] and "BTCUSDT" in report.errors
+
+
+def test_one_broken_symbol_does_not_stop_the_others(exchange, publisher):
+    exchange.set_series("BTCUSDT", CROSS_UP)
+    exchange.set_series("ETHUSDT", CROSS_UP)
+    exchange.set_fault("malformed_json", symbols=["ETHUSDT"])
+
+    report = make_scanner(exchange, publisher).scan(["BTCUSDT", "ETHUSDT"], now_ms=NOW_MS)
+
+    assert [s["symbol"] for s in report.published] == ["BTCUSDT"] and list(report.errors) == ["ETHUSDT"]
