@@ -84,3 +84,33 @@ def connect():
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def start_celery(base_env, tmp_path):
+    """Factory: a real Celery worker or beat process (extra env as keyword arguments); stopped after the test."""
+    import sys
+
+    from tests.support import ServerProcess, wait_until
+
+    processes: list[ServerProcess] = []
+
+    def start(kind: str = "worker", wait: bool = True, **extra) -> ServerProcess:
+        name = f"{kind}{len(processes)}"
+        args = [sys.executable, "-m", "celery", "-A", "tasks.celery_app"]
+        if kind == "worker":
+            args += ["worker", "-E", "--loglevel=INFO", "--concurrency=1", "-n", f"{name}@%h"]
+        else:
+            args += ["beat", "-S", "redbeat.RedBeatScheduler", "--loglevel=INFO",
+                     "--pidfile", str(tmp_path / f"{name}.pid"), "--schedule", str(tmp_path / f"{name}.db")]
+        process = ServerProcess(args, {**base_env, **extra}, name, tmp_path).start()
+        processes.append(process)
+        if wait and kind == "worker":
+            wait_until(lambda: " ready." in process.log() or process.process.poll() is not None, 60, 0.1,
+                       message=f"{name} ready")
+            assert process.process.poll() is None, process.log()[-3000:]
+        return process
+
+    yield start
+    for process in processes:
+        process.stop()
