@@ -20,8 +20,10 @@ DEMO_DEFAULTS = {
     "MARKET_SOURCE": "simulated",
     "TIMEFRAME": "5s",
     "SCAN_INTERVAL": "5",
-    "SYMBOLS": "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT",
-    "STRATEGIES": "sma_cross:fast=9,slow=21;ema_cross:fast=9,slow=21;rsi:period=14,lower=30,upper=70",
+    # Eight symbols × four strategies: on the simulated feed some bar fires at least every ~7 bars.
+    "SYMBOLS": "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT,ADAUSDT,DOGEUSDT,AVAXUSDT",
+    "STRATEGIES": "sma_cross:fast=9,slow=21;ema_cross:fast=9,slow=21;macd:fast=12,slow=26,signal=9;"
+                  "rsi:period=14,lower=30,upper=70",
     "FLOWER_UNAUTHENTICATED_API": "true",
 }
 
