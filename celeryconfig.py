@@ -27,7 +27,7 @@ worker_prefetch_multiplier = 1
 worker_send_task_events = True  # Flower
 task_send_sent_event = True
 
-beat_scheduler = "redbeat.RedBeatScheduler"
+beat_scheduler = "tasks.beat_scheduler:RestartSafeRedBeatScheduler"
 beat_max_loop_interval = min(5, _settings.scan_interval)
 # RedBeat: the lock must outlive the longest loop, or a second beat takes over mid-run.
 redbeat_lock_timeout = beat_max_loop_interval * 5
@@ -43,3 +43,5 @@ beat_schedule = {
         "options": {"expires": float(_settings.scan_interval)},
     },
 }
+# Beat waits for Redis (at start and after a restart) instead of exiting.
+redbeat_redis_options = {"retry_period": -1}

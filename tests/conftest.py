@@ -101,7 +101,7 @@ def start_celery(base_env, tmp_path):
         if kind == "worker":
             args += ["worker", "-E", "--loglevel=INFO", "--concurrency=1", "-n", f"{name}@%h"]
         else:
-            args += ["beat", "-S", "redbeat.RedBeatScheduler", "--loglevel=INFO",
+            args += ["beat", "-S", "tasks.beat_scheduler:RestartSafeRedBeatScheduler", "--loglevel=INFO",
                      "--pidfile", str(tmp_path / f"{name}.pid"), "--schedule", str(tmp_path / f"{name}.db")]
         process = ServerProcess(args, {**base_env, **extra}, name, tmp_path).start()
         processes.append(process)

@@ -98,3 +98,24 @@ def test_redis_restart_during_a_scan_the_publish_is_retried(base_env, tmp_path, 
     finally:
         web.stop()
         own.cleanup()
+
+
+def test_worker_and_beat_start_before_redis_and_survive_its_restart(start_celery, scan_env):
+    from backend.signal_schema import LAST_SCAN_KEY
+
+    own = EmbeddedRedis()
+    try:
+        processes = [start_celery(kind, wait=False, **scan_env, REDIS_URL=own.url) for kind in ("worker", "beat")]
+        own.start()
+        client = make_redis(own.url)
+        wait_until(lambda: client.get(LAST_SCAN_KEY), 60, 0.1, message="a scan once Redis appears")
+
+        own.kill()
+        own.start()
+        client = make_redis(own.url)
+        wait_until(lambda: client.get(LAST_SCAN_KEY), 60, 0.1, message="a scan after the restart")
+
+        assert [p.process.poll() for p in processes] == [None, None]
+        assert len(history.read_range(client, 0)) >= 1
+    finally:
+        own.cleanup()
