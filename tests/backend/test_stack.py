@@ -26,8 +26,8 @@ def test_make_run_stack_with_embedded_redis_serves_simulated_signals(base_env, t
         wait_until(lambda: _status(f"http://127.0.0.1:{web_port}/readyz") == 200, 60, 0.2, message="web ready")
         client = RecordingClient(f"http://127.0.0.1:{web_port}")
         signal = client.wait_signals(1, timeout=60)[0]
-        flower = wait_until(lambda: _status(f"http://127.0.0.1:{flower_port}/api/workers") == 200, 60, 0.2,
-                            message="Flower API")
+        flower = wait_until(lambda: _scans_seen_by_flower(f"http://127.0.0.1:{flower_port}"), 60, 0.2,
+                            message="Flower's API listing the scans")
 
         assert signal["source"] == "simulated" and signal["seq"] >= 1
         assert flower
@@ -45,6 +45,14 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return not open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def _scans_seen_by_flower(base: str) -> bool:
+    try:
+        tasks = requests.get(base + "/api/tasks", timeout=2).json()
+    except (requests.RequestException, ValueError):
+        return False
+    return any(task.get("name") == "tasks.scan.scan_market" for task in tasks.values())
 
 
 def _status(url: str):
