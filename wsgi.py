@@ -9,11 +9,12 @@ if not os.environ.get("FLASK_RUN_FROM_CLI"):  # `flask signals …` needs no gre
     # First, before anything imports redis or requests: patching later breaks ssl.
     eventlet.monkey_patch()
 
-from backend.web import create_app, socketio  # noqa: E402
+from backend.web import create_app  # noqa: E402
 
 app = create_app()
 
 if __name__ == "__main__":
-    settings = app.config["SETTINGS"]
+    from backend.web.server import serve
+
     app.extensions["qs_relay"].start()
-    socketio.run(app, host="0.0.0.0", port=settings.port, log_output=False)
+    serve(app, app.config["SETTINGS"].port)
