@@ -9,9 +9,13 @@ if not os.environ.get("FLASK_RUN_FROM_CLI"):  # `flask signals …` needs no gre
     # First, before anything imports redis or requests: patching later breaks ssl.
     eventlet.monkey_patch()
 
+from backend.settings import ConfigError  # noqa: E402
 from backend.web import create_app  # noqa: E402
 
-app = create_app()
+try:
+    app = create_app()
+except ConfigError as exc:  # a clear line naming the variable, not a traceback
+    raise SystemExit(f"configuration error: {exc}") from None
 
 if __name__ == "__main__":
     from backend.web.server import serve

@@ -38,6 +38,12 @@ def _redis_url(env: Mapping[str, str]) -> str:
         raise ConfigError(
             f"REDIS_URL={url!r} is not a Redis URL; use redis://host:port/db or rediss://… for TLS"
         )
+    from backend.redis_client import tls_options
+
+    try:
+        tls_options(url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return url
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 import time
 
+import redis
 from celery import group
 from redis.exceptions import LockError
 
@@ -22,6 +24,8 @@ from tasks.strategies import parse_strategies
 log = logging.getLogger(__name__)
 
 SCAN_LOCK_KEY = "qs:scan-lock"
+# The scan lock is a short lease renewed while the scan runs: a worker killed mid-scan frees it within seconds.
+SCAN_LEASE_S = 3
 FANOUT_CHUNK = 100
 
 
@@ -35,25 +39,47 @@ def scanner() -> MarketScanner:
     return MarketScanner(source, parse_strategies(settings.strategies), publisher, settings.timeframe)
 
 
+@contextlib.contextmanager
+def scan_lease(client: redis.Redis):
+    """Yield True while holding the scan lock (renewed in the background), False if another scan holds it."""
+    lock = client.lock(SCAN_LOCK_KEY, timeout=SCAN_LEASE_S, blocking=False, thread_local=False)
+    if not lock.acquire():
+        yield False
+        return
+    done = threading.Event()
+
+    def renew():
+        while not done.wait(SCAN_LEASE_S / 3):
+            try:
+                lock.extend(SCAN_LEASE_S, replace_ttl=True)
+            except (LockError, redis.RedisError):
+                return
+
+    renewer = threading.Thread(target=renew, name="scan-lease", daemon=True)
+    renewer.start()
+    try:
+        yield True
+    finally:
+        done.set()
+        renewer.join()
+        with contextlib.suppress(LockError, redis.RedisError):  # expired or unreachable: nothing to release
+            lock.release()
+
+
 @app.task(name="tasks.scan.scan_market")
 def scan_market() -> dict:
     """Scan every configured symbol, unless the previous scan still runs."""
     settings = load_settings()
-    client = scanner().publisher.client
-    lock = client.lock(SCAN_LOCK_KEY, timeout=max(5, 2 * settings.scan_interval), blocking=False)
-    if not lock.acquire():
-        log.info("previous scan still running; skipping this one")
-        return {"skipped": True}
-    try:
+    with scan_lease(scanner().publisher.client) as held:
+        if not held:
+            log.info("previous scan still running; skipping this one")
+            return {"skipped": True}
         symbols = list(settings.symbols)
         if len(symbols) > FANOUT_CHUNK:
             chunks = [symbols[i:i + FANOUT_CHUNK] for i in range(0, len(symbols), FANOUT_CHUNK)]
             group(scan_symbols.s(chunk) for chunk in chunks).apply_async(expires=settings.scan_interval)
             return {"fanned_out": len(chunks)}
         return scan_symbols(symbols)
-    finally:
-        with contextlib.suppress(LockError):  # expired meanwhile: nothing of ours to release
-            lock.release()
 
 
 @app.task(name="tasks.scan.scan_symbols")

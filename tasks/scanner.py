@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import redis
 
 from backend.publisher import Publisher, signal_id, utc_iso
 from tasks.market import Candles, MarketDataError, MarketSource, fetch_many, timeframe_ms
 from tasks.strategies import Decision, Strategy
+from tasks.strategies.base import MAX_LOOKBACK
 
 log = logging.getLogger(__name__)
+
+# Bars closed since the symbol's previous scan are all evaluated (a scan lost with a killed worker is made up
+# by the next one); at most this many, so a long outage does not flood clients with old signals.
+MAX_CATCH_UP_BARS = 10
+_SCANNED_PREFIX = "qs:scanned:"
 
 
 def make_signal(symbol: str, timeframe: str, strategy: Strategy, decision: Decision, candles: Candles,
@@ -56,7 +64,7 @@ class MarketScanner:
         self.publisher = publisher
         self.timeframe = timeframe
         self.max_workers = max_workers
-        self.lookback = max(s.lookback for s in strategies)
+        self.lookback = min(MAX_LOOKBACK, max(s.lookback for s in strategies) + MAX_CATCH_UP_BARS)
 
     def scan(self, symbols: list[str] | tuple[str, ...], now_ms: int | None = None) -> ScanReport:
         """Scan SYMBOLS once; a symbol whose data is broken is reported and skipped."""
@@ -71,20 +79,42 @@ class MarketScanner:
             if len(candles) < 2:
                 continue
             for strategy in self.strategies:
-                decision = strategy.decide_last(candles.close)
-                if decision is None:
-                    continue
-                signal = make_signal(symbol, self.timeframe, strategy, decision, candles, self.source.name)
-                stale_at = int(candles.close_time[-1]) / 1000 + timeframe_ms(self.timeframe) / 1000
-                stored, created = self.publish_until_stale(signal, stale_at)
-                if stored is None:
-                    report.errors[symbol] = f"publish of {signal['id']} gave up: bar stale"
-                elif created:
-                    report.published.append(stored)
-                else:
-                    report.duplicates += 1
+                cursor_key = f"{_SCANNED_PREFIX}{self.timeframe}:{strategy.spec}:{symbol}"
+                first = self._first_unscanned(cursor_key, candles)
+                gave_up = False
+                for decision in strategy.decisions(candles.close):
+                    if decision.index < first:
+                        continue
+                    signal = make_signal(symbol, self.timeframe, strategy, decision, candles, self.source.name)
+                    stale_at = int(candles.close_time[-1]) / 1000 + timeframe_ms(self.timeframe) / 1000
+                    stored, created = self.publish_until_stale(signal, stale_at)
+                    if stored is None:
+                        report.errors[symbol] = f"publish of {signal['id']} gave up: bar stale"
+                        gave_up = True
+                    elif created:
+                        report.published.append(stored)
+                    else:
+                        report.duplicates += 1
+                if not gave_up:
+                    self._set_scanned(cursor_key, candles)
         report.seconds = time.monotonic() - started
         return report
+
+    def _first_unscanned(self, cursor_key: str, candles: Candles) -> int:
+        """Index of the first bar not evaluated yet: the last bar, or earlier ones a lost scan never got to."""
+        last = len(candles) - 1
+        try:
+            scanned = self.publisher.client.get(cursor_key)
+        except redis.RedisError:
+            return last
+        if scanned is None:
+            return last
+        after = int(np.searchsorted(candles.open_time, int(scanned), side="right"))
+        return max(min(after, last), last - MAX_CATCH_UP_BARS + 1, 1)  # the last bar always: dedupe covers it
+
+    def _set_scanned(self, cursor_key: str, candles: Candles) -> None:
+        with contextlib.suppress(redis.RedisError):
+            self.publisher.client.set(cursor_key, int(candles.open_time[-1]), ex=7 * 24 * 3600)
 
     def publish_until_stale(self, signal: dict, stale_at: float) -> tuple[dict | None, bool]:
         """Publish, retrying while Redis is unreachable, until done or the next bar has closed."""

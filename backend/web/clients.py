@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 MAX_SYMBOLS = 200
 RELAY_WAIT_S = 5.0
+# Replay is paced by the client: the next batch waits until its queue is this short. A client that does not
+# read for DRAIN_WAIT_S is cut, so a stalled reader costs a bounded amount of memory, not the whole history.
+MAX_QUEUED_PACKETS = 200
+DRAIN_WAIT_S = 10.0
 
 
 class BadRequest(ValueError):
@@ -140,6 +144,26 @@ class ClientHub:
     def _send(self, sid: str, event: str, data: dict) -> None:
         self.socketio.emit(event, data, to=sid, namespace="/", ignore_queue=True)
 
+    def _queued(self, sid: str) -> int:
+        """Packets waiting in the client's Engine.IO queue."""
+        server = self.socketio.server
+        eio_sid = server.manager.eio_sid_from_sid(sid, "/")
+        socket = server.eio.sockets.get(eio_sid) if eio_sid else None
+        return socket.queue.qsize() if socket is not None else 0
+
+    def _wait_drained(self, sid: str) -> bool:
+        """Wait until the client has read most of what it was sent; False if it stopped reading."""
+        deadline = time.monotonic() + DRAIN_WAIT_S
+        while self._queued(sid) > MAX_QUEUED_PACKETS:
+            if sid not in self.clients:
+                return False
+            if time.monotonic() > deadline:
+                log.warning("client %s stopped reading during replay; disconnecting it", sid)
+                self.socketio.server.disconnect(sid, namespace="/")
+                return False
+            self.socketio.sleep(0.05)
+        return True
+
     def _wait_for_relay(self, sid: str) -> bool:
         deadline = time.monotonic() + 3600
         while self.relay.epoch is None or not self.relay.subscribed:
@@ -188,7 +212,9 @@ class ClientHub:
                 continue
             if cursor >= target:
                 return  # caller joins the rooms before anything else runs
-            batch = history.read_range(self.client, cursor, target, count=500)
+            if not self._wait_drained(sid):
+                return
+            batch = history.read_range(self.client, cursor, target, count=MAX_QUEUED_PACKETS)
             if not batch:
                 cursor = target  # trimmed out of history: nothing left to send
                 continue

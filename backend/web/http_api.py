@@ -15,6 +15,7 @@ from backend.web.clients import token_ok
 bp = Blueprint("http_api", __name__)
 
 MAX_LIMIT = 1000
+MAX_SEQ = 2**64 - 1  # a stream id's ceiling: a larger cursor is the client's error, not Redis's
 
 
 def _error(status: int, message: str):
@@ -42,7 +43,7 @@ def list_signals():
     if tokens and not (bearer.startswith("Bearer ") and token_ok(bearer[7:], tokens)):
         return _error(401, "unauthorized: send Authorization: Bearer <token>")
     try:
-        since = _int_arg("since", 0, 0)
+        since = _int_arg("since", 0, 0, MAX_SEQ)
         limit = _int_arg("limit", 100, 1, MAX_LIMIT)
     except ValueError as exc:
         return _error(400, str(exc))

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 ALL_ROOM = "all"
 IDLE_WAKE_S = 1.0
+MAX_BURST = 500
 
 
 def symbol_room(symbol: str) -> str:
@@ -90,8 +91,13 @@ class Relay:
             log.info("relay subscribed to %s (epoch %s, seq %d)", self.settings.signal_channel, self.epoch, self.last_seq)
             while not self._stopping:
                 message = pubsub.get_message(timeout=IDLE_WAKE_S)
-                if message and message["type"] == "message":
-                    self.handle(message["data"])
+                if not message:
+                    continue
+                # Take what else is already buffered, so one history read serves the whole burst.
+                burst = [message]
+                while len(burst) < MAX_BURST and (more := pubsub.get_message(timeout=0)):
+                    burst.append(more)
+                self.handle_many([m["data"] for m in burst if m["type"] == "message"])
         finally:
             pubsub.close()
             raw_client.close()
@@ -118,29 +124,52 @@ class Relay:
                     self.emit(signal)
 
     def handle(self, raw: bytes) -> None:
-        """Validate one channel message and relay it in seq order; drop and count what is not a signal."""
-        try:
-            signal = parse_signal(raw, self.settings.max_signal_bytes)
-        except InvalidSignal as exc:
-            metrics.MALFORMED_DROPPED.inc()
-            log.warning("dropped a malformed message on %s: %s", self.settings.signal_channel, exc)
-            return
-        seq = signal.get("seq")
-        if seq is None or not signal.get("epoch"):
-            self.emit(signal)  # an outside publisher's signal: live only, not in history
-            return
-        if signal["epoch"] != self.epoch:
-            current = self.client.get(EPOCH_KEY)
-            if signal["epoch"] != current:
-                self.emit(signal)  # not ours to number
-                return
-            self._adopt_epoch(current)
-        if seq <= self.last_seq:
-            return  # already relayed by a catch-up
-        if seq > self.last_seq + 1:
-            self._catch_up(upto=seq - 1)
-        self.last_seq = seq
-        self.emit(signal)
+        """Relay one channel message."""
+        self.handle_many([raw])
+
+    def handle_many(self, raws: list[bytes]) -> None:
+        """Validate channel messages and relay them in order; drop and count what is not a signal.
+
+        Numbered signals are relayed from history, never from the channel copy: anyone may publish
+        on the channel, and a forged seq must not take the place of the real one. A burst of them
+        costs one history read.
+        """
+        wanted = 0  # the highest seq announced on the channel and not relayed yet
+        for raw in raws:
+            try:
+                signal = parse_signal(raw, self.settings.max_signal_bytes)
+            except InvalidSignal as exc:
+                self._drop(str(exc))
+                continue
+            seq, epoch = signal.get("seq"), signal.get("epoch")
+            if seq is None and epoch is None:
+                wanted = self._relay_numbered(wanted)  # keep the channel's order
+                self.emit(signal)  # an outside publisher's signal: live only, not in history
+                continue
+            if seq is None or not isinstance(epoch, str) or not epoch:
+                self._drop("a signal with only one of seq and epoch")
+                continue
+            if epoch != self.epoch:
+                wanted = self._relay_numbered(wanted)
+                current = self.client.get(EPOCH_KEY)
+                if epoch != current:
+                    self._drop(f"epoch {epoch!r} is not the history's")  # forged, or numbered by a lost history
+                    continue
+                self._adopt_epoch(current)
+            wanted = max(wanted, seq)
+        self._relay_numbered(wanted)
+
+    def _relay_numbered(self, wanted: int) -> int:
+        """Relay from history up to seq WANTED; count it as dropped if history has no such seq."""
+        if wanted > self.last_seq:
+            self._catch_up(upto=wanted)
+            if self.last_seq < wanted:
+                self._drop(f"seq {wanted} is not in the history")
+        return 0
+
+    def _drop(self, reason: str) -> None:
+        metrics.MALFORMED_DROPPED.inc()
+        log.warning("dropped a message on %s: %s", self.settings.signal_channel, reason)
 
     def emit(self, signal: dict) -> None:
         """Send SIGNAL to this process's clients in the all-room and its symbol's room."""

@@ -13,11 +13,12 @@ from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from tasks.market.base import MarketDataError, MarketSource, check_limit
-from tasks.market.candles import Candles
+from tasks.market.candles import Candles, timeframe_ms
 
 KLINES_PATH = "/api/v3/klines"
 MAX_KLINES = 1000  # Binance's most klines per request; one is spent on the still-open bar
 RETRY_STATUSES = frozenset({418, 429, 500, 502, 503, 504})
+STALE_BARS = 2  # the newest closed bar may have ended at most this many bars ago
 _PRICE_FIELDS = ("open", "high", "low", "close")
 
 
@@ -117,8 +118,12 @@ class BinanceSource(MarketSource):
             raise MarketDataError(f"{where}: the response is not JSON: {response.text[:120]!r}") from None
         candles = parse_klines(payload, where)
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        closed = int(np.searchsorted(candles.close_time, now_ms, side="left"))
-        return candles[:closed].tail(limit)
+        closed = candles[:int(np.searchsorted(candles.close_time, now_ms, side="left"))].tail(limit)
+        # The newest closed bar must be the one that just closed: older data is a lagging API, not the market.
+        if len(closed) and now_ms - int(closed.close_time[-1]) > STALE_BARS * timeframe_ms(timeframe):
+            age = (now_ms - int(closed.close_time[-1])) / 1000
+            raise MarketDataError(f"{where}: stale data: the newest closed bar ended {age:g} s ago")
+        return closed
 
     def close(self) -> None:
         """Close the session if this source created it."""

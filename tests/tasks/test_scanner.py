@@ -115,3 +115,11 @@ def test_one_broken_symbol_does_not_stop_the_others(exchange, publisher):
     report = make_scanner(exchange, publisher).scan(["BTCUSDT", "ETHUSDT"], now_ms=NOW_MS)
 
     assert [s["symbol"] for s in report.published] == ["BTCUSDT"] and list(report.errors) == ["ETHUSDT"]
+
+
+def test_stale_exchange_data_is_an_error_not_a_signal(exchange, publisher):
+    exchange.set_series("BTCUSDT", CROSS_UP)
+
+    report = make_scanner(exchange, publisher).scan(["BTCUSDT"], now_ms=NOW_MS + 10 * 60_000)
+
+    assert report.published == [] and "stale data" in report.errors["BTCUSDT"]

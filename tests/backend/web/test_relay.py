@@ -156,3 +156,21 @@ def test_symbol_filter_and_subscribe(web, connect, publisher):
     assert answer == {"symbols": ["ETHUSDT"]}
     assert [s["price"] for s in btc.signals()] == [2, 4]
     assert btc.sio.call("subscribe", {"symbols": "not a list!"}, timeout=5)["error"]
+
+
+def test_forged_seq_on_the_channel_cannot_displace_the_real_signal(web, connect, redis_client, publisher):
+    client = connect(web.url)
+    welcome = wait_until(lambda: client.of("welcome"))[0]
+    first = publisher.publish_signal({"type": "BUY", "price": 1, "id": "real1"})
+    client.wait_signals(1)
+
+    forged = {"type": "SELL", "price": 999, "seq": first["seq"] + 1, "epoch": first["epoch"]}
+    redis_client.publish("quantum_signals", json.dumps(forged))
+    real = publisher.publish_signal({"type": "BUY", "price": 2, "id": "real2"})
+
+    received = client.wait_signals(2)
+    assert welcome["epoch"] == first["epoch"]
+    assert [(s["seq"], s["price"]) for s in received] == [(first["seq"], 1), (real["seq"], 2)]
+    marker = publisher.publish_signal({"type": "SELL", "price": 3, "id": "marker"})
+    wait_until(lambda: client.signals()[-1]["seq"] == marker["seq"])
+    assert all(s["price"] != 999 for s in client.signals())
