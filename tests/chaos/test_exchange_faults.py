@@ -9,6 +9,7 @@ import pytest
 
 from tests.chaos.harness import FULL, SHORT, Scenario
 from tests.exchange_server import FAULTS
+from tests.support import wait_until
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 SHORT_FAULTS = [("http_500", {}), ("rate_limit_429", {"retry_after": 1}), ("hang", {"hang_s": 3}),
@@ -59,7 +60,11 @@ def test_exchange_faults_publish_nothing_bad_and_recover(profile, shared_stack, 
             stack.exchange.control(now_ms=int((time.time() - options["behind_s"]) * 1000))
         else:
             stack.exchange.control(fault={"mode": mode, **options})
-        time.sleep(hold_s)  # the fault lasts hold_s
+        # The fault holds until two scans of every symbol have met it (retries included), and at least hold_s.
+        before, since = stack.exchange.counts(), time.monotonic()
+        wait_until(lambda: time.monotonic() - since >= hold_s and all(
+            n >= before.get(symbol, 0) + 2 for symbol, n in stack.exchange.counts().items()), 60, 0.1,
+            f"two scans of every symbol served with fault {mode}")
         stack.exchange.control(fault=None, now_ms=None)
         scenario.repaired()
         label = f"{mode}({','.join(f'{k}={v}' for k, v in options.items())})" if options else mode
