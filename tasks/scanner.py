@@ -82,9 +82,7 @@ class MarketScanner:
                 cursor_key = f"{_SCANNED_PREFIX}{self.timeframe}:{strategy.spec}:{symbol}"
                 first = self._first_unscanned(cursor_key, candles)
                 gave_up = False
-                for decision in strategy.decisions(candles.close):
-                    if decision.index < first:
-                        continue
+                for decision in strategy.decisions(candles.close, start=first):
                     signal = make_signal(symbol, self.timeframe, strategy, decision, candles, self.source.name)
                     stale_at = int(candles.close_time[-1]) / 1000 + timeframe_ms(self.timeframe) / 1000
                     stored, created = self.publish_until_stale(signal, stale_at)

@@ -155,13 +155,14 @@ class Strategy(ABC):
         values = {key: _rounded(line[i]) for key, line in lines.items()}
         return Decision(index, kind, self._reason(kind), values)
 
-    def decisions(self, close: np.ndarray) -> list[Decision]:
-        """Every decision over all bars of close, oldest first."""
+    def decisions(self, close: np.ndarray, start: int = 0) -> list[Decision]:
+        """Every decision at bars start.. of close, oldest first (indicators still use all bars)."""
         close = as_prices(close)
         lines = self._lines(close)
         buy, sell = self._events(lines, close)
+        fired = np.flatnonzero(buy | sell)
         return [self._decision(lines, i, i, BUY if buy[i] else SELL)
-                for i in np.flatnonzero(buy | sell).tolist()]
+                for i in fired[fired >= start].tolist()]
 
     def decide_last(self, close: np.ndarray) -> Decision | None:
         """The decision at the last bar of close (closed bars only), or None."""

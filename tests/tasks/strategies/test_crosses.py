@@ -113,3 +113,12 @@ def test_rounding_noise_on_a_flat_market_is_no_cross(spec, price):
     rising_then_flat = np.r_[np.linspace(0.9 * price, price, 40), np.full(200, price)]
 
     assert parse_strategy(spec).decisions(rising_then_flat) == []
+
+
+@pytest.mark.parametrize("spec", ["sma_cross", "ema_cross", "macd", "rsi"])
+def test_decisions_from_a_start_bar_are_the_tail_of_all_decisions(closes, spec):
+    strategy = parse_strategy(spec)
+    everything = strategy.decisions(closes)
+    start = everything[len(everything) // 2].index
+
+    assert strategy.decisions(closes, start=start) == [d for d in everything if d.index >= start]
