@@ -75,6 +75,19 @@ def _symbols(env: Mapping[str, str]) -> tuple[str, ...]:
     return symbols
 
 
+def _rate(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip() or default
+    from limits import parse_many
+
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name}={raw!r} is not a rate limit; use e.g. {default!r} (N/second, N/minute, …; ';' between several)"
+        ) from None
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the product, with the defaults of DESIGN.md."""
@@ -92,6 +105,12 @@ class Settings:
     max_signal_bytes: int = 65536
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    max_connections_per_ip: int = 256
+    socket_timeout: int = 60
+    connect_timeout: int = 5
+    http_rate_limit: str = "50/second"
+    subscribe_rate_limit: str = "5/second"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -115,6 +134,12 @@ class Settings:
             max_signal_bytes=_int(env, "MAX_SIGNAL_BYTES", 65536, 64, 16 * 1024 * 1024),
             auth_tokens=_list(env, "SIGNALS_AUTH_TOKEN", ""),
             cors_origins=_list(env, "CORS_ORIGINS", ""),
+            allowed_hosts=tuple(h.lower() for h in _list(env, "ALLOWED_HOSTS", "")),
+            max_connections_per_ip=_int(env, "MAX_CONNECTIONS_PER_IP", 256, 0, 1_000_000),
+            socket_timeout=_int(env, "SOCKET_TIMEOUT", 60, 1, 3600),
+            connect_timeout=_int(env, "CONNECT_TIMEOUT", 5, 1, 300),
+            http_rate_limit=_rate(env, "HTTP_RATE_LIMIT", "50/second"),
+            subscribe_rate_limit=_rate(env, "SUBSCRIBE_RATE_LIMIT", "5/second"),
         )
 
 

@@ -11,7 +11,7 @@ import redis
 from flask import request
 from flask_socketio import ConnectionRefusedError
 
-from backend import history
+from backend import compat, history
 from backend.signal_schema import EVENT_NEW_SIGNAL, EVENT_RESYNC, EVENT_SUBSCRIBE, EVENT_WELCOME
 from backend.web import metrics
 from backend.web.relay import ALL_ROOM, Relay, symbol_room
@@ -146,10 +146,7 @@ class ClientHub:
 
     def _queued(self, sid: str) -> int:
         """Packets waiting in the client's Engine.IO queue."""
-        server = self.socketio.server
-        eio_sid = server.manager.eio_sid_from_sid(sid, "/")
-        socket = server.eio.sockets.get(eio_sid) if eio_sid else None
-        return socket.queue.qsize() if socket is not None else 0
+        return compat.engineio_queue_size(self.socketio.server, sid)
 
     def _wait_drained(self, sid: str) -> bool:
         """Wait until the client has read most of what it was sent; False if it stopped reading."""

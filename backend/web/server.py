@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import resource
 
+from backend import compat
+
 log = logging.getLogger(__name__)
 
 ACCEPT_BACKLOG = 2048
@@ -20,25 +22,16 @@ def raise_open_file_limit() -> int:
     return soft
 
 
-def disable_websocket_compression() -> None:
-    """Never negotiate permessage-deflate: compressing each signal once per client costs more than it saves.
-
-    Browsers offer it on every connect; measured with 1,000 clients × 20 signals/s (docs/benchmarks.md),
-    deflate made eventlet spend most of its time compressing and pushed p50 from tens of ms to seconds.
-    Node's socket.io server leaves it off by default for the same reason.
-    """
-    from eventlet import websocket
-
-    websocket.WebSocketWSGI._negotiate_permessage_deflate = lambda self, extensions: None
-
-
 def serve(app, port: int) -> None:
     """Serve APP (Flask with the Socket.IO middleware) on all interfaces at PORT until stopped."""
     import eventlet
     import eventlet.wsgi
 
     files = raise_open_file_limit()
-    disable_websocket_compression()
+    # Never negotiate permessage-deflate: compressing each signal once per client costs more than it
+    # saves (1,000 clients × 20/s went from tens of ms to seconds, docs/benchmarks.md); Node's socket.io
+    # leaves it off by default for the same reason.
+    compat.disable_permessage_deflate()
     sock = eventlet.listen(("0.0.0.0", port), backlog=ACCEPT_BACKLOG)
     # eventlet's default pool holds 1,024 connections; let the file limit decide instead.
     max_connections = max(1024, files - 64)
