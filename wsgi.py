@@ -9,9 +9,11 @@ if not os.environ.get("FLASK_RUN_FROM_CLI"):  # `flask signals …` needs no gre
     # First, before anything imports redis or requests: patching later breaks ssl.
     eventlet.monkey_patch()
 
+from backend.logging_setup import configure_logging  # noqa: E402
 from backend.settings import ConfigError  # noqa: E402
 from backend.web import create_app  # noqa: E402
 
+configure_logging()
 try:
     app = create_app()
 except ConfigError as exc:  # a clear line naming the variable, not a traceback
@@ -21,4 +23,5 @@ if __name__ == "__main__":
     from backend.web.server import serve
 
     app.extensions["qs_relay"].start()
+    app.extensions["qs_session_sweeper"].start()
     serve(app, app.config["SETTINGS"].port)

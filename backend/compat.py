@@ -36,3 +36,132 @@ def disable_permessage_deflate() -> None:
     from eventlet import websocket
 
     websocket.WebSocketWSGI._negotiate_permessage_deflate = lambda self, extensions: None
+
+
+def engineio_sessions(server) -> dict:
+    """A snapshot {eio_sid: Socket} of every Engine.IO session of SERVER (the python-socketio Server).
+
+    Reaches into python-engineio's `Server.sockets`: no public API lists the sessions, and the sweeper
+    (backend/web/connection_limits.py) must find those that never connected a Socket.IO namespace.
+    """
+    return dict(server.eio.sockets)
+
+
+def engineio_close_nowait(server, eio_sid: str) -> bool:
+    """Close Engine.IO session EIO_SID of SERVER without waiting for the client; False when it was gone.
+
+    Reaches into python-engineio's `Server.sockets` and `Socket.close(wait=False, reason=…)`: the public
+    `Server.disconnect` waits until the client has taken the CLOSE packet, which a polling client that
+    stopped polling never does, and the caller (the sweeper) must not hang on a stranger.
+    """
+    eio = server.eio
+    socket = eio.sockets.get(eio_sid)
+    if socket is None:
+        return False
+    socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+    eio.sockets.pop(eio_sid, None)
+    return True
+
+
+def engineio_polling_close_never_waits() -> None:
+    """Make python-engineio's `Socket.close` wait for the client to take the CLOSE packet only on a websocket.
+
+    Replaces `engineio.socket.Socket.close` (reads `Socket.upgraded`): `Server.disconnect` closes with
+    wait=True, which on a polling session blocks until a long-poll GET collects the packet. A stranger that
+    opened a session and sent one bad POST (an oversized body, an unknown packet) never polls again, so
+    that POST's green thread and its socket stayed parked forever (CLOSE-WAIT; the fd leak of the
+    transport-limits issue). On a websocket the writer task collects the packet, so waiting stays as is.
+    """
+    from engineio import socket as engineio_socket_module
+
+    original = engineio_socket_module.Socket.close
+    if getattr(original, "qs_polling_never_waits", False):
+        return
+
+    def close(self, wait=True, abort=False, reason=None):
+        """Socket.close, waiting only when a websocket writer will collect the CLOSE packet."""
+        return original(self, wait=wait and self.upgraded, abort=abort, reason=reason)
+
+    close.qs_polling_never_waits = True
+    close.qs_original = original
+    engineio_socket_module.Socket.close = close
+
+
+def eventlet_respond_and_close(environ, status: str, headers: list[tuple[str, str]], body: bytes) -> list:
+    """Write a whole response on the client socket and make eventlet close it without reading the body.
+
+    Reaches into eventlet's `wsgi.WSGI_LOCAL.already_handled` (how eventlet's own websocket handler takes a
+    connection over) and `Input.get_socket()`: a WSGI app cannot otherwise stop eventlet from reading and
+    discarding an unread request body (up to Content-Length) to keep the connection alive. Returns the
+    WSGI result to hand back to eventlet.
+    """
+    from eventlet import wsgi
+
+    head = [f"HTTP/1.1 {status}", *(f"{name}: {value}" for name, value in headers),
+            f"Content-Length: {len(body)}", "Connection: close", "", ""]
+    try:
+        environ["eventlet.input"].get_socket().sendall("\r\n".join(head).encode("latin-1") + body)
+    except OSError:
+        pass  # the client is gone: closing is all that is left to do
+    wsgi.WSGI_LOCAL.already_handled = True
+    return []
+
+
+def engineio_bad_frame_ends_session() -> None:
+    """Make a websocket frame python-engineio cannot decode end that session at once.
+
+    Wraps the private `engineio.socket.Socket._websocket_handler`: it decodes each frame outside its own
+    `try`, so an empty, non-numeric or deeply nested frame ended the handler without closing the session.
+    The client then stayed "connected" (in its rooms, emits queued for it) until the ping timeout, and a
+    stranger could make as many such phantoms as they liked.
+    """
+    from engineio import socket as engineio_socket_module
+
+    original = engineio_socket_module.Socket._websocket_handler
+    if getattr(original, "qs_wrapped", False):
+        return
+
+    def _websocket_handler(self, ws):
+        """The library's handler; any error in it closes this session instead of leaving it behind."""
+        try:
+            return original(self, ws)
+        except Exception as exc:  # noqa: BLE001 - a stranger's frame; one line, then the session is gone
+            self.server.logger.warning("%s: undecodable websocket frame (%s); closing the session",
+                                       self.sid, type(exc).__name__)
+            self.queue.put(None)  # lets the handler's writer task end
+            self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
+            return []
+
+    _websocket_handler.qs_wrapped = True
+    engineio_socket_module.Socket._websocket_handler = _websocket_handler
+
+
+def socketio_event_errors_logged() -> None:
+    """Make an error while dispatching a client's event one log line, not a traceback printed by eventlet.
+
+    Wraps the private `socketio.Server._handle_event_internal`, which runs in its own green thread: an
+    event name that is a list or an object made it raise TypeError there, and eventlet printed ~20 lines
+    of traceback per packet, past the log filter (backend/logging_setup.py).
+    """
+    import socketio
+
+    original = socketio.Server._handle_event_internal
+    if getattr(original, "qs_wrapped", False):
+        return
+
+    def _handle_event_internal(self, server, sid, *args, **kwargs):
+        """The library's dispatch; an error is logged in one line and the event dropped."""
+        try:
+            return original(self, server, sid, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - one client's event must not print a traceback per packet
+            self.logger.warning("event from %s dropped: %s: %s", sid, type(exc).__name__, str(exc)[:100])
+            return None
+
+    _handle_event_internal.qs_wrapped = True
+    socketio.Server._handle_event_internal = _handle_event_internal
+
+
+def harden_socketio() -> None:
+    """Install the hooks that keep one client's bad frame or event from outliving or flooding the server."""
+    engineio_bad_frame_ends_session()
+    socketio_event_errors_logged()

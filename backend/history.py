@@ -7,7 +7,7 @@ import json
 import redis
 
 from backend.publisher import new_epoch
-from backend.signal_schema import EPOCH_KEY, HISTORY_KEY, SEQ_KEY
+from backend.signal_schema import EPOCH_KEY, HISTORY_KEY, SEQ_KEY, InvalidSignal, validate_signal
 
 
 def ensure_epoch(client: redis.Redis) -> str:
@@ -22,14 +22,24 @@ def cursor(client: redis.Redis) -> tuple[str | None, int]:
     return epoch, int(seq or 0)
 
 
-def _decode(entries) -> list[dict]:
-    return [json.loads(fields["sig"]) for _id, fields in entries]
+def decode_entry(fields: dict) -> dict | None:
+    """The signal stored in a history entry, or None when it is not a valid one (it is then skipped)."""
+    try:
+        return validate_signal(json.loads(fields["sig"]))
+    except (KeyError, TypeError, ValueError, RecursionError, InvalidSignal):
+        return None
+
+
+def read_entries(client: redis.Redis, after: int, upto: int | None = None, count: int = 500):
+    """[(seq, signal or None if invalid)] retained with after < seq <= upto (no upper bound when None), oldest first."""
+    end = "+" if upto is None else f"{upto}-0"
+    entries = client.xrange(HISTORY_KEY, f"({after}-0", end, count=count)
+    return [(int(str(entry_id).split("-")[0]), decode_entry(fields)) for entry_id, fields in entries]
 
 
 def read_range(client: redis.Redis, after: int, upto: int | None = None, count: int = 500) -> list[dict]:
-    """Retained signals with after < seq <= upto (no upper bound when None), oldest first."""
-    end = "+" if upto is None else f"{upto}-0"
-    return _decode(client.xrange(HISTORY_KEY, f"({after}-0", end, count=count))
+    """The valid retained signals with after < seq <= upto (no upper bound when None), oldest first."""
+    return [signal for _seq, signal in read_entries(client, after, upto, count) if signal is not None]
 
 
 def recent(client: redis.Redis, since: int = 0, symbol: str | None = None, limit: int = 100) -> list[dict]:
@@ -42,7 +52,10 @@ def recent(client: redis.Redis, since: int = 0, symbol: str | None = None, limit
             break
         for entry_id, fields in batch:
             if symbol is None or fields.get("sym") == symbol:
-                found.append(json.loads(fields["sig"]))
+                signal = decode_entry(fields)
+                if signal is None:
+                    continue
+                found.append(signal)
                 if len(found) == limit:
                     break
         end = f"({batch[-1][0]}"

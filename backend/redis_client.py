@@ -47,3 +47,22 @@ def make_redis(url: str, **overrides) -> redis.Redis:
     """A Redis client for URL; string replies decoded as UTF-8."""
     options = {**redis_options(url), "decode_responses": True, **overrides}
     return redis.Redis.from_url(strip_tls_query(url), **options)
+
+
+def redact_url(url: str) -> str:
+    """URL for logs: its password (userinfo or ?password=) replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, colon, _password = userinfo.partition(":")
+        # A lone userinfo is taken as the password by some clients: hide it too.
+        netloc = f"{user}:***@{host}" if colon else f"***@{host}"
+    query = "&".join(
+        f"{pair.partition('=')[0]}=***" if pair.partition("=")[0].lower() == "password" else pair
+        for pair in parts.query.split("&")
+    ) if parts.query else ""
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

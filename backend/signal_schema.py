@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import sys
 from enum import Enum
 
 CHANNEL_DEFAULT = "quantum_signals"
@@ -18,6 +20,13 @@ HISTORY_KEY = "qs:history"
 SEQ_KEY = "qs:seq"
 EPOCH_KEY = "qs:epoch"
 LAST_SCAN_KEY = "qs:last_scan"
+
+MAX_DEPTH = 32  # levels of nesting; deeper structures break encoders that recurse (Socket.IO's packet check)
+MAX_SEQ = 2**63 - 1  # Redis INCR's ceiling: a larger seq was never assigned by the publisher
+EPOCH_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# Socket.IO decoders refuse integers of over 100 characters (python-socketio) and browsers round past 2**53:
+# a signal holds none beyond this bound, which also keeps str() clear of Python's 4,300-digit limit.
+MAX_ABS_INT = 10**64
 
 
 class SignalType(str, Enum):
@@ -45,7 +54,7 @@ def parse_signal(raw: bytes | str, max_bytes: int) -> dict:
     except RecursionError:
         raise InvalidSignal("message JSON is nested too deeply") from None
     except ValueError as exc:
-        raise InvalidSignal(f"message is not JSON: {exc}") from None
+        raise InvalidSignal(f"message is not JSON: {_short(str(exc), 120)}") from None
     return validate_signal(signal)
 
 
@@ -55,19 +64,65 @@ def validate_signal(signal: object) -> dict:
         raise InvalidSignal(f"signal must be a JSON object, got {type(signal).__name__}")
     kind = signal.get("type")
     if kind not in (SignalType.BUY.value, SignalType.SELL.value):
-        raise InvalidSignal(f'signal "type" must be "BUY" or "SELL", got {kind!r}')
+        raise InvalidSignal(f'signal "type" must be "BUY" or "SELL", got {_short(kind)}')
     price = signal.get("price")
     if isinstance(price, bool) or not isinstance(price, (int, float)):
         raise InvalidSignal(f'signal "price" must be a JSON number, got {type(price).__name__}')
-    if not math.isfinite(price) or price <= 0:
-        raise InvalidSignal(f'signal "price" must be finite and > 0, got {price!r}')
+    if not 0 < price <= sys.float_info.max:  # NaN, ±inf, and ints a float (a browser) cannot hold
+        raise InvalidSignal(f'signal "price" must be finite and > 0, got {_short(price)}')
     symbol = signal.get("symbol")
     if symbol is not None and not isinstance(symbol, str):
         raise InvalidSignal(f'signal "symbol" must be a string, got {type(symbol).__name__}')
     seq = signal.get("seq")
-    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 1):
-        raise InvalidSignal(f'signal "seq" must be a positive integer, got {seq!r}')
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_SEQ):
+        raise InvalidSignal(f'signal "seq" must be a positive integer up to 2**63-1, got {_short(seq)}')
+    epoch = signal.get("epoch")
+    if epoch is not None and not (isinstance(epoch, str) and EPOCH_RE.fullmatch(epoch)):
+        raise InvalidSignal(f'signal "epoch" must be 1-64 letters, digits or ._:-, got {_short(epoch)}')
+    _check_values(signal)
     return signal
+
+
+def _check_values(signal: dict) -> None:
+    """Reject nesting deeper than MAX_DEPTH, non-JSON values and text that is not valid Unicode (iteratively)."""
+    stack: list[tuple[object, int]] = [(signal, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise InvalidSignal(f"signal is nested deeper than {MAX_DEPTH} levels")
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if not isinstance(key, str):
+                        raise InvalidSignal(f"signal keys must be strings, got {type(key).__name__}")
+                    _check_text(key)
+                    stack.append((item, depth + 1))
+            else:
+                stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise InvalidSignal(f"signal holds {value!r}, which is not valid JSON")
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_ABS_INT:
+            raise InvalidSignal("signal holds an integer of over 64 digits; send it as a string")
+        elif value is not None and not isinstance(value, (bool, int)):
+            raise InvalidSignal(f"signal holds a {type(value).__name__}, which is not a JSON value")
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidSignal("signal text holds a lone surrogate (\\ud800-\\udfff), which is not valid Unicode") from None
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """repr of VALUE cut to LIMIT characters: error messages and logs quote what strangers sent."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_ABS_INT:
+        return "an integer of over 64 digits"  # repr of a huge int is slow, or refused past 4,300 digits
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
 
 
 def _reject_constant(name: str) -> float:

@@ -56,9 +56,9 @@ def start_web(base_env, tmp_path):
     servers: list[WebServer] = []
 
     def start(name: str = "web", wait: bool = True, **extra) -> WebServer:
-        server = WebServer({**base_env, **extra}, tmp_path, name=f"{name}{len(servers)}").start(wait=wait)
-        servers.append(server)
-        return server
+        server = WebServer({**base_env, **extra}, tmp_path, name=f"{name}{len(servers)}")
+        servers.append(server)  # before start: one that never gets ready is still stopped after the test
+        return server.start(wait=wait)
 
     yield start
     for server in servers:
@@ -103,8 +103,9 @@ def start_celery(base_env, tmp_path):
         else:
             args += ["beat", "-S", "tasks.beat_scheduler:RestartSafeRedBeatScheduler", "--loglevel=INFO",
                      "--pidfile", str(tmp_path / f"{name}.pid"), "--schedule", str(tmp_path / f"{name}.db")]
-        process = ServerProcess(args, {**base_env, **extra}, name, tmp_path).start()
+        process = ServerProcess(args, {**base_env, **extra}, name, tmp_path)
         processes.append(process)
+        process.start()
         if wait and kind == "worker":
             wait_until(lambda: " ready." in process.log() or process.process.poll() is not None, 60, 0.1,
                        message=f"{name} ready")

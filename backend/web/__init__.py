@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 import socketio as python_socketio
 from flask import Flask
 from flask_socketio import SocketIO
 
+from backend import compat
+from backend.logging_setup import peer_logger
 from backend.redis_client import make_redis, redis_options, strip_tls_query
 from backend.settings import Settings, load_settings
 
@@ -24,7 +24,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(SETTINGS=settings, JSON_SORT_KEYS=False)
     if test_config:
         app.config.update(test_config)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     client = make_redis(settings.redis_url)
     app.extensions["qs_redis"] = client
@@ -36,17 +35,31 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     relay = Relay(socketio, settings, client)
     app.extensions["qs_relay"] = relay
-    app.extensions["qs_clients"] = ClientHub(socketio, relay, client, settings.auth_tokens)
+    app.extensions["qs_clients"] = ClientHub(socketio, relay, client, settings.auth_tokens,
+                                              settings.subscribe_rate_limit)
     app.register_blueprint(http_api.bp)
 
     from backend.web import cli
 
     cli.init_app(app)
+
+    # Transport limits (per-IP connection cap, request body size and deadline; the session sweeper that
+    # wsgi.py starts): a WSGI wrapper around Socket.IO too, so /socket.io/ requests are bounded.
+    from backend.web import connection_limits
+
+    connection_limits.install(app, socketio, settings, MAX_CLIENT_PACKET_BYTES)
+
+    from backend.web import rate_limits, security
+
+    rate_limits.init_app(app, settings)
+    # Last, so its WSGI wrapper is outermost: the Host check runs before Socket.IO or anything else.
+    security.init_app(app)
     return app
 
 
 def init_socketio(app: Flask, settings: Settings) -> None:
     """Attach Flask-SocketIO with the Redis message queue (TLS options included)."""
+    compat.harden_socketio()
     manager = python_socketio.RedisManager(
         strip_tls_query(settings.redis_url), channel="flask-socketio",
         redis_options=redis_options(settings.redis_url),
@@ -58,6 +71,8 @@ def init_socketio(app: Flask, settings: Settings) -> None:
         client_manager=manager,
         cors_allowed_origins=list(settings.cors_origins) or None,
         max_http_buffer_size=MAX_CLIENT_PACKET_BYTES,
+        logger=peer_logger("socketio.server"),
+        engineio_logger=peer_logger("engineio.server"),
         ping_interval=25,
         ping_timeout=20,
     )

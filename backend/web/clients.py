@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 import redis
 from flask import request
 from flask_socketio import ConnectionRefusedError
+from limits import parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from backend import compat, history
 from backend.signal_schema import EVENT_NEW_SIGNAL, EVENT_RESYNC, EVENT_SUBSCRIBE, EVENT_WELCOME
@@ -45,7 +48,9 @@ def token_ok(presented: object, tokens: tuple[str, ...]) -> bool:
         return True
     if not isinstance(presented, str) or not presented:
         return False
-    matches = [hmac.compare_digest(presented.encode(), token.encode()) for token in tokens]
+    # surrogatepass: a lone surrogate in a stranger's token is a wrong token, not an encoding crash
+    raw = presented.encode("utf-8", "surrogatepass")
+    matches = [hmac.compare_digest(raw, token.encode()) for token in tokens]
     return any(matches)
 
 
@@ -71,7 +76,7 @@ def parse_since(value: object) -> int | None:
         raise BadRequest('"since" must be a non-negative integer seq')
     try:
         since = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity, which JSON auth may carry
         raise BadRequest(f'"since" must be a non-negative integer seq, got {value!r}') from None
     if since < 0:
         raise BadRequest(f'"since" must be a non-negative integer seq, got {since}')
@@ -86,19 +91,40 @@ def rooms_for(symbols: frozenset[str] | None) -> set[str]:
 class ClientHub:
     """Registers the Socket.IO handlers and brings each client from its cursor to the live stream."""
 
-    def __init__(self, socketio, relay: Relay, client: redis.Redis, tokens: tuple[str, ...]):
+    def __init__(self, socketio, relay: Relay, client: redis.Redis, tokens: tuple[str, ...],
+                 subscribe_rate: str = "5/second"):
         """Bind to the extension, the relay whose cursor is authoritative, and the history reader."""
         self.socketio = socketio
         self.relay = relay
         self.client = client
         self.tokens = tokens
         self.clients: dict[str, ClientState] = {}
+        # Each subscribe moves the client between up to MAX_SYMBOLS rooms: cheap once, not a thousand times.
+        self._subscribe_rate = parse_many(subscribe_rate)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        metrics.CLIENTS_CONNECTED.set_function(lambda: len(self.clients))
         socketio.on_event("connect", self.on_connect)
         socketio.on_event("disconnect", self.on_disconnect)
         socketio.on_event(EVENT_SUBSCRIBE, self.on_subscribe)
 
+    def _reserved(self, event: str) -> bool:
+        """True (and counted) when a connected client sent an event named EVENT itself.
+
+        python-socketio dispatches `42["connect"]` and `42["disconnect"]` to the same handlers as the
+        real thing. A real connect or disconnect is pending while its handler runs, so the client does
+        not count as connected yet (or any more); a forged one comes from a client that does.
+        """
+        if not self.socketio.server.manager.is_connected(request.sid, "/"):
+            return False
+        metrics.CLIENT_EVENTS_REFUSED.labels(reason=f"reserved:{event}").inc()
+        log.warning("refused a %r event sent by client %s: that name is reserved", event, request.sid,
+                    extra={"rate_limited": True})
+        return True
+
     def on_connect(self, auth=None):
         """Check the token, read the cursor and filter, then attach the client in the background."""
+        if self._reserved("connect"):
+            return None
         auth = auth if isinstance(auth, dict) else {}
         args = request.args
 
@@ -106,6 +132,7 @@ class ClientHub:
             return auth.get(name, args.get(name))
 
         if not token_ok(param("token"), self.tokens):
+            metrics.CLIENT_EVENTS_REFUSED.labels(reason="unauthorized").inc()
             raise ConnectionRefusedError("unauthorized: pass a valid token in the connect auth {\"token\": …}")
         try:
             since = parse_since(param("since"))
@@ -115,19 +142,23 @@ class ClientHub:
         epoch = param("epoch")
         state = ClientState(rooms=rooms_for(symbols), symbols=symbols)
         self.clients[request.sid] = state
-        metrics.CLIENTS_CONNECTED.inc()
         self.socketio.start_background_task(self.attach, request.sid, state, since, epoch)
 
     def on_disconnect(self, *args):
         """Forget the client."""
-        if self.clients.pop(request.sid, None) is not None:
-            metrics.CLIENTS_CONNECTED.dec()
+        if self._reserved("disconnect"):
+            return
+        self.clients.pop(request.sid, None)
 
-    def on_subscribe(self, data=None):
+    def on_subscribe(self, data=None, *_extra):  # a stranger may send more arguments than one
         """Change the client's symbol filter; answers {"symbols": [...]} or {"error": ...}."""
         state = self.clients.get(request.sid)
         if state is None:
             return {"error": "not connected"}
+        if not all(self._limiter.hit(rate, "subscribe", request.sid) for rate in self._subscribe_rate):
+            metrics.CLIENT_EVENTS_REFUSED.labels(reason="subscribe rate").inc()
+            limit = "; ".join(str(rate) for rate in self._subscribe_rate)
+            return {"error": f"too many subscribe events (limit {limit}); wait a moment and send it again"}
         try:
             symbols = parse_symbols((data or {}).get("symbols") if isinstance(data, dict) else None)
         except BadRequest as exc:
@@ -211,12 +242,12 @@ class ClientHub:
                 return  # caller joins the rooms before anything else runs
             if not self._wait_drained(sid):
                 return
-            batch = history.read_range(self.client, cursor, target, count=MAX_QUEUED_PACKETS)
+            batch = history.read_entries(self.client, cursor, target, count=MAX_QUEUED_PACKETS)
             if not batch:
                 cursor = target  # trimmed out of history: nothing left to send
                 continue
-            for signal in batch:
-                if state.symbols is None or signal.get("symbol") in state.symbols:
+            for _seq, signal in batch:
+                if signal is not None and (state.symbols is None or signal.get("symbol") in state.symbols):
                     self._send(sid, EVENT_NEW_SIGNAL, signal)
                     metrics.SIGNALS_REPLAYED.inc()
-            cursor = batch[-1]["seq"]
+            cursor = batch[-1][0]

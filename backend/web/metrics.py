@@ -6,10 +6,20 @@ SIGNALS_RELAYED = Counter("qs_signals_relayed_total", "Signals emitted to Socket
 SIGNALS_REPLAYED = Counter("qs_signals_replayed_total", "Signals sent from history to recovering clients")
 MALFORMED_DROPPED = Counter("qs_malformed_dropped_total", "Channel messages dropped as not a valid signal")
 CLIENTS_CONNECTED = Gauge("qs_clients_connected", "Socket.IO clients connected to this process")
-RELAY_SUBSCRIBED = Gauge("qs_relay_subscribed", "1 while the relay is subscribed to the channel")
+RELAY_SUBSCRIBED = Gauge("qs_relay_subscribed", "1 while the relay is subscribed and its loop beats")
+RELAY_RESTARTS = Counter("qs_relay_restarts_total", "Times the relay loop failed unexpectedly and was restarted")
+CLIENT_EVENTS_REFUSED = Counter("qs_client_events_refused_total", "Client events refused", ["reason"])
 RELAY_RECONNECTS = Counter("qs_relay_reconnects_total", "Times the relay lost Redis and subscribed again")
 RELAY_LAG = Histogram(
     "qs_relay_lag_seconds",
     "Delay from a signal's emitted_at to its relay by this process",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CONNECTIONS_REFUSED = Counter(
+    "qs_connections_refused_total",
+    "HTTP requests and websockets refused or cut at the transport level (per-IP cap, request body limits)",
+    ["reason"],
+)
+IDLE_SESSIONS_CUT = Counter(
+    "qs_idle_sessions_cut_total", "Engine.IO sessions closed for not connecting the / namespace in time"
 )

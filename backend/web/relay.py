@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 ALL_ROOM = "all"
 IDLE_WAKE_S = 1.0
 MAX_BURST = 500
+HEARTBEAT_STALE_S = 5.0  # readiness fails when the loop has not beaten for this long
+BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 5.0
 
 
 def symbol_room(symbol: str) -> str:
@@ -38,8 +40,10 @@ class Relay:
         self.last_seq = 0
         self.subscribed = False
         self.last_error: str | None = None
+        self.heartbeat = float("-inf")
+        self._backoff = BACKOFF_MIN_S
         self._stopping = False
-        self._pubsub = None
+        metrics.RELAY_SUBSCRIBED.set_function(lambda: 1.0 if self.ready() else 0.0)
 
     def start(self) -> None:
         """Run the relay loop as a background task of the Socket.IO server."""
@@ -50,26 +54,51 @@ class Relay:
         self._stopping = True
 
     def run(self) -> None:
-        """Subscribe, catch up, relay; on a Redis failure back off and do it again."""
-        backoff = 0.2
+        """Subscribe, catch up, relay; after any failure back off and do it again (the loop never dies)."""
+        self._backoff = BACKOFF_MIN_S
         while not self._stopping:
+            self.beat()
             try:
                 self._session()
             except (redis.RedisError, OSError) as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                if self.subscribed:
-                    metrics.RELAY_RECONNECTS.inc()
-                    log.warning("relay lost Redis (%s); reconnecting", self.last_error)
-                self._set_subscribed(False)
-                self.socketio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            else:
-                backoff = 0.2
+                self._lost(f"{type(exc).__name__}: {exc}", "relay lost Redis (%s); reconnecting")
+            except Exception as exc:  # a bug or an input we did not foresee: restart, caught up from history
+                metrics.RELAY_RESTARTS.inc()
+                self._lost(f"{type(exc).__name__}: {exc}", "relay loop failed (%s); restarting it from history",
+                           traceback=True)
+            if not self._stopping:
+                self._pause(self._backoff)
+                self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
         self._set_subscribed(False)
+
+    def _lost(self, error: str, message: str, traceback: bool = False) -> None:
+        self.last_error = error[:200]
+        if self.subscribed:
+            metrics.RELAY_RECONNECTS.inc()
+        log.warning(message, self.last_error, exc_info=traceback)
+        self._set_subscribed(False)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep SECONDS in steps, keeping the heartbeat fresh: backing off is alive, not hung."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping and (left := deadline - time.monotonic()) > 0:
+            self.beat()
+            self.socketio.sleep(min(left, IDLE_WAKE_S))
+
+    def beat(self) -> None:
+        """Record that the loop is alive (readiness reads it)."""
+        self.heartbeat = time.monotonic()
+
+    def alive(self) -> bool:
+        """True when the loop has beaten within HEARTBEAT_STALE_S."""
+        return time.monotonic() - self.heartbeat < HEARTBEAT_STALE_S
+
+    def ready(self) -> bool:
+        """Subscribed and alive: what /readyz and qs_relay_subscribed report."""
+        return self.subscribed and self.alive()
 
     def _set_subscribed(self, value: bool) -> None:
         self.subscribed = value
-        metrics.RELAY_SUBSCRIBED.set(1 if value else 0)
 
     def _session(self) -> None:
         raw_client = make_redis(self.settings.redis_url, decode_responses=False)
@@ -78,6 +107,7 @@ class Relay:
             pubsub.subscribe(self.settings.signal_channel)
             deadline = time.monotonic() + 10
             while True:  # the subscription is live once Redis confirms it
+                self.beat()
                 message = pubsub.get_message(timeout=1.0)
                 if message and message["type"] == "subscribe":
                     break
@@ -87,9 +117,11 @@ class Relay:
             self._adopt_epoch(history.ensure_epoch(self.client))
             self._catch_up()
             self._set_subscribed(True)
+            self._backoff = BACKOFF_MIN_S  # a failure after a good subscription starts the backoff afresh
             self.last_error = None
             log.info("relay subscribed to %s (epoch %s, seq %d)", self.settings.signal_channel, self.epoch, self.last_seq)
             while not self._stopping:
+                self.beat()
                 message = pubsub.get_message(timeout=IDLE_WAKE_S)
                 if not message:
                     continue
@@ -113,19 +145,18 @@ class Relay:
         self.last_seq = 0
 
     def _catch_up(self, upto: int | None = None) -> None:
-        """Relay from history every signal after last_seq (up to UPTO, exclusive of later ones)."""
+        """Relay from history every signal after last_seq (up to UPTO); skip and count what cannot be sent."""
         while True:
-            batch = history.read_range(self.client, self.last_seq, upto, count=500)
+            self.beat()
+            batch = history.read_entries(self.client, self.last_seq, upto, count=500)
             if not batch:
                 return
-            for signal in batch:
-                if signal.get("epoch") == self.epoch and signal["seq"] > self.last_seq:
-                    self.last_seq = signal["seq"]
-                    self.emit(signal)
-
-    def handle(self, raw: bytes) -> None:
-        """Relay one channel message."""
-        self.handle_many([raw])
+            for seq, signal in batch:
+                self.last_seq = max(self.last_seq, seq)  # always advance: one bad entry must not stall the loop
+                if signal is None or signal.get("epoch") != self.epoch:
+                    self._drop(f"history entry {seq} is not a signal of epoch {self.epoch}")
+                    continue
+                self._emit_safely(signal)
 
     def handle_many(self, raws: list[bytes]) -> None:
         """Validate channel messages and relay them in order; drop and count what is not a signal.
@@ -141,10 +172,13 @@ class Relay:
             except InvalidSignal as exc:
                 self._drop(str(exc))
                 continue
+            except Exception as exc:  # noqa: BLE001 - a parser failure we did not foresee is still one bad message
+                self._drop(f"could not be parsed ({type(exc).__name__})")
+                continue
             seq, epoch = signal.get("seq"), signal.get("epoch")
             if seq is None and epoch is None:
                 wanted = self._relay_numbered(wanted)  # keep the channel's order
-                self.emit(signal)  # an outside publisher's signal: live only, not in history
+                self._emit_safely(signal)  # an outside publisher's signal: live only, not in history
                 continue
             if seq is None or not isinstance(epoch, str) or not epoch:
                 self._drop("a signal with only one of seq and epoch")
@@ -160,7 +194,7 @@ class Relay:
         self._relay_numbered(wanted)
 
     def _relay_numbered(self, wanted: int) -> int:
-        """Relay from history up to seq WANTED; count it as dropped if history has no such seq."""
+        """Relay from history up to seq WANTED; count it as dropped if history has no such seq; 0 is the new WANTED."""
         if wanted > self.last_seq:
             self._catch_up(upto=wanted)
             if self.last_seq < wanted:
@@ -169,7 +203,16 @@ class Relay:
 
     def _drop(self, reason: str) -> None:
         metrics.MALFORMED_DROPPED.inc()
-        log.warning("dropped a message on %s: %s", self.settings.signal_channel, reason)
+        # rate_limited: anyone can publish junk; BoundedLogFilter keeps this to a few lines per burst
+        log.warning("dropped a message on %s: %s", self.settings.signal_channel, reason,
+                    extra={"rate_limited": True})
+
+    def _emit_safely(self, signal: dict) -> None:
+        """Emit SIGNAL; a failure drops this one signal, never the relay."""
+        try:
+            self.emit(signal)
+        except Exception as exc:  # noqa: BLE001 - whatever one message does, the next must still go out
+            self._drop(f"could not be sent ({type(exc).__name__}: {str(exc)[:100]})")
 
     def emit(self, signal: dict) -> None:
         """Send SIGNAL to this process's clients in the all-room and its symbol's room."""

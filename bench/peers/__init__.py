@@ -68,7 +68,9 @@ class ProjectPeer(Peer):
         self.python = python
 
     def command(self, port, redis_url):
-        return [self.python, "wsgi.py"], {"PORT": str(port), "REDIS_URL": redis_url}, self.project_dir
+        # The load generator opens up to 5,000 clients from 127.0.0.1: no per-address cap.
+        env = {"PORT": str(port), "REDIS_URL": redis_url, "MAX_CONNECTIONS_PER_IP": "0"}
+        return [self.python, "wsgi.py"], env, self.project_dir
 
 
 class SeedPeer(Peer):

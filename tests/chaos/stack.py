@@ -113,7 +113,10 @@ class ChaosStack:
         env.update(REDIS_URL=self.redis_url, PYTHONUNBUFFERED="1", SIGNAL_CHANNEL="quantum_signals",
                    MARKET_SOURCE="binance", BINANCE_API_URL=self.exchange.url, SCAN_INTERVAL="1",
                    TIMEFRAME="1s", SYMBOLS=",".join(self.symbols), STRATEGIES=STRATEGY,
-                   HISTORY_MAXLEN="200000")
+                   HISTORY_MAXLEN="200000",
+                   # Every client and flood here comes from 127.0.0.1: hundreds of them per web process
+                   # (the soak's 500, the hostile flood's 600) would hit the per-address cap.
+                   MAX_CONNECTIONS_PER_IP="0")
         env.update(self.extra_env)
         env.update(extra)
         return env

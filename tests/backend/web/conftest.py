@@ -45,9 +45,9 @@ def restart_web(tmp_path):
 
     def restart(old: WebServer) -> WebServer:
         env = {k: v for k, v in old.env.items() if k != "PORT"}
-        server = WebServer(env, tmp_path, name=f"{old.name}-restarted{len(servers)}", port=old.port).start()
-        servers.append(server)
-        return server
+        server = WebServer(env, tmp_path, name=f"{old.name}-restarted{len(servers)}", port=old.port)
+        servers.append(server)  # before start, so a failed start is still cleaned up
+        return server.start()
 
     yield restart
     for server in servers:

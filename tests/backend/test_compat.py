@@ -1,0 +1,274 @@
+"""backend/compat.py against the pinned libraries: each test names its hook when the library changed under it.
+
+Engine.IO and Socket.IO hooks run on a real in-process python-socketio Server (threading mode) driven through its
+WSGI entry point; the eventlet hooks on a real eventlet WSGI server in a child process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import io
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import warnings
+
+import pytest
+import socketio
+
+from backend import compat
+from tests.support import ROOT, wait_until
+
+
+def eventlet_module(name: str):
+    """eventlet.NAME, imported without its deprecation banner (the web process silences it the same way)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return importlib.import_module(f"eventlet.{name}")
+
+
+def require(condition, hook: str, what: str) -> None:
+    """Fail naming the compat HOOK and WHAT is wrong unless CONDITION."""
+    assert condition, f"compat hook {hook}: {what}"
+
+
+def call(hook: str, function, *args):
+    """Run FUNCTION(*ARGS); any error fails naming the compat HOOK."""
+    try:
+        return function(*args)
+    except Exception as exc:
+        raise AssertionError(f"compat hook {hook}: {type(exc).__name__}: {exc}") from exc
+
+
+def wsgi(server: socketio.Server, method: str, query: str, body: bytes = b"") -> tuple[str, bytes]:
+    """One request to SERVER's WSGI entry point; (status, body)."""
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": "/socket.io/", "QUERY_STRING": query,
+               "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "text/plain",
+               "REMOTE_ADDR": "127.0.0.1", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "HTTP_HOST": "127.0.0.1",
+               "wsgi.url_scheme": "http"}
+    answer: list[str] = []
+    chunks = server.handle_request(environ, lambda status, headers, exc_info=None: answer.append(status))
+    return answer[0], b"".join(chunks)
+
+
+@pytest.fixture
+def sio():
+    """A real python-socketio Server (threading mode) with a connect and a disconnect handler."""
+    server = socketio.Server(async_mode="threading")
+    server.disconnects = []
+    server.on("connect", lambda sid, environ, auth=None: True)
+    server.on("disconnect", lambda sid, reason=None: server.disconnects.append(sid))
+    yield server
+    server.eio.shutdown()
+
+
+def polling_session(server: socketio.Server, connect: bool = True) -> tuple[str, str | None]:
+    """Open an Engine.IO polling session (and connect `/` when CONNECT); (eio_sid, Socket.IO sid or None)."""
+    status, body = wsgi(server, "GET", "EIO=4&transport=polling")
+    assert status.startswith("200"), (status, body)
+    eio_sid = json.loads(body[1:])["sid"]
+    if not connect:
+        return eio_sid, None
+    status, body = wsgi(server, "POST", f"EIO=4&transport=polling&sid={eio_sid}", b"40")
+    assert status.startswith("200"), (status, body)
+    sid = wait_until(lambda: server.manager.sid_from_eio_sid(eio_sid, "/"), 5, message="namespace connected")
+    return eio_sid, sid
+
+
+def in_thread(function, *args) -> threading.Thread:
+    """Run FUNCTION(*ARGS) in a daemon thread; the thread."""
+    thread = threading.Thread(target=function, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_engineio_socket(sio):
+    hook = "engineio_socket"
+    eio_sid, sid = polling_session(sio)
+    require(isinstance(getattr(sio.eio, "sockets", None), dict), hook, "python-engineio Server.sockets is gone")
+    found = call(hook, compat.engineio_socket, sio, sid)
+    require(found is not None and found.sid == eio_sid, hook, f"did not find the client's Socket: {found!r}")
+    require(call(hook, compat.engineio_socket, sio, "no-such-sid") is None, hook, "an unknown sid gave a Socket")
+
+
+def test_engineio_queue_size(sio):
+    hook = "engineio_queue_size"
+    eio_sid, sid = polling_session(sio)
+    require(hasattr(sio.eio.sockets[eio_sid], "queue"), hook, "python-engineio Socket.queue is gone")
+    before = call(hook, compat.engineio_queue_size, sio, sid)
+    sio.emit("tick", {"n": 1}, to=sid)  # nobody polls: the packet waits in the queue
+    require(call(hook, compat.engineio_queue_size, sio, sid) == before + 1, hook,
+            "python-engineio Socket.queue no longer holds the packets waiting for the client")
+    require(call(hook, compat.engineio_queue_size, sio, "no-such-sid") == 0, hook, "an unknown sid has a queue")
+
+
+def test_engineio_sessions(sio):
+    hook = "engineio_sessions"
+    eio_sid, _ = polling_session(sio, connect=False)
+    sessions = call(hook, compat.engineio_sessions, sio)
+    require(eio_sid in sessions and sessions[eio_sid].sid == eio_sid, hook,
+            "python-engineio Server.sockets no longer maps eio_sid to Socket")
+    sessions.clear()
+    require(eio_sid in sio.eio.sockets, hook, "returned python-engineio's own dict, not a snapshot")
+
+
+def test_engineio_close_nowait(sio):
+    hook = "engineio_close_nowait"
+    eio_sid, sid = polling_session(sio)
+    session = sio.eio.sockets[eio_sid]
+    results = []
+    thread = in_thread(lambda: results.append(call(hook, compat.engineio_close_nowait, sio, eio_sid)))
+    thread.join(3)
+    require(not thread.is_alive(), hook, "python-engineio Socket.close(wait=False) waited for a poll that never came")
+    require(results == [True], hook, f"returned {results}")
+    require(session.closed and eio_sid not in sio.eio.sockets, hook, "the session is still open or listed")
+    require(sio.disconnects == [sid], hook, f"Socket.IO's disconnect handler saw {sio.disconnects}, not [{sid!r}]")
+    require(call(hook, compat.engineio_close_nowait, sio, eio_sid) is False, hook, "a closed session closed again")
+
+
+def test_engineio_polling_close_never_waits(sio):
+    hook = "engineio_polling_close_never_waits"
+    from engineio import socket as engineio_socket_module
+
+    original = engineio_socket_module.Socket.close
+    parameters = list(inspect.signature(getattr(original, "qs_original", original)).parameters)
+    require(parameters[:4] == ["self", "wait", "abort", "reason"], hook,
+            f"python-engineio Socket.close takes {parameters}, not (self, wait, abort, reason)")
+    call(hook, compat.engineio_polling_close_never_waits)
+    try:
+        polling_eio_sid, _ = polling_session(sio)
+        thread = in_thread(sio.eio.disconnect, polling_eio_sid)  # public API, wait=True inside
+        thread.join(3)
+        require(not thread.is_alive(), hook, "Server.disconnect of a polling session still waits for a GET")
+
+        upgraded_eio_sid, _ = polling_session(sio)
+        upgraded = sio.eio.sockets[upgraded_eio_sid]
+        require(hasattr(upgraded, "upgraded"), hook, "python-engineio Socket.upgraded is gone")
+        upgraded.upgraded = True  # what the websocket handler sets; its writer task is played below
+        thread = in_thread(sio.eio.disconnect, upgraded_eio_sid)
+        thread.join(0.3)  # nobody took the CLOSE packet yet: the close must still wait, by design
+        require(thread.is_alive(), hook, "a websocket session's close no longer waits for its writer")
+        while thread.is_alive() and upgraded.poll():  # the writer's part: take the CLOSE packet, then the end
+            pass
+        thread.join(3)
+        require(not thread.is_alive(), hook, "a websocket session's close did not end once its queue was taken")
+    finally:
+        engineio_socket_module.Socket.close = original
+
+
+
+def test_engineio_bad_frame_ends_session():
+    hook = "engineio_bad_frame_ends_session"
+    from engineio import socket as engineio_socket_module
+
+    handler = getattr(engineio_socket_module.Socket, "_websocket_handler", None)
+    require(handler is not None, hook, "python-engineio Socket._websocket_handler is gone")
+    parameters = list(inspect.signature(handler).parameters)
+    require(parameters[:2] == ["self", "ws"], hook, f"Socket._websocket_handler takes {parameters}, not (self, ws)")
+    require(hasattr(engineio_socket_module.Socket, "close"), hook, "python-engineio Socket.close is gone")
+    call(hook, compat.engineio_bad_frame_ends_session)
+    require(getattr(engineio_socket_module.Socket._websocket_handler, "qs_wrapped", False), hook,
+            "the handler was not wrapped")
+
+
+def test_socketio_event_errors_logged(sio):
+    hook = "socketio_event_errors_logged"
+    handler = getattr(socketio.Server, "_handle_event_internal", None)
+    require(handler is not None, hook, "python-socketio Server._handle_event_internal is gone")
+    parameters = list(inspect.signature(handler).parameters)
+    require(parameters[:3] == ["self", "server", "sid"], hook,
+            f"Server._handle_event_internal takes {parameters}, not (self, server, sid, …)")
+    call(hook, compat.socketio_event_errors_logged)
+    # A list as event name raises inside the library's dispatch; wrapped, it is a dropped event.
+    result = call(hook, sio._handle_event_internal, sio, "sid", "eio_sid", [["subscribe"], {}], "/", None)
+    require(result is None, hook, f"a bad event name gave {result!r}, not a dropped event")
+
+
+EVENTLET_SERVER = """
+import sys, eventlet, eventlet.wsgi, eventlet.websocket
+from backend import compat
+if sys.argv[1] == "patched":
+    compat.disable_permessage_deflate()
+echo = eventlet.websocket.WebSocketWSGI(lambda ws: ws.send(ws.wait() or ""))
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/ws":
+        return echo(environ, start_response)
+    return compat.eventlet_respond_and_close(environ, "413 Content Too Large", [("Content-Type", "text/plain")],
+                                             b"too big")
+sock = eventlet.listen(("127.0.0.1", 0))
+print(sock.getsockname()[1], flush=True)
+eventlet.wsgi.server(sock, app, log_output=False)
+"""
+
+
+@pytest.fixture
+def eventlet_server():
+    """Factory: the real eventlet WSGI server above in a child process ('patched' or 'plain'); its port."""
+    children: list[subprocess.Popen] = []
+
+    def start(mode: str) -> int:
+        """Start one server; its port."""
+        child = subprocess.Popen([sys.executable, "-W", "ignore", "-c", EVENTLET_SERVER, mode], cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        children.append(child)
+        line = child.stdout.readline()
+        assert line.strip().isdigit(), f"eventlet server did not start: {line!r} {child.stderr.read()[-2000:]}"
+        return int(line)
+
+    yield start
+    for child in children:
+        child.kill()
+        child.wait()
+
+
+def exchange(port: int, request: bytes, timeout: float = 3.0) -> bytes:
+    """Send REQUEST and read until the server closes or TIMEOUT passes; what came back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data, deadline = b"", time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                return data
+            data += chunk
+            if b"\r\n\r\n" in data and b" 101 " in data.split(b"\r\n", 1)[0]:
+                return data  # a websocket stays open: its head is all there is to read
+    return data + b"<still open>"
+
+
+def test_eventlet_respond_and_close(eventlet_server):
+    hook = "eventlet_respond_and_close"
+    wsgi = eventlet_module("wsgi")
+    require(hasattr(wsgi, "WSGI_LOCAL"), hook, "eventlet.wsgi.WSGI_LOCAL is gone")
+    require(callable(getattr(wsgi.Input, "get_socket", None)), hook, "eventlet.wsgi.Input.get_socket is gone")
+    port = eventlet_server("plain")
+    answer = exchange(port, b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
+    require(answer.startswith(b"HTTP/1.1 413 ") and answer.endswith(b"\r\n\r\ntoo big"), hook,
+            f"eventlet did not send the response alone and close the connection: {answer[-300:]!r}")
+    require(b"\r\nConnection: close\r\n" in answer, hook, f"no Connection: close in {answer!r}")
+
+
+UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
+
+
+def test_disable_permessage_deflate(eventlet_server):
+    hook = "disable_permessage_deflate"
+    websocket = eventlet_module("websocket")
+    method = getattr(websocket.WebSocketWSGI, "_negotiate_permessage_deflate", None)
+    require(method is not None, hook, "eventlet WebSocketWSGI._negotiate_permessage_deflate is gone")
+    require("extensions" in inspect.signature(method).parameters, hook,
+            "eventlet WebSocketWSGI._negotiate_permessage_deflate no longer takes `extensions`")
+    plain = exchange(eventlet_server("plain"), UPGRADE)
+    require(b" 101 " in plain and b"permessage-deflate" in plain.lower(), hook,
+            f"unpatched eventlet did not negotiate deflate, so the test proves nothing: {plain!r}")
+    patched = exchange(eventlet_server("patched"), UPGRADE)
+    require(b" 101 " in patched and b"permessage-deflate" not in patched.lower(), hook,
+            f"eventlet negotiated permessage-deflate despite the hook: {patched!r}")
