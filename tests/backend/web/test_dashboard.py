@@ -8,6 +8,20 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.browser
 
 LIVE_S = 2000  # ms: a published signal must be on screen within 2 s
+CSP_MARK = "Content Security Policy"
+# Chromium logs most violations itself; the listener also catches those it reports only as events.
+REPORT_VIOLATIONS = """document.addEventListener("securitypolicyviolation", (e) =>
+  console.error(`Content Security Policy violation: ${e.effectiveDirective} blocked ${e.blockedURI || "inline"}`));"""
+
+
+@pytest.fixture(autouse=True)
+def csp_violations(page):
+    """Every dashboard test also fails when the page breaks its Content Security Policy."""
+    seen: list[str] = []
+    page.add_init_script(REPORT_VIOLATIONS)
+    page.on("console", lambda message: seen.append(message.text) if CSP_MARK in message.text else None)
+    yield seen
+    assert not seen, f"Content Security Policy violations in the dashboard: {seen}"
 
 
 def redis_cli_publish(redis_server, payload: str) -> None:
@@ -131,3 +145,21 @@ def test_token_required_shows_the_error_until_a_valid_token_is_entered(start_web
     page.reload()  # the token is remembered
     expect(page.locator("#status")).to_have_attribute("data-state", "live")
     expect(rows(page)).to_have_count(2)
+
+
+def test_dashboard_runs_under_its_content_security_policy(web, page, publisher, csp_violations):
+    publisher.publish_signal(signal("BTCUSDT", "BUY", 60100.5, minute=1))
+    answer = page.goto(web.url)
+    policy = answer.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    expect(page.locator("#status")).to_have_attribute("data-state", "live")
+    expect(page.locator('.chart-card[data-symbol="BTCUSDT"] canvas').first).to_be_visible()
+    expect(page.locator("#tv-attr-logo")).to_be_attached()  # the chart's own <style>, allowed by its hash
+    assert not csp_violations
+
+    # The policy is enforced and the check sees breaches: an injected inline script is refused and reported.
+    with page.expect_console_message(lambda message: CSP_MARK in message.text):
+        page.evaluate("""() => { const s = document.createElement("script");
+                                 s.textContent = "window.injected = true"; document.body.append(s); }""")
+    assert csp_violations and page.evaluate("() => window.injected") is None
+    csp_violations.clear()

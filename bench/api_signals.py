@@ -1,0 +1,106 @@
+"""`python -m bench.api_signals`: requests/s of GET /api/signals?limit=1000 with and without the response cache.
+
+Two real web processes on one private Redis holding 1,000 signals: `python wsgi.py` as deployed (cache on)
+and the same app with app.config["SIGNALS_CACHE"] = False (a switch only this benchmark sets). Each round
+times REQUESTS sequential requests on one keep-alive connection to each, alternating; the figures are the
+median and the spread (min–max) of the rounds' requests/s, and the ratio of the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import requests
+
+from backend.embedded_redis import EmbeddedRedis
+from backend.publisher import Publisher
+from backend.redis_client import make_redis
+from bench.procs import Child, free_port, stop_all
+
+# wsgi.py with the cache switched off: the same monkey-patching first, the same server.
+SERVE_UNCACHED = """
+import eventlet
+eventlet.monkey_patch()
+from backend.web import create_app
+from backend.web.server import serve
+app = create_app({"SIGNALS_CACHE": False})
+app.extensions["qs_relay"].start()
+serve(app, app.config["SETTINGS"].port)
+"""
+
+
+def start_web(name: str, args: list[str], redis_url: str) -> tuple[Child, str]:
+    """Start a web process; return it and its base URL once /readyz answers 200."""
+    port = free_port()
+    env = {"REDIS_URL": redis_url, "PORT": str(port), "HTTP_RATE_LIMIT": "1000000/second", "PYTHONUNBUFFERED": "1"}
+    child = Child(args, name, env=env).start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(url + "/readyz", timeout=1).status_code == 200:
+                return child, url
+        except requests.RequestException:
+            pass
+        if not child.alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} not ready; log {child.log_path}:\n{child.log()[-2000:]}")
+        time.sleep(0.05)
+
+
+def rate(session: requests.Session, url: str, count: int) -> float:
+    """Requests per second over COUNT sequential GETs of URL (each checked for 1,000 signals)."""
+    start = time.perf_counter()
+    for _ in range(count):
+        answer = session.get(url, timeout=10)
+        answer.raise_for_status()
+    elapsed = time.perf_counter() - start
+    assert len(answer.json()["signals"]) == 1000
+    return count / elapsed
+
+
+def summary(rates: list[float]) -> str:
+    """Median and spread of RATES."""
+    return f"median {statistics.median(rates):7.1f} req/s  (min {min(rates):.1f}, max {max(rates):.1f})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fill a private Redis, start both web processes, time the rounds, print the figures."""
+    parser = argparse.ArgumentParser(prog="python -m bench.api_signals", description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args(argv)
+    path = "/api/signals?limit=1000"
+    with EmbeddedRedis() as redis_server:
+        client = make_redis(redis_server.url)
+        publisher = Publisher(client, "quantum_signals", 10000, 65536)
+        for i in range(1000):
+            publisher.publish_signal({"type": "BUY" if i % 2 else "SELL", "price": 60000 + i, "symbol": "BTCUSDT",
+                                      "timeframe": "1m", "strategy": "sma_cross:fast=9,slow=21",
+                                      "reason": "benchmark", "indicators": {"sma_fast": 1.0, "sma_slow": 2.0}})
+        try:
+            targets = {
+                "cache": start_web("web-cache", [sys.executable, "wsgi.py"], redis_server.url),
+                "no cache": start_web("web-nocache", [sys.executable, "-c", SERVE_UNCACHED], redis_server.url),
+            }
+            rates: dict[str, list[float]] = {name: [] for name in targets}
+            sessions = {name: requests.Session() for name in targets}
+            for name, (_child, url) in targets.items():  # warm-up: connections, first cache fill
+                rate(sessions[name], url + path, 10)
+            for _ in range(args.rounds):
+                for name, (_child, url) in targets.items():
+                    rates[name].append(rate(sessions[name], url + path, args.requests))
+        finally:
+            stop_all()
+    print(f"GET {path}, 1,000 signals in history, {args.requests} sequential requests × {args.rounds} rounds")
+    for name, figures in rates.items():
+        print(f"  {name:9s} {summary(figures)}")
+    ratio = statistics.median(rates["cache"]) / statistics.median(rates["no cache"])
+    print(f"  cache / no cache: {ratio:.1f}×")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
