@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 VENDOR := backend/web/static/vendor
 
-.PHONY: install run test chaos bench clean
+.PHONY: install run lint test chaos bench clean
 
 install: $(STAMP) $(VENDOR)/.stamp
 
@@ -26,7 +26,11 @@ $(VENDOR)/.stamp: package.json package-lock.json
 run: install
 	$(PY) -m backend.stack
 
-test: install
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(PY) -m pytest
 
 chaos: install

@@ -1,4 +1,5 @@
 """Entry point of the web process: `python wsgi.py` serves Flask-SocketIO on eventlet at $PORT."""
+
 import os
 import warnings
 
@@ -9,9 +10,9 @@ if not os.environ.get("FLASK_RUN_FROM_CLI"):  # `flask signals …` needs no gre
     # First, before anything imports redis or requests: patching later breaks ssl.
     eventlet.monkey_patch()
 
-from backend.logging_setup import configure_logging  # noqa: E402
-from backend.settings import ConfigError  # noqa: E402
-from backend.web import create_app  # noqa: E402
+from backend.logging_setup import configure_logging
+from backend.settings import ConfigError
+from backend.web import create_app
 
 configure_logging()
 try:

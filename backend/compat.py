@@ -97,8 +97,14 @@ def eventlet_respond_and_close(environ, status: str, headers: list[tuple[str, st
     """
     from eventlet import wsgi
 
-    head = [f"HTTP/1.1 {status}", *(f"{name}: {value}" for name, value in headers),
-            f"Content-Length: {len(body)}", "Connection: close", "", ""]
+    head = [
+        f"HTTP/1.1 {status}",
+        *(f"{name}: {value}" for name, value in headers),
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        "",
+        "",
+    ]
     try:
         environ["eventlet.input"].get_socket().sendall("\r\n".join(head).encode("latin-1") + body)
     except OSError:
@@ -126,8 +132,9 @@ def engineio_bad_frame_ends_session() -> None:
         try:
             return original(self, ws)
         except Exception as exc:  # noqa: BLE001 - a stranger's frame; one line, then the session is gone
-            self.server.logger.warning("%s: undecodable websocket frame (%s); closing the session",
-                                       self.sid, type(exc).__name__)
+            self.server.logger.warning(
+                "%s: undecodable websocket frame (%s); closing the session", self.sid, type(exc).__name__
+            )
             self.queue.put(None)  # lets the handler's writer task end
             self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
             return []

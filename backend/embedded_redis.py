@@ -52,8 +52,13 @@ def is_reachable(url: str, timeout: float = 1.0) -> bool:
 class EmbeddedRedis:
     """A redis-server child process on a loopback port; nothing kept on disk unless persist=True."""
 
-    def __init__(self, port: int | None = None, persist: bool = False, binary: str | None = None,
-                 extra_args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        port: int | None = None,
+        persist: bool = False,
+        binary: str | None = None,
+        extra_args: tuple[str, ...] = (),
+    ):
         """Choose the port and binary; nothing starts until start()."""
         self.port = port or free_port()
         self.persist = persist
@@ -67,13 +72,25 @@ class EmbeddedRedis:
         """redis:// URL of this server."""
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> "EmbeddedRedis":
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         """Start redis-server and wait until it answers PING."""
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
-                "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log")]
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            self.dir,
+            "--daemonize",
+            "no",
+            "--logfile",
+            os.path.join(self.dir, "redis.log"),
+        ]
         args += ["--appendonly", "yes", "--save", ""] if self.persist else ["--save", "", "--appendonly", "no"]
-        self.process = subprocess.Popen([*args, *self.extra_args], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            [*args, *self.extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
         while time.monotonic() < deadline:
@@ -109,7 +126,7 @@ class EmbeddedRedis:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> "EmbeddedRedis":
+    def __enter__(self) -> EmbeddedRedis:
         return self.start()
 
     def __exit__(self, *exc) -> None:

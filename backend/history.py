@@ -50,7 +50,7 @@ def recent(client: redis.Redis, since: int = 0, symbol: str | None = None, limit
         batch = client.xrevrange(HISTORY_KEY, end, f"({since}-0", count=max(limit, 200))
         if not batch:
             break
-        for entry_id, fields in batch:
+        for _entry_id, fields in batch:
             if symbol is None or fields.get("sym") == symbol:
                 signal = decode_entry(fields)
                 if signal is None:

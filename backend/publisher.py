@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 
@@ -46,12 +46,12 @@ return {1, signal}
 
 def new_epoch() -> str:
     """A fresh opaque epoch name."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
 
 
 def utc_iso(ms: int | None = None, millis: bool = False) -> str:
     """ISO-8601 UTC with Z, from epoch milliseconds (now when None)."""
-    moment = datetime.now(timezone.utc) if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc)
+    moment = datetime.now(UTC) if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
     text = moment.isoformat(timespec="milliseconds" if millis else "seconds")
     return text.replace("+00:00", "Z")
 

@@ -61,8 +61,12 @@ def redact_url(url: str) -> str:
         user, colon, _password = userinfo.partition(":")
         # A lone userinfo is taken as the password by some clients: hide it too.
         netloc = f"{user}:***@{host}" if colon else f"***@{host}"
-    query = "&".join(
-        f"{pair.partition('=')[0]}=***" if pair.partition("=")[0].lower() == "password" else pair
-        for pair in parts.query.split("&")
-    ) if parts.query else ""
+    query = (
+        "&".join(
+            f"{pair.partition('=')[0]}=***" if pair.partition("=")[0].lower() == "password" else pair
+            for pair in parts.query.split("&")
+        )
+        if parts.query
+        else ""
+    )
     return urlunsplit(parts._replace(netloc=netloc, query=query))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 TIMEFRAMES = ("1s", "5s", "10s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
 
@@ -35,9 +35,7 @@ def _list(env: Mapping[str, str], name: str, default: str, sep: str = ",") -> tu
 def _redis_url(env: Mapping[str, str]) -> str:
     url = env.get("REDIS_URL", "").strip() or "redis://localhost:6379/0"
     if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(
-            f"REDIS_URL={url!r} is not a Redis URL; use redis://host:port/db or rediss://… for TLS"
-        )
+        raise ConfigError(f"REDIS_URL={url!r} is not a Redis URL; use redis://host:port/db or rediss://… for TLS")
     from backend.redis_client import tls_options
 
     try:
@@ -50,9 +48,7 @@ def _redis_url(env: Mapping[str, str]) -> str:
 def _market_source(env: Mapping[str, str]) -> str:
     source = env.get("MARKET_SOURCE", "").strip() or "binance"
     if source not in ("binance", "simulated") and not source.startswith("csv:"):
-        raise ConfigError(
-            f"MARKET_SOURCE={source!r} is unknown; use binance, simulated or csv:PATH"
-        )
+        raise ConfigError(f"MARKET_SOURCE={source!r} is unknown; use binance, simulated or csv:PATH")
     if source.startswith("csv:") and not source[4:]:
         raise ConfigError("MARKET_SOURCE=csv: needs a file path, e.g. csv:data/btc.csv")
     return source
@@ -113,7 +109,7 @@ class Settings:
     subscribe_rate_limit: str = "5/second"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and check every setting; raise ConfigError naming the bad one."""
         env = os.environ if env is None else env
         channel = env.get("SIGNAL_CHANNEL", "").strip() or "quantum_signals"

@@ -114,7 +114,9 @@ def _check_text(text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidSignal("signal text holds a lone surrogate (\\ud800-\\udfff), which is not valid Unicode") from None
+        raise InvalidSignal(
+            "signal text holds a lone surrogate (\\ud800-\\udfff), which is not valid Unicode"
+        ) from None
 
 
 def _short(value: object, limit: int = 60) -> str:

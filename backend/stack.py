@@ -25,7 +25,7 @@ DEMO_DEFAULTS = {
     # Eight symbols × four strategies: on the simulated feed some bar fires at least every ~7 bars.
     "SYMBOLS": "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT,ADAUSDT,DOGEUSDT,AVAXUSDT",
     "STRATEGIES": "sma_cross:fast=9,slow=21;ema_cross:fast=9,slow=21;macd:fast=12,slow=26,signal=9;"
-                  "rsi:period=14,lower=30,upper=70",
+    "rsi:period=14,lower=30,upper=70",
 }
 FLOWER_USER = "admin"
 
@@ -63,16 +63,24 @@ def main(argv: list[str] | None = None) -> int:
     if not is_reachable(settings.redis_url):
         embedded = EmbeddedRedis(binary=None).start()
         env["REDIS_URL"] = embedded.url
-        log.info("no Redis answered at %s: started an embedded redis-server at %s (pid %d) for every process",
-                 redact_url(settings.redis_url), redact_url(embedded.url), embedded.process.pid)
+        log.info(
+            "no Redis answered at %s: started an embedded redis-server at %s (pid %d) for every process",
+            redact_url(settings.redis_url),
+            redact_url(embedded.url),
+            embedded.process.pid,
+        )
     else:
         log.info("using Redis at %s", redact_url(settings.redis_url))
     log.info("dashboard: http://127.0.0.1:%d/  (Ctrl-C stops everything)", settings.port)
     flower_url = f"http://{env.get('FLOWER_ADDRESS', '127.0.0.1')}:{env.get('FLOWER_PORT', '5555')}/"
     if generated:
         user, _, password = generated.partition(":")
-        log.info("flower: %s  user %s, password %s (generated for this run; set FLOWER_BASIC_AUTH to choose)",
-                 flower_url, user, password)
+        log.info(
+            "flower: %s  user %s, password %s (generated for this run; set FLOWER_BASIC_AUTH to choose)",
+            flower_url,
+            user,
+            password,
+        )
     else:
         log.info("flower: %s  (credentials from FLOWER_BASIC_AUTH)", flower_url)
     command = [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), *(argv or [])]

@@ -1,9 +1,9 @@
 """`python -m bench`: run the scenarios, print one table with ratios to same-run baselines, write the docs.
 
-    python -m bench                      # everything (~20 min), writes docs/benchmarks.md
-    python -m bench --quick              # a ~2-minute subset for smoke-testing
-    python -m bench --only k1000x20      # one scenario (repeatable)
-    python -m bench --only k1000x20 --project-dir /tmp/patched   # the same against another checkout
+python -m bench                      # everything (~20 min), writes docs/benchmarks.md
+python -m bench --quick              # a ~2-minute subset for smoke-testing
+python -m bench --only k1000x20      # one scenario (repeatable)
+python -m bench --only k1000x20 --project-dir /tmp/patched   # the same against another checkout
 """
 
 from __future__ import annotations
@@ -28,13 +28,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a ~2-minute subset with shorter windows")
-    parser.add_argument("--only", action="append", metavar="NAME", choices=sorted(SCENARIOS),
-                        help="run only this scenario (repeatable): " + ", ".join(SCENARIOS))
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        choices=sorted(SCENARIOS),
+        help="run only this scenario (repeatable): " + ", ".join(SCENARIOS),
+    )
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset of node,project,seed")
-    parser.add_argument("--project-dir", type=Path, default=ROOT,
-                        help="run the web process (`python wsgi.py`) from this checkout instead")
-    parser.add_argument("--docs", type=Path, default=None,
-                        help=f"write the results here (default: {DOCS.relative_to(ROOT)} on a full run only)")
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=ROOT,
+        help="run the web process (`python wsgi.py`) from this checkout instead",
+    )
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        help=f"write the results here (default: {DOCS.relative_to(ROOT)} on a full run only)",
+    )
     parser.add_argument("--no-docs", action="store_true", help="never write the docs")
     parser.add_argument("--json", type=Path, default=None, help="also dump every raw figure as JSON here")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
@@ -61,8 +74,13 @@ def render(rows: list[Row], cfg: Config, command: str, started: float, host: dic
         lines.append("")
     prof = cfg.findings.get("profile")
     if prof and prof["total"]:
-        lines += ["### Where the web process spends its time (py-spy, K=1,000 × 20/s)", "",
-                  f"{prof['total']} samples. Own time (the frame itself was running):", "", "```"]
+        lines += [
+            "### Where the web process spends its time (py-spy, K=1,000 × 20/s)",
+            "",
+            f"{prof['total']} samples. Own time (the frame itself was running):",
+            "",
+            "```",
+        ]
         lines += [f"{share:5.1f}%  {frame}" for frame, share in prof["self"]]
         lines += ["```", "", "Inclusive (the frame was on the stack):", "", "```"]
         lines += [f"{share:5.1f}%  {frame}" for frame, share in prof["inclusive"]]
@@ -91,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             try:
                 rows += runner(cfg)
-            except Exception as exc:  # one broken scenario must not lose the others' figures
+            except Exception as exc:  # noqa: BLE001 - one broken scenario must not lose the others' figures
                 failed.append(name)
                 log(f"{name} failed: {exc}")
                 traceback.print_exc(file=sys.stderr)

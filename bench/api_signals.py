@@ -77,9 +77,17 @@ def main(argv: list[str] | None = None) -> int:
         client = make_redis(redis_server.url)
         publisher = Publisher(client, "quantum_signals", 10000, 65536)
         for i in range(1000):
-            publisher.publish_signal({"type": "BUY" if i % 2 else "SELL", "price": 60000 + i, "symbol": "BTCUSDT",
-                                      "timeframe": "1m", "strategy": "sma_cross:fast=9,slow=21",
-                                      "reason": "benchmark", "indicators": {"sma_fast": 1.0, "sma_slow": 2.0}})
+            publisher.publish_signal(
+                {
+                    "type": "BUY" if i % 2 else "SELL",
+                    "price": 60000 + i,
+                    "symbol": "BTCUSDT",
+                    "timeframe": "1m",
+                    "strategy": "sma_cross:fast=9,slow=21",
+                    "reason": "benchmark",
+                    "indicators": {"sma_fast": 1.0, "sma_slow": 2.0},
+                }
+            )
         try:
             targets = {
                 "cache": start_web("web-cache", [sys.executable, "wsgi.py"], redis_server.url),

@@ -21,17 +21,37 @@ _rounds = itertools.count(1)
 class LoadGen:
     """K socket.io-client connections spread over P Node processes (bench/loadgen.mjs)."""
 
-    def __init__(self, urls: list[str], clients: int, processes: int, ready_event: str, deflate: bool = True,
-                 concurrency: int = 100, connect_timeout_s: float = 120.0):
+    def __init__(
+        self,
+        urls: list[str],
+        clients: int,
+        processes: int,
+        ready_event: str,
+        deflate: bool = True,
+        concurrency: int = 100,
+        connect_timeout_s: float = 120.0,
+    ):
         """Split the clients over the processes; nothing starts until connect()."""
         self.children: list[Child] = []
         self.connect_timeout_s = connect_timeout_s
         shares = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
         for i, share in enumerate(s for s in shares if s):
-            args = ["node", str(LOADGEN), "--urls", ",".join(urls), "--clients", str(share),
-                    "--deflate", "on" if deflate else "off", "--ready-event", ready_event,
-                    "--concurrency", str(max(1, concurrency // processes)),
-                    "--connect-timeout-ms", str(int(connect_timeout_s * 1000))]
+            args = [
+                "node",
+                str(LOADGEN),
+                "--urls",
+                ",".join(urls),
+                "--clients",
+                str(share),
+                "--deflate",
+                "on" if deflate else "off",
+                "--ready-event",
+                ready_event,
+                "--concurrency",
+                str(max(1, concurrency // processes)),
+                "--connect-timeout-ms",
+                str(int(connect_timeout_s * 1000)),
+            ]
             self.children.append(Child(args, f"loadgen-{i}", json_stdout=True, stdin=True))
 
     def connect(self) -> dict:
@@ -62,8 +82,10 @@ class LoadGen:
         for child in self.children:
             child.send(f"report {int(deadline_s * 1000)}")
         reports = [child.next_message(max(10.0, deadline_s - time.time() + 10), "report") for child in self.children]
-        merged = {key: sum(r[key] for r in reports) for key in
-                  ("clients", "expected", "unique", "dup", "stray", "negative", "short_clients", "disconnects")}
+        merged = {
+            key: sum(r[key] for r in reports)
+            for key in ("clients", "expected", "unique", "dup", "stray", "negative", "short_clients", "disconnects")
+        }
         hist = Histogram()
         for r in reports:
             hist.merge(r["hist"])
@@ -99,8 +121,25 @@ def private_redis():
 def publish(redis_url: str, rate: float, count: int, round_id: str) -> dict:
     """Run bench.publish in its own process (COUNT signals at RATE/s) and return its summary."""
     at = time.time() + PUBLISH_LEAD_S
-    child = Child([sys.executable, "-m", "bench.publish", "--redis", redis_url, "--rate", str(rate),
-                   "--count", str(count), "--round", round_id, "--at", str(at)], "publish", json_stdout=True).start()
+    child = Child(
+        [
+            sys.executable,
+            "-m",
+            "bench.publish",
+            "--redis",
+            redis_url,
+            "--rate",
+            str(rate),
+            "--count",
+            str(count),
+            "--round",
+            round_id,
+            "--at",
+            str(at),
+        ],
+        "publish",
+        json_stdout=True,
+    ).start()
     try:
         return child.next_message(PUBLISH_LEAD_S + count / rate * 3 + 30, "published")
     finally:
@@ -108,16 +147,32 @@ def publish(redis_url: str, rate: float, count: int, round_id: str) -> dict:
         child.stop()
 
 
-def measure_round(peer: Peer, loadgen: LoadGen, redis_url: str, rate: float, count: int, drain_s: float,
-                  profile: Path | None = None) -> dict:
+def measure_round(
+    peer: Peer, loadgen: LoadGen, redis_url: str, rate: float, count: int, drain_s: float, profile: Path | None = None
+) -> dict:
     """Publish COUNT at RATE/s and measure delivery, latency and the peer's CPU and memory."""
     round_id = f"r{next(_rounds)}"
     loadgen.start_round(round_id, count)
     profiler = None
     if profile is not None:
-        profiler = Child([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(peer.pids[0]),
-                          "--duration", str(max(1, int(count / rate))), "--rate", "200", "--nonblocking",
-                          "--format", "raw", "--output", str(profile)], "py-spy").start()
+        profiler = Child(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(peer.pids[0]),
+                "--duration",
+                str(max(1, int(count / rate))),
+                "--rate",
+                "200",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(profile),
+            ],
+            "py-spy",
+        ).start()
     cpu0 = cpu_seconds(peer.pids)
     published = publish(redis_url, rate, count, round_id)
     result = loadgen.report(time.time() + drain_s)
@@ -126,25 +181,48 @@ def measure_round(peer: Peer, loadgen: LoadGen, redis_url: str, rate: float, cou
         profiler.wait(30)
     hist: Histogram = result.pop("hist")
     start_ms = published["start_ms"]
-    span_s = max(published["seconds"], (result["last_ms"] - start_ms) / 1000) if result["last_ms"] else published["seconds"]
+    span_s = (
+        max(published["seconds"], (result["last_ms"] - start_ms) / 1000) if result["last_ms"] else published["seconds"]
+    )
     delivered = result["unique"]
     return {
-        "rate": rate, "count": count, "clients": result["clients"], "expected": result["expected"],
-        "delivered": delivered, "lost": result["expected"] - delivered, "dup": result["dup"],
-        "stray": result["stray"], "short_clients": result["short_clients"], "disconnects": result["disconnects"],
-        "p50_ms": hist.percentile(50), "p99_ms": hist.percentile(99), "max_ms": hist.percentile(100),
+        "rate": rate,
+        "count": count,
+        "clients": result["clients"],
+        "expected": result["expected"],
+        "delivered": delivered,
+        "lost": result["expected"] - delivered,
+        "dup": result["dup"],
+        "stray": result["stray"],
+        "short_clients": result["short_clients"],
+        "disconnects": result["disconnects"],
+        "p50_ms": hist.percentile(50),
+        "p99_ms": hist.percentile(99),
+        "max_ms": hist.percentile(100),
         "deliveries_per_s": delivered / span_s if span_s > 0 else 0.0,
-        "cpu_s": cpu, "cpu_pct": 100 * cpu / span_s if span_s > 0 else 0.0,
+        "cpu_s": cpu,
+        "cpu_pct": 100 * cpu / span_s if span_s > 0 else 0.0,
         "cpu_s_per_1k": cpu / (delivered / 1000) if delivered else None,
-        "rss_mb": rss_bytes(peer.pids) / 1048576, "publish_rate": published["rate"],
-        "publish_late_ms": published["worst_late_ms"], "loadgen_cpu_pct": result["loadgen_cpu_pct"],
-        "loop_delay_p99_ms": result["loop_delay_p99_ms"], "negative": result["negative"],
+        "rss_mb": rss_bytes(peer.pids) / 1048576,
+        "publish_rate": published["rate"],
+        "publish_late_ms": published["worst_late_ms"],
+        "loadgen_cpu_pct": result["loadgen_cpu_pct"],
+        "loop_delay_p99_ms": result["loop_delay_p99_ms"],
+        "negative": result["negative"],
     }
 
 
 @contextmanager
-def connected(peer_name: str, clients: int, loadgen_procs: int, deflate: bool = True, processes: int = 1,
-              project_dir: Path = ROOT, settle_s: float = 1.0, connect_timeout_s: float = 120.0):
+def connected(
+    peer_name: str,
+    clients: int,
+    loadgen_procs: int,
+    deflate: bool = True,
+    processes: int = 1,
+    project_dir: Path = ROOT,
+    settle_s: float = 1.0,
+    connect_timeout_s: float = 120.0,
+):
     """A private Redis, the peer, and CLIENTS connected: yields (peer, loadgen, redis_url, setup facts)."""
     with private_redis() as redis_server:
         peer = make_peer(peer_name, processes, project_dir)
@@ -153,13 +231,18 @@ def connected(peer_name: str, clients: int, loadgen_procs: int, deflate: bool = 
             peer.start(redis_server.url)
             time.sleep(0.5)
             rss0 = rss_bytes(peer.pids)
-            loadgen = LoadGen(peer.urls, clients, loadgen_procs, peer.ready_event, deflate,
-                              connect_timeout_s=connect_timeout_s)
+            loadgen = LoadGen(
+                peer.urls, clients, loadgen_procs, peer.ready_event, deflate, connect_timeout_s=connect_timeout_s
+            )
             ready = loadgen.connect()
             time.sleep(settle_s)
             rss1 = rss_bytes(peer.pids)
-            setup = {**ready, "rss0_mb": rss0 / 1048576, "rss_mb": rss1 / 1048576,
-                     "rss_per_1k_mb": (rss1 - rss0) / 1048576 / ready["ready"] * 1000 if ready["ready"] else None}
+            setup = {
+                **ready,
+                "rss0_mb": rss0 / 1048576,
+                "rss_mb": rss1 / 1048576,
+                "rss_per_1k_mb": (rss1 - rss0) / 1048576 / ready["ready"] * 1000 if ready["ready"] else None,
+            }
             yield peer, loadgen, redis_server.url, setup
         finally:
             if loadgen is not None:
@@ -167,25 +250,53 @@ def connected(peer_name: str, clients: int, loadgen_procs: int, deflate: bool = 
             peer.stop()
 
 
-def run_fanout(peer_name: str, clients: int, rate: float, count: int, loadgen_procs: int, deflate: bool = True,
-               processes: int = 1, drain_s: float = 3.0, project_dir: Path = ROOT, profile: Path | None = None,
-               connect_timeout_s: float = 120.0) -> dict:
+def run_fanout(
+    peer_name: str,
+    clients: int,
+    rate: float,
+    count: int,
+    loadgen_procs: int,
+    deflate: bool = True,
+    processes: int = 1,
+    drain_s: float = 3.0,
+    project_dir: Path = ROOT,
+    profile: Path | None = None,
+    connect_timeout_s: float = 120.0,
+) -> dict:
     """One fan-out measurement from a fresh start."""
-    with connected(peer_name, clients, loadgen_procs, deflate, processes, project_dir,
-                   connect_timeout_s=connect_timeout_s) as (peer, loadgen, url, setup):
+    with connected(
+        peer_name, clients, loadgen_procs, deflate, processes, project_dir, connect_timeout_s=connect_timeout_s
+    ) as (peer, loadgen, url, setup):
         result = measure_round(peer, loadgen, url, rate, count, drain_s, profile)
-    return {**result, "connect_failed": setup["failed"], "connect_s": setup["seconds"],
-            "extensions": setup["extensions"], "rss_per_1k_mb": setup["rss_per_1k_mb"], "rss_idle_mb": setup["rss_mb"]}
+    return {
+        **result,
+        "connect_failed": setup["failed"],
+        "connect_s": setup["seconds"],
+        "extensions": setup["extensions"],
+        "rss_per_1k_mb": setup["rss_per_1k_mb"],
+        "rss_idle_mb": setup["rss_mb"],
+    }
 
 
 def run_idle(peer_name: str, clients: int, window_s: float, loadgen_procs: int = 1, project_dir: Path = ROOT) -> dict:
     """CPU of the peer's process with CLIENTS connected and nothing published, over WINDOW_S."""
-    with connected(peer_name, clients, loadgen_procs, project_dir=project_dir, settle_s=2.0) as (peer, _lg, _url, setup):
+    with connected(peer_name, clients, loadgen_procs, project_dir=project_dir, settle_s=2.0) as (
+        peer,
+        _lg,
+        _url,
+        setup,
+    ):
         cpu0, t0 = cpu_seconds(peer.pids), time.monotonic()
         time.sleep(window_s)
         cpu, wall = cpu_seconds(peer.pids) - cpu0, time.monotonic() - t0
-    return {"clients": setup["ready"], "connect_failed": setup["failed"], "cpu_pct": 100 * cpu / wall,
-            "cpu_s": cpu, "rss_mb": setup["rss_mb"], "rss_per_1k_mb": setup["rss_per_1k_mb"] if clients >= 100 else None}
+    return {
+        "clients": setup["ready"],
+        "connect_failed": setup["failed"],
+        "cpu_pct": 100 * cpu / wall,
+        "cpu_s": cpu,
+        "rss_mb": setup["rss_mb"],
+        "rss_per_1k_mb": setup["rss_per_1k_mb"] if clients >= 100 else None,
+    }
 
 
 def passes(result: dict, p99_limit_ms: float) -> bool:
@@ -193,8 +304,17 @@ def passes(result: dict, p99_limit_ms: float) -> bool:
     return result["lost"] == 0 and result["dup"] == 0 and (result["p99_ms"] or 0) <= p99_limit_ms
 
 
-def run_saturation(peer_name: str, clients: int, start_rate: float, step: float, step_s: float, budget_s: float,
-                   p99_limit_ms: float = 250.0, drain_s: float = 1.0, project_dir: Path = ROOT) -> dict:
+def run_saturation(
+    peer_name: str,
+    clients: int,
+    start_rate: float,
+    step: float,
+    step_s: float,
+    budget_s: float,
+    p99_limit_ms: float = 250.0,
+    drain_s: float = 1.0,
+    project_dir: Path = ROOT,
+) -> dict:
     """Raise the rate by STEP until a step fails, then try the geometric middle once; within BUDGET_S."""
     steps = []
     with connected(peer_name, clients, 2, project_dir=project_dir) as (peer, loadgen, url, _setup):
@@ -229,9 +349,23 @@ def run_floor(rate: float, count: int, deadline_s: float = 30.0) -> dict:
     """The floor: the same publisher, a redis-py subscriber, no websocket hop."""
     with private_redis() as redis_server:
         round_id = f"r{next(_rounds)}"
-        floor = Child([sys.executable, "-m", "bench.floor", "--redis", redis_server.url, "--count", str(count),
-                       "--round", round_id, "--deadline", str(PUBLISH_LEAD_S + count / rate + deadline_s)],
-                      "floor", json_stdout=True).start()
+        floor = Child(
+            [
+                sys.executable,
+                "-m",
+                "bench.floor",
+                "--redis",
+                redis_server.url,
+                "--count",
+                str(count),
+                "--round",
+                round_id,
+                "--deadline",
+                str(PUBLISH_LEAD_S + count / rate + deadline_s),
+            ],
+            "floor",
+            json_stdout=True,
+        ).start()
         try:
             floor.next_message(15, "ready")
             published = publish(redis_server.url, rate, count, round_id)
@@ -240,7 +374,17 @@ def run_floor(rate: float, count: int, deadline_s: float = 30.0) -> dict:
             floor.stop()
     hist = Histogram()
     hist.merge(report["hist"])
-    return {"rate": rate, "count": count, "clients": 1, "expected": count, "delivered": report["unique"],
-            "lost": count - report["unique"], "dup": report["dup"], "p50_ms": hist.percentile(50),
-            "p99_ms": hist.percentile(99), "max_ms": hist.percentile(100),
-            "deliveries_per_s": report["unique"] / published["seconds"], "publish_rate": published["rate"]}
+    return {
+        "rate": rate,
+        "count": count,
+        "clients": 1,
+        "expected": count,
+        "delivered": report["unique"],
+        "lost": count - report["unique"],
+        "dup": report["dup"],
+        "p50_ms": hist.percentile(50),
+        "p99_ms": hist.percentile(99),
+        "max_ms": hist.percentile(100),
+        "deliveries_per_s": report["unique"] / published["seconds"],
+        "publish_rate": published["rate"],
+    }

@@ -47,8 +47,20 @@ def main() -> None:
             continue
         seen.add(signal["n"])
         hist.add(received - signal["t_pub"])
-    print(json.dumps({"type": "report", "clients": 1, "expected": args.count, "unique": len(seen), "dup": dup,
-                      "hist": hist.sparse(), "cpu_s": time.process_time() - cpu0}), flush=True)
+    print(
+        json.dumps(
+            {
+                "type": "report",
+                "clients": 1,
+                "expected": args.count,
+                "unique": len(seen),
+                "dup": dup,
+                "hist": hist.sparse(),
+                "cpu_s": time.process_time() - cpu0,
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import psutil
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-_LIVE: list["Child"] = []
+_LIVE: list[Child] = []
 _log_dir: Path | None = None
 
 
@@ -48,8 +48,15 @@ def free_port() -> int:
 class Child:
     """One child process; stdout may be read line by line as JSON, stderr goes to a log file."""
 
-    def __init__(self, args: list[str], name: str, env: dict[str, str] | None = None, cwd: Path = ROOT,
-                 json_stdout: bool = False, stdin: bool = False):
+    def __init__(
+        self,
+        args: list[str],
+        name: str,
+        env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
+        json_stdout: bool = False,
+        stdin: bool = False,
+    ):
         """Remember how to start it; start() runs it."""
         self.args, self.name, self.cwd = args, name, cwd
         self.env = {**os.environ, **(env or {})}
@@ -58,13 +65,20 @@ class Child:
         self.process: subprocess.Popen | None = None
         self.lines: queue.Queue = queue.Queue()
 
-    def start(self) -> "Child":
+    def start(self) -> Child:
         """Start it in its own session so a terminal ^C reaches only the benchmark, which stops it."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                self.args, cwd=self.cwd, env=self.env, preexec_fn=raise_fd_limit, start_new_session=True,
+                self.args,
+                cwd=self.cwd,
+                env=self.env,
+                preexec_fn=raise_fd_limit,
+                start_new_session=True,
                 stdin=subprocess.PIPE if self.stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE if self.json_stdout else log, stderr=log, text=True)
+                stdout=subprocess.PIPE if self.json_stdout else log,
+                stderr=log,
+                text=True,
+            )
         _LIVE.append(self)
         if self.json_stdout:
             threading.Thread(target=self._read, daemon=True).start()
@@ -102,7 +116,9 @@ class Child:
             try:
                 message = self.lines.get(timeout=max(0.01, left))
             except queue.Empty:
-                raise RuntimeError(f"{self.name}: no {kind or 'message'} within {timeout:.0f} s; log {self.log_path}")
+                raise RuntimeError(
+                    f"{self.name}: no {kind or 'message'} within {timeout:.0f} s; log {self.log_path}"
+                ) from None
             if message is None:
                 raise RuntimeError(f"{self.name} exited; log {self.log_path}:\n{self.log()[-2000:]}")
             if kind is None or message.get("type") == kind:

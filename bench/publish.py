@@ -22,14 +22,23 @@ def make_signals(round_id: str, count: int) -> list[dict]:
     for n in range(count):
         bar_ms = BAR_MS + n * 60_000
         kind = "BUY" if n % 2 == 0 else "SELL"
-        signals.append({
-            "v": 1, "id": f"BTCUSDT:sma_cross:fast=9,slow=21:1m:{bar_ms}:{kind}:{round_id}", "type": kind,
-            "price": 60000.0 + n % 1000, "symbol": "BTCUSDT", "timeframe": "1m",
-            "strategy": "sma_cross:fast=9,slow=21", "bar_time": "2027-01-15T08:00:00Z", "source": "bench",
-            "reason": "SMA(9) crossed above SMA(21)" if kind == "BUY" else "SMA(9) crossed below SMA(21)",
-            "indicators": {"sma_fast": 60012.1234, "sma_slow": 60008.5678},
-            "round": round_id, "n": n,
-        })
+        signals.append(
+            {
+                "v": 1,
+                "id": f"BTCUSDT:sma_cross:fast=9,slow=21:1m:{bar_ms}:{kind}:{round_id}",
+                "type": kind,
+                "price": 60000.0 + n % 1000,
+                "symbol": "BTCUSDT",
+                "timeframe": "1m",
+                "strategy": "sma_cross:fast=9,slow=21",
+                "bar_time": "2027-01-15T08:00:00Z",
+                "source": "bench",
+                "reason": "SMA(9) crossed above SMA(21)" if kind == "BUY" else "SMA(9) crossed below SMA(21)",
+                "indicators": {"sma_fast": 60012.1234, "sma_slow": 60008.5678},
+                "round": round_id,
+                "n": n,
+            }
+        )
     return signals
 
 
@@ -52,8 +61,14 @@ def publish(redis_url: str, channel: str, rate: float, count: int, round_id: str
         signal["t_pub"] = time.time() * 1000
         publisher.publish(signal)
     seconds = time.perf_counter() - start
-    return {"type": "published", "sent": count, "start_ms": start_epoch_ms, "seconds": seconds, "rate": count / seconds if seconds > 0 else 0.0,
-            "worst_late_ms": worst_late * 1000}
+    return {
+        "type": "published",
+        "sent": count,
+        "start_ms": start_epoch_ms,
+        "seconds": seconds,
+        "rate": count / seconds if seconds > 0 else 0.0,
+        "worst_late_ms": worst_late * 1000,
+    }
 
 
 def main() -> None:

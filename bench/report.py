@@ -62,8 +62,10 @@ def cell(value, base, decimals: int | None, ratio: bool) -> str:
 def table(rows: list[Row]) -> str:
     """The markdown table."""
     by_key = {row.key: row for row in rows}
-    lines = ["| scenario | peer | " + " | ".join(h for _, h, _, _ in COLUMNS) + " | baseline | notes |",
-             "|" + " --- |" * (len(COLUMNS) + 4)]
+    lines = [
+        "| scenario | peer | " + " | ".join(h for _, h, _, _ in COLUMNS) + " | baseline | notes |",
+        "|" + " --- |" * (len(COLUMNS) + 4),
+    ]
     for row in rows:
         base = by_key.get(row.baseline) if row.baseline else None
         cells = [cell(row.values.get(k), base.values.get(k) if base else None, d, r) for k, _, d, r in COLUMNS]
@@ -84,8 +86,14 @@ def machine() -> dict:
         node = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
     except OSError:
         node = "missing"
-    return {"nproc": len(os.sched_getaffinity(0)), "cpu": model, "python": platform.python_version(),
-            "node": node, "kernel": platform.release(), "loadavg": os.getloadavg()}
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": model,
+        "python": platform.python_version(),
+        "node": node,
+        "kernel": platform.release(),
+        "loadavg": os.getloadavg(),
+    }
 
 
 def write_docs(path: Path, body: str) -> None:
@@ -93,7 +101,7 @@ def write_docs(path: Path, body: str) -> None:
     text = path.read_text() if path.exists() else ""
     block = f"{BEGIN}\n{body.rstrip()}\n{END}"
     if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
     else:
         text = (text.rstrip() + "\n\n" if text else "# Benchmarks\n\n") + block + "\n"
     path.write_text(text)

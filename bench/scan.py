@@ -39,8 +39,11 @@ class RawSource:
 
     def fetch(self, symbol, timeframe, limit, now_ms=None):
         """GET and discard."""
-        self.session.get(f"{self.api_url}/api/v3/klines", params={"symbol": symbol, "interval": timeframe,
-                                                                   "limit": limit + 1}, timeout=(3.05, 10)).content
+        _ = self.session.get(  # the body is read, as a real fetch does
+            f"{self.api_url}/api/v3/klines",
+            params={"symbol": symbol, "interval": timeframe, "limit": limit + 1},
+            timeout=(3.05, 10),
+        ).content
         return None
 
 
@@ -67,6 +70,7 @@ def worker(exchange: str, redis_url: str, names: list[str], raw: bool, at: float
             report = scanner.scan(names)
             if report.errors:
                 raise RuntimeError(f"scan errors: {list(report.errors.items())[:3]}")
+
     if at:
         time.sleep(max(0.0, at - time.time()))
     seconds = []
@@ -80,8 +84,10 @@ def worker(exchange: str, redis_url: str, names: list[str], raw: bool, at: float
 def run_scan(count: int, workers: int, raw: bool = False, latency_ms: float = 50.0) -> dict:
     """Scan COUNT symbols split over WORKERS processes started together; wall time of the slowest."""
     port = free_port()
-    exchange = Child([sys.executable, "-m", "tests.exchange_server", "--port", str(port),
-                      "--latency-ms", str(latency_ms)], "exchange").start()
+    exchange = Child(
+        [sys.executable, "-m", "tests.exchange_server", "--port", str(port), "--latency-ms", str(latency_ms)],
+        "exchange",
+    ).start()
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/api/v3/ping", exchange, timeout=20)
         with private_redis() as redis_server:
@@ -90,9 +96,23 @@ def run_scan(count: int, workers: int, raw: bool = False, latency_ms: float = 50
             children = []
             for w in range(workers):
                 part = names[w::workers]
-                args = [sys.executable, "-m", "bench.scan", "--exchange", f"http://127.0.0.1:{port}",
-                        "--redis", redis_server.url, "--first", str(w), "--step", str(workers),
-                        "--count", str(len(part)), "--at", str(at)] + (["--raw"] if raw else [])
+                args = [
+                    sys.executable,
+                    "-m",
+                    "bench.scan",
+                    "--exchange",
+                    f"http://127.0.0.1:{port}",
+                    "--redis",
+                    redis_server.url,
+                    "--first",
+                    str(w),
+                    "--step",
+                    str(workers),
+                    "--count",
+                    str(len(part)),
+                    "--at",
+                    str(at),
+                ] + (["--raw"] if raw else [])
                 children.append(Child(args, f"scan-{w}", json_stdout=True).start())
             try:
                 results = [child.next_message(120, "scanned") for child in children]
@@ -102,8 +122,14 @@ def run_scan(count: int, workers: int, raw: bool = False, latency_ms: float = 50
     finally:
         exchange.stop()
     cold, warm = max(r["cold_s"] for r in results), max(r["warm_s"] for r in results)
-    return {"symbols": count, "workers": workers, "cold_s": cold, "warm_s": warm,
-            "symbols_per_s": count / warm, "cold_symbols_per_s": count / cold}
+    return {
+        "symbols": count,
+        "workers": workers,
+        "cold_s": cold,
+        "warm_s": warm,
+        "symbols_per_s": count / warm,
+        "cold_symbols_per_s": count / cold,
+    }
 
 
 def run_compute(count: int = 1000, bars: int = 500) -> list[tuple[str, dict]]:
@@ -120,8 +146,9 @@ def run_compute(count: int = 1000, bars: int = 500) -> list[tuple[str, dict]]:
         for close in closes:
             body(close)
         seconds = time.perf_counter() - started
-        results.append((name, {"seconds": seconds, "symbols_per_s": count / seconds,
-                               "ms_per_symbol": 1000 * seconds / count}))
+        results.append(
+            (name, {"seconds": seconds, "symbols_per_s": count / seconds, "ms_per_symbol": 1000 * seconds / count})
+        )
 
     try:
         import talib
@@ -149,7 +176,7 @@ def main() -> None:
     parser.add_argument("--at", type=float, default=None)
     parser.add_argument("--raw", action="store_true")
     args = parser.parse_args()
-    names = symbols(args.first + args.step * args.count)[args.first::args.step][:args.count]
+    names = symbols(args.first + args.step * args.count)[args.first :: args.step][: args.count]
     print(json.dumps(worker(args.exchange, args.redis, names, args.raw, args.at)), flush=True)
 
 

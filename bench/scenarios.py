@@ -5,9 +5,9 @@ from __future__ import annotations
 import collections
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from bench import fanout
 from bench.procs import ROOT, log_dir
@@ -44,7 +44,9 @@ def _fanout_values(result: dict, floor: dict | None = None) -> dict:
 def _fanout_note(result: dict) -> str:
     parts = []
     if result.get("connect_failed"):
-        parts.append(f"{result['connect_failed']} of {result['clients'] + result['connect_failed']} clients failed to connect")
+        parts.append(
+            f"{result['connect_failed']} of {result['clients'] + result['connect_failed']} clients failed to connect"
+        )
     if result.get("extensions"):
         parts.append("ws ext: " + ", ".join(f"{k} ×{v}" for k, v in result["extensions"].items()))
     if result.get("short_clients"):
@@ -58,9 +60,19 @@ def _fanout_note(result: dict) -> str:
     return "; ".join(parts)
 
 
-def _latency_scenario(name: str, cfg: Config, clients: int, rate: float, seconds: float, loadgen_procs: int,
-                      deflate: bool = True, peers: tuple[str, ...] | None = None, baseline: str | None = None,
-                      with_floor: bool = True, repeats: int = 1) -> list[Row]:
+def _latency_scenario(
+    name: str,
+    cfg: Config,
+    clients: int,
+    rate: float,
+    seconds: float,
+    loadgen_procs: int,
+    deflate: bool = True,
+    peers: tuple[str, ...] | None = None,
+    baseline: str | None = None,
+    with_floor: bool = True,
+    repeats: int = 1,
+) -> list[Row]:
     """Floor, then each peer; with REPEATS > 1 the runs interleave and the median run by p99 is shown."""
     count = max(1, int(rate * seconds))
     rows, floor = [], None
@@ -75,40 +87,66 @@ def _latency_scenario(name: str, cfg: Config, clients: int, rate: float, seconds
         for peer in peers:
             if attempt and peer == "seed":
                 continue  # an order of magnitude off: one run tells
-            log(f"{name}: {peer} K={clients} × {rate:g}/s × {count} signals, deflate offered={deflate}"
-                + (f", run {attempt + 1}/{repeats}" if repeats > 1 else ""))
-            runs[peer].append(fanout.run_fanout(peer, clients, rate, count, loadgen_procs, deflate=deflate,
-                                                project_dir=cfg.project_dir,
-                                                connect_timeout_s=60 if clients > 2000 else 120))
+            log(
+                f"{name}: {peer} K={clients} × {rate:g}/s × {count} signals, deflate offered={deflate}"
+                + (f", run {attempt + 1}/{repeats}" if repeats > 1 else "")
+            )
+            runs[peer].append(
+                fanout.run_fanout(
+                    peer,
+                    clients,
+                    rate,
+                    count,
+                    loadgen_procs,
+                    deflate=deflate,
+                    project_dir=cfg.project_dir,
+                    connect_timeout_s=60 if clients > 2000 else 120,
+                )
+            )
     for peer in peers:
         ordered = sorted(runs[peer], key=lambda r: r["p99_ms"] if r["p99_ms"] is not None else float("inf"))
         result = ordered[len(ordered) // 2]
         cfg.findings[f"{name}/{peer}"] = result
         note = _fanout_note(result)
         if len(ordered) > 1:
-            note = (f"median of {len(ordered)} runs by p99 (p99 " + " / ".join(f"{r['p99_ms']:.0f}" for r in ordered)
-                    + ", p50 " + " / ".join(f"{r['p50_ms']:.1f}" for r in ordered) + " ms); " + note)
+            note = (
+                f"median of {len(ordered)} runs by p99 (p99 "
+                + " / ".join(f"{r['p99_ms']:.0f}" for r in ordered)
+                + ", p50 "
+                + " / ".join(f"{r['p50_ms']:.1f}" for r in ordered)
+                + " ms); "
+                + note
+            )
         rows.append(Row(name, peer, _fanout_values(result, floor), baseline or f"{name}/node", note))
     return rows
 
 
 def idle(clients: int) -> Callable[[Config], list[Row]]:
     """CPU of the server process with CLIENTS connected and no traffic."""
+
     def run(cfg: Config) -> list[Row]:
         """CPU % of the server process over 10 s with the clients connected and nothing published."""
         window = 3.0 if cfg.quick else 10.0
         rows = []
         for peer in cfg.peers:
             log(f"idle-{clients}: {peer}, {window:g} s window")
-            result = fanout.run_idle(peer, clients, window, loadgen_procs=2 if clients > 500 else 1,
-                                     project_dir=cfg.project_dir)
+            result = fanout.run_idle(
+                peer, clients, window, loadgen_procs=2 if clients > 500 else 1, project_dir=cfg.project_dir
+            )
             note = f"{result['cpu_s']:.2f} CPU s in {window:g} s; RSS {result['rss_mb']:.0f} MB"
             if result["connect_failed"]:
                 note += f"; {result['connect_failed']} failed to connect"
-            rows.append(Row(f"idle-{clients}", peer, {"cpu_pct": result["cpu_pct"],
-                                                      "rss_per_1k_mb": result["rss_per_1k_mb"]},
-                            f"idle-{clients}/node", note))
+            rows.append(
+                Row(
+                    f"idle-{clients}",
+                    peer,
+                    {"cpu_pct": result["cpu_pct"], "rss_per_1k_mb": result["rss_per_1k_mb"]},
+                    f"idle-{clients}/node",
+                    note,
+                )
+            )
         return rows
+
     return run
 
 
@@ -125,8 +163,18 @@ def k1000x20(cfg: Config) -> list[Row]:
 def k1000x20_plain(cfg: Config) -> list[Row]:
     """The same load with clients that do not offer permessage-deflate: the server's compression cost."""
     peers = tuple(p for p in cfg.peers if p != "node") or cfg.peers  # Node's server declines deflate anyway
-    return _latency_scenario("k1000x20-nodeflate", cfg, 1000, 20, 15, 3, deflate=False, peers=peers,
-                             baseline="k1000x20/node", with_floor=False)
+    return _latency_scenario(
+        "k1000x20-nodeflate",
+        cfg,
+        1000,
+        20,
+        15,
+        3,
+        deflate=False,
+        peers=peers,
+        baseline="k1000x20/node",
+        with_floor=False,
+    )
 
 
 def k5000x2(cfg: Config) -> list[Row]:
@@ -139,12 +187,16 @@ def saturation(cfg: Config) -> list[Row]:
     rows = []
     for peer in cfg.peers:
         log(f"saturation: {peer} K=100, steps ×1.5 from 100/s, 3 s each, 90 s budget")
-        result = fanout.run_saturation(peer, 100, 100, 1.5, 3.0, 90.0, p99_limit_ms=500, drain_s=1.0,
-                                       project_dir=cfg.project_dir)
+        result = fanout.run_saturation(
+            peer, 100, 100, 1.5, 3.0, 90.0, p99_limit_ms=500, drain_s=1.0, project_dir=cfg.project_dir
+        )
         cfg.findings[f"saturation/{peer}"] = result
         steps = ", ".join(f"{rate}/s {'ok' if ok else 'FAIL'}" for rate, ok, _p99, _lost in result["steps"])
-        note = (f"max sustained {result['rate']:.0f} signals/s" if result["ok"] else "no step sustained") + \
-               ("" if result["saturated"] else " (budget ended before a failing step)") + f"; steps: {steps}"
+        note = (
+            (f"max sustained {result['rate']:.0f} signals/s" if result["ok"] else "no step sustained")
+            + ("" if result["saturated"] else " (budget ended before a failing step)")
+            + f"; steps: {steps}"
+        )
         rows.append(Row("saturation", peer, _fanout_values(result), "saturation/node", note))
     return rows
 
@@ -156,8 +208,9 @@ def scale(cfg: Config) -> list[Row]:
         log(f"scale: project ×{processes}, K=1000 × 20/s")
         result = fanout.run_fanout("project", 1000, 20, 200, 3, processes=processes, project_dir=cfg.project_dir)
         cfg.findings[f"scale/project×{processes}"] = result
-        rows.append(Row("scale", f"project ×{processes}", _fanout_values(result), "scale/project ×1",
-                        _fanout_note(result)))
+        rows.append(
+            Row("scale", f"project ×{processes}", _fanout_values(result), "scale/project ×1", _fanout_note(result))
+        )
     return rows
 
 
@@ -167,8 +220,15 @@ def profile(cfg: Config) -> list[Row]:
     log(f"profile: project K=1000 × 20/s under py-spy ({path})")
     result = fanout.run_fanout("project", 1000, 20, 300, 3, project_dir=cfg.project_dir, profile=path)
     cfg.findings["profile"] = top_frames(path)
-    return [Row("profile", "project+py-spy", _fanout_values(result), "k1000x20/project",
-                "py-spy --nonblocking at 200 Hz attached; " + _fanout_note(result))]
+    return [
+        Row(
+            "profile",
+            "project+py-spy",
+            _fanout_values(result),
+            "k1000x20/project",
+            "py-spy --nonblocking at 200 Hz attached; " + _fanout_note(result),
+        )
+    ]
 
 
 def top_frames(path: Path, limit: int = 15) -> dict:
@@ -197,9 +257,16 @@ def scan(cfg: Config) -> list[Row]:
         log(f"scan: {name}, {count} symbols")
         result = run_scan(count, workers, raw=raw)
         cfg.findings[f"scan/{name}"] = result
-        rows.append(Row("scan-50ms", name, {"throughput": result["symbols_per_s"]}, "scan-50ms/raw GET floor",
-                        f"symbols/s warm; {count} symbols in {result['warm_s']:.2f} s warm, "
-                        f"{result['cold_s']:.2f} s cold (first scan, {result['cold_symbols_per_s']:.0f}/s)"))
+        rows.append(
+            Row(
+                "scan-50ms",
+                name,
+                {"throughput": result["symbols_per_s"]},
+                "scan-50ms/raw GET floor",
+                f"symbols/s warm; {count} symbols in {result['warm_s']:.2f} s warm, "
+                f"{result['cold_s']:.2f} s cold (first scan, {result['cold_symbols_per_s']:.0f}/s)",
+            )
+        )
     return rows
 
 
@@ -210,9 +277,16 @@ def compute(cfg: Config) -> list[Row]:
     rows = []
     for name, result in run_compute(count, 500):
         cfg.findings[f"compute/{name}"] = result
-        rows.append(Row("compute", name, {"throughput": result["symbols_per_s"]}, "compute/talib",
-                        f"symbols/s; {count} × 500 bars in {result['seconds']:.3f} s "
-                        f"({result['ms_per_symbol']:.3f} ms/symbol, 4 strategies)"))
+        rows.append(
+            Row(
+                "compute",
+                name,
+                {"throughput": result["symbols_per_s"]},
+                "compute/talib",
+                f"symbols/s; {count} × 500 bars in {result['seconds']:.3f} s "
+                f"({result['ms_per_symbol']:.3f} ms/symbol, 4 strategies)",
+            )
+        )
     return rows
 
 

@@ -26,48 +26,94 @@ def judge(rows_list: list[Row], findings: dict) -> list[tuple[str, str, str]]:
         cpu = _value(rows, f"{scenario}/project", "cpu_pct")
         node = _value(rows, f"{scenario}/node", "cpu_pct")
         if cpu is not None:
-            out.append((f"idle web process < 1% CPU ({scenario})", verdict(cpu < 1.0),
-                        f"project {_fmt(cpu, '%')}, node {_fmt(node, '%')}"))
+            out.append(
+                (
+                    f"idle web process < 1% CPU ({scenario})",
+                    verdict(cpu < 1.0),
+                    f"project {_fmt(cpu, '%')}, node {_fmt(node, '%')}",
+                )
+            )
 
     p99, node_p99 = _value(rows, "k1000x20/project", "p99_ms"), _value(rows, "k1000x20/node", "p99_ms")
     if p99 is not None and node_p99:
-        out.append(("p99 at K=1,000×20/s within 1.5× Node's", verdict(p99 <= 1.5 * node_p99),
-                    f"project {_fmt(p99, ' ms')} vs node {_fmt(node_p99, ' ms')} ({p99 / node_p99:.2f}×)"))
+        out.append(
+            (
+                "p99 at K=1,000×20/s within 1.5× Node's",
+                verdict(p99 <= 1.5 * node_p99),
+                f"project {_fmt(p99, ' ms')} vs node {_fmt(node_p99, ' ms')} ({p99 / node_p99:.2f}×)",
+            )
+        )
 
     for scenario in ("k100x200", "k1000x20", "k5000x2"):
         over = _value(rows, f"{scenario}/project", "p50_over_floor_ms")
         if over is not None:
-            out.append((f"p50 within 2 ms of the floor ({scenario})", verdict(over <= 2.0),
-                        f"project p50 {_fmt(_value(rows, f'{scenario}/project', 'p50_ms'), ' ms')}, floor "
-                        f"{_fmt(_value(rows, f'{scenario}/floor', 'p50_ms'), ' ms')}: +{over:.2f} ms"))
+            out.append(
+                (
+                    f"p50 within 2 ms of the floor ({scenario})",
+                    verdict(over <= 2.0),
+                    f"project p50 {_fmt(_value(rows, f'{scenario}/project', 'p50_ms'), ' ms')}, floor "
+                    f"{_fmt(_value(rows, f'{scenario}/floor', 'p50_ms'), ' ms')}: +{over:.2f} ms",
+                )
+            )
 
     sat, node_sat = rows.get("saturation/project"), rows.get("saturation/node")
     if sat and node_sat:
         mine = sat.values.get("throughput") if findings.get("saturation/project", {}).get("ok") else 0.0
         theirs = node_sat.values.get("throughput") if findings.get("saturation/node", {}).get("ok") else 0.0
-        note = "; Node never saturated within its budget (a lower bound)" \
-            if not findings.get("saturation/node", {}).get("saturated") else ""
-        out.append(("saturation deliveries/s ≥ Node's", verdict((mine or 0) >= (theirs or 0)),
-                    f"project {_fmt(mine)}/s vs node {_fmt(theirs)}/s{note}"))
+        note = (
+            "; Node never saturated within its budget (a lower bound)"
+            if not findings.get("saturation/node", {}).get("saturated")
+            else ""
+        )
+        out.append(
+            (
+                "saturation deliveries/s ≥ Node's",
+                verdict((mine or 0) >= (theirs or 0)),
+                f"project {_fmt(mine)}/s vs node {_fmt(theirs)}/s{note}",
+            )
+        )
 
     for scenario in ("k100x200", "k1000x20", "k5000x2"):
-        cpu, node = _value(rows, f"{scenario}/project", "cpu_s_per_1k"), _value(rows, f"{scenario}/node", "cpu_s_per_1k")
+        cpu, node = (
+            _value(rows, f"{scenario}/project", "cpu_s_per_1k"),
+            _value(rows, f"{scenario}/node", "cpu_s_per_1k"),
+        )
         if cpu is not None and node:
-            out.append((f"CPU per 1,000 deliveries ≤ Node's ({scenario})", verdict(cpu <= node),
-                        f"project {_fmt(cpu, ' s')} vs node {_fmt(node, ' s')} ({cpu / node:.2f}×)"))
+            out.append(
+                (
+                    f"CPU per 1,000 deliveries ≤ Node's ({scenario})",
+                    verdict(cpu <= node),
+                    f"project {_fmt(cpu, ' s')} vs node {_fmt(node, ' s')} ({cpu / node:.2f}×)",
+                )
+            )
 
     k5000 = findings.get("k5000x2/project")
     if k5000:
         ok = k5000["connect_failed"] == 0 and k5000["lost"] == 0 and k5000["clients"] >= 5000
-        out.append(("5,000 websocket clients on one web process, no loss", verdict(ok),
-                    f"{k5000['clients']} connected, {k5000['connect_failed']} failed, {k5000['lost']} lost"))
+        out.append(
+            (
+                "5,000 websocket clients on one web process, no loss",
+                verdict(ok),
+                f"{k5000['clients']} connected, {k5000['connect_failed']} failed, {k5000['lost']} lost",
+            )
+        )
 
     scan = findings.get("scan/1 worker")
     if scan:
         if scan["symbols"] >= 500:
-            out.append(("scan 500 symbols < 5 s at 50 ms, one worker", verdict(scan["cold_s"] < 5.0),
-                        f"{scan['cold_s']:.2f} s cold, {scan['warm_s']:.2f} s warm"))
+            out.append(
+                (
+                    "scan 500 symbols < 5 s at 50 ms, one worker",
+                    verdict(scan["cold_s"] < 5.0),
+                    f"{scan['cold_s']:.2f} s cold, {scan['warm_s']:.2f} s warm",
+                )
+            )
         else:
-            out.append(("scan 500 symbols < 5 s at 50 ms, one worker", "not measured",
-                        f"--quick scans {scan['symbols']}: {scan['cold_s']:.2f} s cold"))
+            out.append(
+                (
+                    "scan 500 symbols < 5 s at 50 ms, one worker",
+                    "not measured",
+                    f"--quick scans {scan['symbols']}: {scan['cold_s']:.2f} s cold",
+                )
+            )
     return out

@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line, print one JSON object per signal."""
     parser = argparse.ArgumentParser(prog="python -m tasks.backtest", description=__doc__)
     parser.add_argument("--csv", required=True, help="OHLCV CSV file with a header row")
-    parser.add_argument("--strategy", action="append", required=True, help="strategy spec, e.g. sma_cross:fast=9,slow=21")
+    parser.add_argument(
+        "--strategy", action="append", required=True, help="strategy spec, e.g. sma_cross:fast=9,slow=21"
+    )
     parser.add_argument("--symbol", default="BTCUSDT", help="symbol to name in the signals (and to pick from the file)")
     args = parser.parse_args(argv)
     try:

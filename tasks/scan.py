@@ -76,7 +76,7 @@ def scan_market() -> dict:
             return {"skipped": True}
         symbols = list(settings.symbols)
         if len(symbols) > FANOUT_CHUNK:
-            chunks = [symbols[i:i + FANOUT_CHUNK] for i in range(0, len(symbols), FANOUT_CHUNK)]
+            chunks = [symbols[i : i + FANOUT_CHUNK] for i in range(0, len(symbols), FANOUT_CHUNK)]
             group(scan_symbols.s(chunk) for chunk in chunks).apply_async(expires=settings.scan_interval)
             return {"fanned_out": len(chunks)}
         return scan_symbols(symbols)
@@ -87,7 +87,18 @@ def scan_symbols(symbols: list[str]) -> dict:
     """Scan SYMBOLS and record when the scan completed."""
     report = scanner().scan(symbols)
     scanner().publisher.client.set(LAST_SCAN_KEY, time.time())
-    log.info("scanned %d symbols in %.2fs: %d new signals, %d duplicates, %d errors", report.symbols,
-             report.seconds, len(report.published), report.duplicates, len(report.errors))
-    return {"symbols": report.symbols, "published": [s["id"] for s in report.published],
-            "duplicates": report.duplicates, "errors": report.errors, "seconds": round(report.seconds, 3)}
+    log.info(
+        "scanned %d symbols in %.2fs: %d new signals, %d duplicates, %d errors",
+        report.symbols,
+        report.seconds,
+        len(report.published),
+        report.duplicates,
+        len(report.errors),
+    )
+    return {
+        "symbols": report.symbols,
+        "published": [s["id"] for s in report.published],
+        "duplicates": report.duplicates,
+        "errors": report.errors,
+        "seconds": round(report.seconds, 3),
+    }

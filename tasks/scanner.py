@@ -23,8 +23,9 @@ MAX_CATCH_UP_BARS = 10
 _SCANNED_PREFIX = "qs:scanned:"
 
 
-def make_signal(symbol: str, timeframe: str, strategy: Strategy, decision: Decision, candles: Candles,
-                source: str) -> dict:
+def make_signal(
+    symbol: str, timeframe: str, strategy: Strategy, decision: Decision, candles: Candles, source: str
+) -> dict:
     """The signal of DECISION on bar decision.index of CANDLES, in the fields of DESIGN.md."""
     bar_ms = int(candles.open_time[decision.index])
     return {
@@ -56,8 +57,14 @@ class ScanReport:
 class MarketScanner:
     """Runs the strategies on the last closed bar of each symbol and publishes what fired."""
 
-    def __init__(self, source: MarketSource, strategies: list[Strategy], publisher: Publisher, timeframe: str,
-                 max_workers: int = 32):
+    def __init__(
+        self,
+        source: MarketSource,
+        strategies: list[Strategy],
+        publisher: Publisher,
+        timeframe: str,
+        max_workers: int = 32,
+    ):
         """Bind the market source, strategies and publisher."""
         self.source = source
         self.strategies = strategies
@@ -123,8 +130,9 @@ class MarketScanner:
                 return self.publisher.publish(signal)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if time.time() + backoff > deadline:
-                    log.error("gave up publishing %s: Redis unreachable until the bar went stale (%s)",
-                              signal["id"], exc)
+                    log.error(
+                        "gave up publishing %s: Redis unreachable until the bar went stale (%s)", signal["id"], exc
+                    )
                     return None, False
                 log.warning("publish of %s failed (%s); retrying in %.1fs", signal["id"], exc, backoff)
                 time.sleep(backoff)

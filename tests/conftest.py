@@ -101,14 +101,26 @@ def start_celery(base_env, tmp_path):
         if kind == "worker":
             args += ["worker", "-E", "--loglevel=INFO", "--concurrency=1", "-n", f"{name}@%h"]
         else:
-            args += ["beat", "-S", "tasks.beat_scheduler:RestartSafeRedBeatScheduler", "--loglevel=INFO",
-                     "--pidfile", str(tmp_path / f"{name}.pid"), "--schedule", str(tmp_path / f"{name}.db")]
+            args += [
+                "beat",
+                "-S",
+                "tasks.beat_scheduler:RestartSafeRedBeatScheduler",
+                "--loglevel=INFO",
+                "--pidfile",
+                str(tmp_path / f"{name}.pid"),
+                "--schedule",
+                str(tmp_path / f"{name}.db"),
+            ]
         process = ServerProcess(args, {**base_env, **extra}, name, tmp_path)
         processes.append(process)
         process.start()
         if wait and kind == "worker":
-            wait_until(lambda: " ready." in process.log() or process.process.poll() is not None, 60, 0.1,
-                       message=f"{name} ready")
+            wait_until(
+                lambda: " ready." in process.log() or process.process.poll() is not None,
+                60,
+                0.1,
+                message=f"{name} ready",
+            )
             assert process.process.poll() is None, process.log()[-3000:]
         return process
 

@@ -34,23 +34,35 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 FAULTS = (
-    "http_500",        # HTTP 500 with Binance's error body
+    "http_500",  # HTTP 500 with Binance's error body
     "rate_limit_429",  # HTTP 429 with Retry-After
-    "ban_418",         # HTTP 418 (IP ban) with Retry-After
+    "ban_418",  # HTTP 418 (IP ban) with Retry-After
     "malformed_json",  # 200 with a truncated JSON body
-    "empty",           # 200 with []
-    "string_times",    # openTime as a string
-    "nan_price",       # close "NaN"
+    "empty",  # 200 with []
+    "string_times",  # openTime as a string
+    "nan_price",  # close "NaN"
     "negative_price",  # close "-1.5"
-    "short_rows",      # klines of 5 fields
-    "not_a_list",      # {"data": [...]} instead of a list
-    "hang",            # answer only after hang_s (at most MAX_HANG_S), or when the server stops
+    "short_rows",  # klines of 5 fields
+    "not_a_list",  # {"data": [...]} instead of a list
+    "hang",  # answer only after hang_s (at most MAX_HANG_S), or when the server stops
 )
 MAX_HANG_S = 15.0
 INTERVALS_MS = {
-    "1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
-    "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000,
-    "12h": 43_200_000, "1d": 86_400_000, "3d": 259_200_000, "1w": 604_800_000,
+    "1s": 1_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+    "3d": 259_200_000,
+    "1w": 604_800_000,
 }
 DEFAULT_BARS = 1000
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
@@ -90,7 +102,7 @@ class ExchangeServer:
             raise RuntimeError("the exchange server is not started")
         return f"http://{self.host}:{self._httpd.server_address[1]}"
 
-    def start(self) -> "ExchangeServer":
+    def start(self) -> ExchangeServer:
         """Bind and serve in a background thread."""
         self._stopping.clear()
         self._httpd = _HTTPServer((self.host, self.port), _Handler)
@@ -112,7 +124,7 @@ class ExchangeServer:
         self._thread.join(timeout=5)
         self._httpd = None
 
-    def __enter__(self) -> "ExchangeServer":
+    def __enter__(self) -> ExchangeServer:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
@@ -125,12 +137,20 @@ class ExchangeServer:
         with self._lock:
             self._series[symbol] = tuple(float(c) for c in closes)
 
-    def set_fault(self, mode: str, times: int | None = None, symbols: list[str] | None = None,
-                  retry_after: int = 1, hang_s: float = MAX_HANG_S) -> None:
+    def set_fault(
+        self,
+        mode: str,
+        times: int | None = None,
+        symbols: list[str] | None = None,
+        retry_after: int = 1,
+        hang_s: float = MAX_HANG_S,
+    ) -> None:
         """Misbehave in `mode` (one of FAULTS) for the next `times` matching requests (None: until cleared)."""
         if mode not in FAULTS:
             raise ValueError(f"unknown fault mode {mode!r}; use one of {', '.join(FAULTS)}")
-        fault = Fault(mode, times, list(symbols) if symbols is not None else None, int(retry_after), min(hang_s, MAX_HANG_S))
+        fault = Fault(
+            mode, times, list(symbols) if symbols is not None else None, int(retry_after), min(hang_s, MAX_HANG_S)
+        )
         with self._lock:
             self._fault = fault
 
@@ -158,8 +178,13 @@ class ExchangeServer:
         """What GET /_control shows."""
         with self._lock:
             fault = asdict(self._fault) if self._fault else None
-            return {"latency_ms": self.latency_s * 1000, "now_ms": self.now_ms, "fault": fault,
-                    "counts": dict(self._counts), "series": sorted(self._series)}
+            return {
+                "latency_ms": self.latency_s * 1000,
+                "now_ms": self.now_ms,
+                "fault": fault,
+                "counts": dict(self._counts),
+                "series": sorted(self._series),
+            }
 
     def control(self, command: dict) -> None:
         """Apply a /_control command (see the module docstring)."""
@@ -219,11 +244,22 @@ class ExchangeServer:
             close, open_ = closes[i], closes[max(i - 1, 0)]
             high, low = max(open_, close) * 1.001, min(open_, close) * 0.999
             volume = 10.0 + i % 7
-            rows.append([
-                open_time, f"{open_:.8f}", f"{high:.8f}", f"{low:.8f}", f"{close:.8f}", f"{volume:.8f}",
-                open_time + bar_ms - 1, f"{volume * close:.8f}", 100 + i % 13,
-                f"{volume / 2:.8f}", f"{volume * close / 2:.8f}", "0",
-            ])
+            rows.append(
+                [
+                    open_time,
+                    f"{open_:.8f}",
+                    f"{high:.8f}",
+                    f"{low:.8f}",
+                    f"{close:.8f}",
+                    f"{volume:.8f}",
+                    open_time + bar_ms - 1,
+                    f"{volume * close:.8f}",
+                    100 + i % 13,
+                    f"{volume / 2:.8f}",
+                    f"{volume * close / 2:.8f}",
+                    "0",
+                ]
+            )
         return rows
 
     def _take_fault(self, symbol: str) -> Fault | None:
@@ -242,7 +278,9 @@ class ExchangeServer:
         if mode == "http_500":
             return _error(500, -1000, "An unknown error occurred while processing the request.")
         if mode == "rate_limit_429":
-            status, headers, body = _error(429, -1003, "Too many requests; current limit is 6000 request weight per 1 MINUTE.")
+            status, headers, body = _error(
+                429, -1003, "Too many requests; current limit is 6000 request weight per 1 MINUTE."
+            )
             return status, {"Retry-After": str(fault.retry_after)}, body
         if mode == "ban_418":
             status, headers, body = _error(418, -1003, "Way too many requests; IP banned.")
@@ -278,7 +316,9 @@ def _default_closes(symbol: str) -> tuple[float, ...]:
     """A deterministic wavy series for symbols the test did not set."""
     phase = zlib.crc32(symbol.encode()) % 1000 / 100
     level = 10 + zlib.crc32(symbol.encode()) % 5000
-    return tuple(round(level * (1 + 0.02 * math.sin(i / 7 + phase) + 0.01 * math.sin(i / 2.3)), 6) for i in range(DEFAULT_BARS))
+    return tuple(
+        round(level * (1 + 0.02 * math.sin(i / 7 + phase) + 0.01 * math.sin(i / 2.3)), 6) for i in range(DEFAULT_BARS)
+    )
 
 
 class _HTTPServer(ThreadingHTTPServer):

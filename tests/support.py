@@ -45,11 +45,12 @@ class ServerProcess:
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         """Start the process with stdout and stderr to its log file."""
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed right after Popen
+        self.process = subprocess.Popen(
+            self.args, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         return self
 
@@ -101,7 +102,7 @@ class WebServer(ServerProcess):
         except requests.RequestException:
             return False
 
-    def start(self, wait: bool = True) -> "WebServer":
+    def start(self, wait: bool = True) -> WebServer:
         """Start and wait for readiness."""
         super().start()
         if wait:
@@ -146,8 +147,6 @@ class RecordingClient:
             self.sio.disconnect()
 
 
-
-
 class NodeClient:
     """tests/js/client.mjs (the official socket.io-client in Node) as a child, its events read live."""
 
@@ -155,9 +154,22 @@ class NodeClient:
         """Start the client; events are collected by a reader thread."""
         self.events: list[dict] = []
         self.process = subprocess.Popen(
-            ["node", str(ROOT / "tests/js/client.mjs"), url, "--auth", json.dumps(auth or {}),
-             "--count", str(count), "--timeout-ms", str(timeout_ms)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+            [
+                "node",
+                str(ROOT / "tests/js/client.mjs"),
+                url,
+                "--auth",
+                json.dumps(auth or {}),
+                "--count",
+                str(count),
+                "--timeout-ms",
+                str(timeout_ms),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 

@@ -35,8 +35,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     relay = Relay(socketio, settings, client)
     app.extensions["qs_relay"] = relay
-    app.extensions["qs_clients"] = ClientHub(socketio, relay, client, settings.auth_tokens,
-                                              settings.subscribe_rate_limit)
+    app.extensions["qs_clients"] = ClientHub(
+        socketio, relay, client, settings.auth_tokens, settings.subscribe_rate_limit
+    )
     app.register_blueprint(http_api.bp)
 
     from backend.web import cli
@@ -61,7 +62,8 @@ def init_socketio(app: Flask, settings: Settings) -> None:
     """Attach Flask-SocketIO with the Redis message queue (TLS options included)."""
     compat.harden_socketio()
     manager = python_socketio.RedisManager(
-        strip_tls_query(settings.redis_url), channel="flask-socketio",
+        strip_tls_query(settings.redis_url),
+        channel="flask-socketio",
         redis_options=redis_options(settings.redis_url),
     )
     socketio.init_app(

@@ -10,8 +10,8 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from backend import history
-from backend.redis_client import make_redis
 from backend.publisher import Publisher, signal_id, utc_iso
+from backend.redis_client import make_redis
 from backend.signal_schema import InvalidSignal, parse_signal
 
 signals_cli = AppGroup("signals", help="Publish or watch trading signals.")
@@ -34,11 +34,22 @@ def publish_command(kind: str, price: float, symbol: str, extra: str | None):
         if not isinstance(fields, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--json")
     now_ms = int(time.time() * 1000)
-    signal = {"type": kind.upper(), "price": price, "symbol": symbol.upper(), "timeframe": "manual",
-              "strategy": "manual", "bar_time": utc_iso(now_ms), "source": "manual", **fields}
-    signal.setdefault("id", signal_id(signal["symbol"], signal["strategy"], signal["timeframe"], now_ms, signal["type"]))
-    publisher = Publisher(current_app.extensions["qs_redis"], settings.signal_channel,
-                          settings.history_maxlen, settings.max_signal_bytes)
+    signal = {
+        "type": kind.upper(),
+        "price": price,
+        "symbol": symbol.upper(),
+        "timeframe": "manual",
+        "strategy": "manual",
+        "bar_time": utc_iso(now_ms),
+        "source": "manual",
+        **fields,
+    }
+    signal.setdefault(
+        "id", signal_id(signal["symbol"], signal["strategy"], signal["timeframe"], now_ms, signal["type"])
+    )
+    publisher = Publisher(
+        current_app.extensions["qs_redis"], settings.signal_channel, settings.history_maxlen, settings.max_signal_bytes
+    )
     try:
         stored = publisher.publish_signal(signal)
     except InvalidSignal as exc:

@@ -91,8 +91,9 @@ def rooms_for(symbols: frozenset[str] | None) -> set[str]:
 class ClientHub:
     """Registers the Socket.IO handlers and brings each client from its cursor to the live stream."""
 
-    def __init__(self, socketio, relay: Relay, client: redis.Redis, tokens: tuple[str, ...],
-                 subscribe_rate: str = "5/second"):
+    def __init__(
+        self, socketio, relay: Relay, client: redis.Redis, tokens: tuple[str, ...], subscribe_rate: str = "5/second"
+    ):
         """Bind to the extension, the relay whose cursor is authoritative, and the history reader."""
         self.socketio = socketio
         self.relay = relay
@@ -117,8 +118,12 @@ class ClientHub:
         if not self.socketio.server.manager.is_connected(request.sid, "/"):
             return False
         metrics.CLIENT_EVENTS_REFUSED.labels(reason=f"reserved:{event}").inc()
-        log.warning("refused a %r event sent by client %s: that name is reserved", event, request.sid,
-                    extra={"rate_limited": True})
+        log.warning(
+            "refused a %r event sent by client %s: that name is reserved",
+            event,
+            request.sid,
+            extra={"rate_limited": True},
+        )
         return True
 
     def on_connect(self, auth=None):
@@ -133,7 +138,7 @@ class ClientHub:
 
         if not token_ok(param("token"), self.tokens):
             metrics.CLIENT_EVENTS_REFUSED.labels(reason="unauthorized").inc()
-            raise ConnectionRefusedError("unauthorized: pass a valid token in the connect auth {\"token\": …}")
+            raise ConnectionRefusedError('unauthorized: pass a valid token in the connect auth {"token": …}')
         try:
             since = parse_since(param("since"))
             symbols = parse_symbols(param("symbols"))

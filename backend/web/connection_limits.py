@@ -69,8 +69,13 @@ class ConnectionLimits:
         """Count the request against its address for as long as it runs (a websocket: its whole life)."""
         address = environ.get("REMOTE_ADDR", "")
         if self.max_per_ip and self.active.get(address, 0) >= self.max_per_ip:
-            return self.refuse(environ, start_response, "per_ip_cap", "503 Service Unavailable",
-                               f"too many connections from {address} (at most {self.max_per_ip}); close some\n")
+            return self.refuse(
+                environ,
+                start_response,
+                "per_ip_cap",
+                "503 Service Unavailable",
+                f"too many connections from {address} (at most {self.max_per_ip}); close some\n",
+            )
         self.active[address] = self.active.get(address, 0) + 1
         released = False
 
@@ -108,8 +113,11 @@ class ConnectionLimits:
             return None  # eventlet answers a malformed Content-Length itself before the app runs
         if not chunked and length <= 0:
             return None
-        too_large = ("body_too_large", "413 Content Too Large",
-                     f"request body larger than {self.max_body_bytes} bytes\n")
+        too_large = (
+            "body_too_large",
+            "413 Content Too Large",
+            f"request body larger than {self.max_body_bytes} bytes\n",
+        )
         if length > self.max_body_bytes:
             return too_large
         incomplete = ("body_incomplete", "400 Bad Request", "request body ended before its Content-Length\n")
@@ -117,8 +125,11 @@ class ConnectionLimits:
             with _body_deadline(environ, self.body_timeout_s):
                 body = environ["wsgi.input"].read(self.max_body_bytes + 1 if chunked else length)
         except TimeoutError:  # the deadline or the socket timeout
-            return ("body_timeout", "408 Request Timeout",
-                    f"request body did not arrive within {self.body_timeout_s:g} s\n")
+            return (
+                "body_timeout",
+                "408 Request Timeout",
+                f"request body did not arrive within {self.body_timeout_s:g} s\n",
+            )
         except (OSError, ValueError):  # a reset, or broken chunked framing
             return incomplete
         if len(body) > self.max_body_bytes:
@@ -187,13 +198,18 @@ class SessionSweeper:
                     cut += 1
         if cut:
             metrics.IDLE_SESSIONS_CUT.inc(cut)
-            log.info("closed %d Engine.IO sessions that did not connect %s within %g s",
-                     cut, NAMESPACE, self.connect_timeout_s)
+            log.info(
+                "closed %d Engine.IO sessions that did not connect %s within %g s",
+                cut,
+                NAMESPACE,
+                self.connect_timeout_s,
+            )
         return cut
 
 
 def install(app, socketio, settings, max_body_bytes: int) -> None:
     """Wrap APP's WSGI callable in ConnectionLimits; keep a SessionSweeper in app.extensions for the server."""
-    app.wsgi_app = ConnectionLimits(app.wsgi_app, settings.max_connections_per_ip, max_body_bytes,
-                                    settings.socket_timeout)
+    app.wsgi_app = ConnectionLimits(
+        app.wsgi_app, settings.max_connections_per_ip, max_body_bytes, settings.socket_timeout
+    )
     app.extensions["qs_session_sweeper"] = SessionSweeper(socketio, settings.connect_timeout)

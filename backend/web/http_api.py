@@ -154,8 +154,7 @@ def relay_state(relay) -> str:
 def readyz():
     """200 when Redis answers and the relay is subscribed; 503 with the reason otherwise."""
     relay = current_app.extensions["qs_relay"]
-    body = {"relay": relay_state(relay), "epoch": relay.epoch,
-            "seq": relay.last_seq}
+    body = {"relay": relay_state(relay), "epoch": relay.epoch, "seq": relay.last_seq}
     reasons = []
     try:
         client = current_app.extensions["qs_redis"]

@@ -39,8 +39,10 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
         """429 saying the limit, when to retry and what to do."""
         current = limiter.current_limit
         retry = max(1, math.ceil(current.window[0] - time.time())) if current else 1
-        body = {"error": f"rate limit exceeded: {exc.description} per client address; retry after {retry} s "
-                         f"and send fewer requests (the server's HTTP_RATE_LIMIT)"}
+        body = {
+            "error": f"rate limit exceeded: {exc.description} per client address; retry after {retry} s "
+            f"and send fewer requests (the server's HTTP_RATE_LIMIT)"
+        }
         return jsonify(body), 429, {"Retry-After": str(retry)}
 
     return limiter

@@ -62,10 +62,11 @@ class Relay:
                 self._session()
             except (redis.RedisError, OSError) as exc:
                 self._lost(f"{type(exc).__name__}: {exc}", "relay lost Redis (%s); reconnecting")
-            except Exception as exc:  # a bug or an input we did not foresee: restart, caught up from history
+            except Exception as exc:  # noqa: BLE001 - a bug or an input we did not foresee: restart, caught up from history
                 metrics.RELAY_RESTARTS.inc()
-                self._lost(f"{type(exc).__name__}: {exc}", "relay loop failed (%s); restarting it from history",
-                           traceback=True)
+                self._lost(
+                    f"{type(exc).__name__}: {exc}", "relay loop failed (%s); restarting it from history", traceback=True
+                )
             if not self._stopping:
                 self._pause(self._backoff)
                 self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
@@ -119,7 +120,9 @@ class Relay:
             self._set_subscribed(True)
             self._backoff = BACKOFF_MIN_S  # a failure after a good subscription starts the backoff afresh
             self.last_error = None
-            log.info("relay subscribed to %s (epoch %s, seq %d)", self.settings.signal_channel, self.epoch, self.last_seq)
+            log.info(
+                "relay subscribed to %s (epoch %s, seq %d)", self.settings.signal_channel, self.epoch, self.last_seq
+            )
             while not self._stopping:
                 self.beat()
                 message = pubsub.get_message(timeout=IDLE_WAKE_S)
@@ -204,8 +207,7 @@ class Relay:
     def _drop(self, reason: str) -> None:
         metrics.MALFORMED_DROPPED.inc()
         # rate_limited: anyone can publish junk; BoundedLogFilter keeps this to a few lines per burst
-        log.warning("dropped a message on %s: %s", self.settings.signal_channel, reason,
-                    extra={"rate_limited": True})
+        log.warning("dropped a message on %s: %s", self.settings.signal_channel, reason, extra={"rate_limited": True})
 
     def _emit_safely(self, signal: dict) -> None:
         """Emit SIGNAL; a failure drops this one signal, never the relay."""

@@ -10,16 +10,18 @@ from flask import Flask
 # attribution); allowing exactly this text by hash keeps 'unsafe-inline' out of style-src.
 CHART_LOGO_STYLE_HASH = "'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY='"
 
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",
-    f"style-src 'self' {CHART_LOGO_STYLE_HASH}",
-    "img-src 'self' data:",
-    "connect-src 'self' ws: wss:",
-    "frame-ancestors 'none'",
-    "base-uri 'none'",
-    "form-action 'none'",
-])
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        f"style-src 'self' {CHART_LOGO_STYLE_HASH}",
+        "img-src 'self' data:",
+        "connect-src 'self' ws: wss:",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+    ]
+)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
@@ -85,17 +87,18 @@ class HostCheck:
             return self.app(environ, _with_security_headers(start_response))
         shown = (host or raw)[:MAX_HOST_SHOWN]
         body = json.dumps({"error": f"host {shown!r} is not in ALLOWED_HOSTS"}).encode()
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                   *SECURITY_HEADERS.items()]
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *SECURITY_HEADERS.items()]
         start_response("400 Bad Request", headers)
         return [body]
 
 
 def _with_security_headers(start_response):
     """START_RESPONSE adding whichever security headers the response lacks."""
+
     def start(status, headers, exc_info=None):
         """Complete HEADERS, then start the response."""
         present = {name.lower() for name, _ in headers}
         headers = [*headers, *((k, v) for k, v in SECURITY_HEADERS.items() if k.lower() not in present)]
         return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
     return start

@@ -26,7 +26,7 @@ class Peer:
         """Args, extra environment and working folder of one server process."""
         raise NotImplementedError
 
-    def start(self, redis_url: str) -> "Peer":
+    def start(self, redis_url: str) -> Peer:
         """Start every process and wait until each is subscribed (GET /readyz 200)."""
         for i in range(self.processes):
             port = free_port()
@@ -79,8 +79,20 @@ class SeedPeer(Peer):
     name = "seed"
 
     def command(self, port, redis_url):
-        args = [sys.executable, "-m", "uvicorn", "bench.peers.seed_relay:app", "--host", "127.0.0.1",
-                "--port", str(port), "--log-level", "warning", "--timeout-graceful-shutdown", "2"]
+        args = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.peers.seed_relay:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--timeout-graceful-shutdown",
+            "2",
+        ]
         return args, {"REDIS_URL": redis_url}, ROOT
 
 

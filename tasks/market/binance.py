@@ -31,7 +31,7 @@ class _ExchangeRetry(Retry):
         super().__init__(*args, **kwargs)
         self.max_wait = max_wait
 
-    def new(self, **kw) -> "_ExchangeRetry":
+    def new(self, **kw) -> _ExchangeRetry:
         kw.setdefault("max_wait", self.max_wait)
         return super().new(**kw)
 
@@ -50,7 +50,9 @@ class _ExchangeRetry(Retry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
-def build_session(pool_size: int = 32, retries: int = 3, backoff: float = 0.2, max_retry_after: float = 5.0) -> requests.Session:
+def build_session(
+    pool_size: int = 32, retries: int = 3, backoff: float = 0.2, max_retry_after: float = 5.0
+) -> requests.Session:
     """A requests.Session with a connection pool for `pool_size` threads and bounded retries.
 
     Retries cover connection errors, timeouts and HTTP 418/429/5xx, sleeping `backoff` * 2**n
@@ -118,7 +120,7 @@ class BinanceSource(MarketSource):
             raise MarketDataError(f"{where}: the response is not JSON: {response.text[:120]!r}") from None
         candles = parse_klines(payload, where)
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        closed = candles[:int(np.searchsorted(candles.close_time, now_ms, side="left"))].tail(limit)
+        closed = candles[: int(np.searchsorted(candles.close_time, now_ms, side="left"))].tail(limit)
         # The newest closed bar must be the one that just closed: older data is a lagging API, not the market.
         if len(closed) and now_ms - int(closed.close_time[-1]) > STALE_BARS * timeframe_ms(timeframe):
             age = (now_ms - int(closed.close_time[-1])) / 1000
@@ -134,9 +136,7 @@ class BinanceSource(MarketSource):
         # requests reports a read timeout after exhausted retries as a ConnectionError; look at the cause.
         reason = getattr(exc.args[0], "reason", exc.args[0]) if exc.args else exc
         if isinstance(exc, requests.Timeout) or "timed out" in str(reason).lower():
-            return (
-                f"timed out (connect {self.timeout[0]:g} s, read {self.timeout[1]:g} s, retries exhausted): {reason}"
-            )
+            return f"timed out (connect {self.timeout[0]:g} s, read {self.timeout[1]:g} s, retries exhausted): {reason}"
         if isinstance(exc, requests.ConnectionError):
             return f"could not connect (retries exhausted): {reason}"
         return f"{type(exc).__name__}: {reason}"
@@ -166,7 +166,8 @@ def parse_klines(payload: object, where: str) -> Candles:
     for i, row in enumerate(payload):
         if not isinstance(row, list) or len(row) < 7:
             raise MarketDataError(
-                f"{where}: kline {i} is not a list [openTime, open, high, low, close, volume, closeTime, …]: {row!r:.100}"
+                f"{where}: kline {i} is not a list [openTime, open, high, low, close, volume, closeTime, …]: "
+                f"{row!r:.100}"
             )
         open_time, close_time = _time(row[0], "openTime", i, where), _time(row[6], "closeTime", i, where)
         o, h, l, c = (_number(row[j + 1], _PRICE_FIELDS[j], i, where) for j in range(4))
@@ -176,7 +177,9 @@ def parse_klines(payload: object, where: str) -> Candles:
         if h < max(o, c, l) or l > min(o, c):
             raise MarketDataError(f"{where}: kline {i} has high/low outside open/close: {row[:7]!r}")
         if close_time <= open_time or (previous_close_time is not None and open_time <= previous_close_time):
-            raise MarketDataError(f"{where}: kline {i} times are not increasing: openTime {open_time}, closeTime {close_time}")
+            raise MarketDataError(
+                f"{where}: kline {i} times are not increasing: openTime {open_time}, closeTime {close_time}"
+            )
         previous_close_time = close_time
         times[i] = open_time, close_time
         values[i] = o, h, l, c, volume

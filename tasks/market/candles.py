@@ -58,20 +58,25 @@ class Candles:
             for name in ("open_time", "open", "high", "low", "close", "volume", "close_time")
         )
 
-    def tail(self, n: int) -> "Candles":
+    def tail(self, n: int) -> Candles:
         """The last n bars (all of them when there are fewer)."""
         start = max(len(self) - max(n, 0), 0)
         return self[start:]
 
-    def __getitem__(self, index: slice) -> "Candles":
+    def __getitem__(self, index: slice) -> Candles:
         if not isinstance(index, slice):
             raise TypeError("Candles can only be sliced, e.g. candles[-50:]")
         return Candles(
-            self.open_time[index], self.open[index], self.high[index], self.low[index],
-            self.close[index], self.volume[index], self.close_time[index],
+            self.open_time[index],
+            self.open[index],
+            self.high[index],
+            self.low[index],
+            self.close[index],
+            self.volume[index],
+            self.close_time[index],
         )
 
     @classmethod
-    def empty(cls) -> "Candles":
+    def empty(cls) -> Candles:
         """No bars."""
         return cls(*([()] * 7))

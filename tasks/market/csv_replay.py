@@ -6,7 +6,7 @@ import csv
 import math
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +51,8 @@ class CsvSource(MarketSource):
         series = self._series.get(symbol.upper())
         if series is None:
             raise MarketDataError(
-                f"{self.path} has no rows for symbol {symbol!r}; its symbol column lists {', '.join(sorted(self._series))}"
+                f"{self.path} has no rows for symbol {symbol!r}; "
+                f"its symbol column lists {', '.join(sorted(self._series))}"
             )
         return series
 
@@ -94,7 +95,8 @@ def _load(path: Path) -> dict[str, Candles]:
                 line = reader.line_num
                 if len(cells) != len(header):
                     raise MarketDataError(
-                        f"{path}, line {line}: {len(cells)} cells but the header has {len(header)}; fix or remove the row"
+                        f"{path}, line {line}: {len(cells)} cells but the header has {len(header)}; "
+                        "fix or remove the row"
                     )
                 symbol = cells[columns["symbol"]].strip().upper() if "symbol" in columns else ANY_SYMBOL
                 if "symbol" in columns and not symbol:
@@ -129,15 +131,21 @@ def _columns(path: Path, header: list[str]) -> dict[str, int]:
     return columns
 
 
-def _row(path: Path, line: int, cells: list[str], columns: dict[str, int]) -> tuple[int, float, float, float, float, float]:
+def _row(
+    path: Path, line: int, cells: list[str], columns: dict[str, int]
+) -> tuple[int, float, float, float, float, float]:
     open_time = _time(path, line, cells[columns["time"]].strip())
     close = _number(path, line, "close", cells[columns["close"]])
-    o, h, l = (_number(path, line, name, cells[columns[name]]) if name in columns else close for name in PRICE_COLUMNS[:3])
+    o, h, l = (
+        _number(path, line, name, cells[columns[name]]) if name in columns else close for name in PRICE_COLUMNS[:3]
+    )
     volume = _number(path, line, "volume", cells[columns["volume"]]) if "volume" in columns else 0.0
     if min(o, h, l, close) <= 0 or volume < 0:
         raise MarketDataError(f"{path}, line {line}: prices must be > 0 and volume >= 0, got {cells}")
     if h < max(o, l, close) or l > min(o, close):
-        raise MarketDataError(f"{path}, line {line}: high/low do not enclose open and close: {cells}; check the column order")
+        raise MarketDataError(
+            f"{path}, line {line}: high/low do not enclose open and close: {cells}; check the column order"
+        )
     return open_time, o, h, l, close, volume
 
 
@@ -145,9 +153,13 @@ def _number(path: Path, line: int, name: str, cell: str) -> float:
     try:
         value = float(cell)
     except ValueError:
-        raise MarketDataError(f"{path}, line {line}: {name} value {cell!r} is not a number; fix the cell or remove the row") from None
+        raise MarketDataError(
+            f"{path}, line {line}: {name} value {cell!r} is not a number; fix the cell or remove the row"
+        ) from None
     if not math.isfinite(value):
-        raise MarketDataError(f"{path}, line {line}: {name} value {cell!r} is not finite; fix the cell or remove the row")
+        raise MarketDataError(
+            f"{path}, line {line}: {name} value {cell!r} is not finite; fix the cell or remove the row"
+        )
     return value
 
 
@@ -167,10 +179,11 @@ def _time(path: Path, line: int, cell: str) -> int:
         moment = datetime.fromisoformat(cell)
     except ValueError:
         raise MarketDataError(
-            f"{path}, line {line}: time {cell!r} is neither epoch seconds/ms nor an ISO-8601 date such as 2024-01-31T12:00:00Z"
+            f"{path}, line {line}: time {cell!r} is neither epoch seconds/ms "
+            "nor an ISO-8601 date such as 2024-01-31T12:00:00Z"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(round(moment.timestamp() * 1000))
 
 
@@ -180,7 +193,8 @@ def _candles(path: Path, rows: list[tuple[int, int, float, float, float, float, 
     for before, after in zip(rows, rows[1:]):
         if after[1] <= before[1]:
             raise MarketDataError(
-                f"{path}, line {after[0]}: time {after[1]} ms is not after line {before[0]}'s; sort the file by time and drop duplicates"
+                f"{path}, line {after[0]}: time {after[1]} ms is not after line {before[0]}'s; "
+                "sort the file by time and drop duplicates"
             )
     table = np.array([row[1:] for row in rows], dtype=np.float64)
     open_time = np.array([row[1] for row in rows], dtype=np.int64)

@@ -1,4 +1,5 @@
 """The Strategy base class, its registry, and the Decision it returns."""
+
 from __future__ import annotations
 
 import math
@@ -90,28 +91,30 @@ class Strategy(ABC):
     def __init__(self, **params: float) -> None:
         for key in params:
             if key not in self.defaults:
-                raise StrategyError(
-                    f"unknown parameter {key!r} for {self.name}; valid: {', '.join(self.defaults)}")
-        self.params = {key: self._checked(key, params.get(key, default))
-                       for key, default in self.defaults.items()}
+                raise StrategyError(f"unknown parameter {key!r} for {self.name}; valid: {', '.join(self.defaults)}")
+        self.params = {key: self._checked(key, params.get(key, default)) for key, default in self.defaults.items()}
         for key, value in self.params.items():
             setattr(self, key, value)
         self._check()
         if self.min_bars > MAX_LOOKBACK:
             raise StrategyError(
                 f"{self.spec} needs {self.min_bars} bars before its first decision, "
-                f"more than the {MAX_LOOKBACK} a scan can fetch; use smaller periods")
+                f"more than the {MAX_LOOKBACK} a scan can fetch; use smaller periods"
+            )
 
     def _checked(self, key: str, value: float) -> int | float:
         """Return value as the parameter's type, or raise StrategyError."""
         if isinstance(self.defaults[key], int):
-            if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                    or not math.isfinite(value) or value != int(value) or value < self.min_period):
-                raise StrategyError(
-                    f"{key} must be a whole number >= {self.min_period}, got {_shown(value)}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not math.isfinite(value)
+                or value != int(value)
+                or value < self.min_period
+            ):
+                raise StrategyError(f"{key} must be a whole number >= {self.min_period}, got {_shown(value)}")
             return int(value)
-        if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-                or not math.isfinite(value) or value <= 0):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
             raise StrategyError(f"{key} must be a number > 0, got {_shown(value)}")
         return float(value)
 
@@ -142,8 +145,7 @@ class Strategy(ABC):
         """Indicator series by name; these names are the keys of Decision.indicators."""
 
     @abstractmethod
-    def _events(self, lines: dict[str, np.ndarray],
-                close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _events(self, lines: dict[str, np.ndarray], close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Masks (buy, sell) over the bars of lines (close gives the price scale)."""
 
     @abstractmethod
@@ -161,8 +163,7 @@ class Strategy(ABC):
         lines = self._lines(close)
         buy, sell = self._events(lines, close)
         fired = np.flatnonzero(buy | sell)
-        return [self._decision(lines, i, i, BUY if buy[i] else SELL)
-                for i in fired[fired >= start].tolist()]
+        return [self._decision(lines, i, i, BUY if buy[i] else SELL) for i in fired[fired >= start].tolist()]
 
     def decide_last(self, close: np.ndarray) -> Decision | None:
         """The decision at the last bar of close (closed bars only), or None."""
@@ -177,4 +178,3 @@ class Strategy(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec}>"
-

@@ -1,8 +1,10 @@
 """The built-in strategies: moving-average, MACD and RSI crosses."""
+
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 
@@ -49,8 +51,7 @@ class _AverageCross(_LineCross):
 
     def _lines(self, close):
         prefix = self.label.lower()
-        return {f"{prefix}_fast": self.average(close, self.fast),
-                f"{prefix}_slow": self.average(close, self.slow)}
+        return {f"{prefix}_fast": self.average(close, self.fast), f"{prefix}_slow": self.average(close, self.slow)}
 
 
 @register
@@ -113,10 +114,12 @@ class RsiBands(Strategy):
         if not (self.lower < 100 and self.upper < 100):
             raise StrategyError(
                 f"lower and upper must lie strictly between 0 and 100, "
-                f"got lower={format_number(self.lower)}, upper={format_number(self.upper)}")
+                f"got lower={format_number(self.lower)}, upper={format_number(self.upper)}"
+            )
         if self.lower >= self.upper:
-            raise StrategyError(f"lower ({format_number(self.lower)}) must be less than "
-                                f"upper ({format_number(self.upper)})")
+            raise StrategyError(
+                f"lower ({format_number(self.lower)}) must be less than upper ({format_number(self.upper)})"
+            )
 
     @property
     def min_bars(self) -> int:

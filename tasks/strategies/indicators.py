@@ -1,4 +1,5 @@
 """SMA, EMA, MACD and Wilder RSI as TA-Lib defines them, in numpy."""
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -33,11 +34,11 @@ def _ema(x, period, seed_end):
     values = x.tolist()
     k = 2.0 / (period + 1)
     prev = 0.0
-    for v in values[seed_end - period + 1:seed_end + 1]:
+    for v in values[seed_end - period + 1 : seed_end + 1]:
         prev += v  # summed in order, as TA-Lib does
     prev /= period
     out[seed_end] = prev
-    out[seed_end + 1:] = [prev := (v - prev) * k + prev for v in values[seed_end + 1:]]
+    out[seed_end + 1 :] = [prev := (v - prev) * k + prev for v in values[seed_end + 1 :]]
     return out
 
 
@@ -48,7 +49,7 @@ def sma(close, period):
     out = np.full(len(x), np.nan)
     start = _first_number(x)
     if len(x) - start >= period:
-        out[start + period - 1:] = sliding_window_view(x[start:], period).sum(axis=1) / period
+        out[start + period - 1 :] = sliding_window_view(x[start:], period).sum(axis=1) / period
         # TA-Lib's running sum never recovers from a NaN; neither do we.
         out[start:][np.maximum.accumulate(np.isnan(x[start:]))] = np.nan
     return out
@@ -80,7 +81,7 @@ def macd(close, fast=12, slow=26, signal=9):
     if len(y) > first:
         # TA-Lib seeds the fast EMA on the fast bars ending where the slow one is seeded.
         line = _ema(y, fast, slow - 1) - _ema(y, slow, slow - 1)
-        sig[slow - 1:] = _ema(line[slow - 1:], signal, signal - 1)
+        sig[slow - 1 :] = _ema(line[slow - 1 :], signal, signal - 1)
         line[:first] = np.nan
     outs = []
     for part in (line, sig, line - sig):
@@ -115,5 +116,5 @@ def rsi(close, period=14):
     loss = np.array(_wilder(np.where(falling, -change, 0.0).tolist(), period))
     total = gain + loss
     with np.errstate(invalid="ignore", divide="ignore"):
-        out[start + period:] = np.where(total > 0.0, 100.0 * (gain / total), 0.0)
+        out[start + period :] = np.where(total > 0.0, 100.0 * (gain / total), 0.0)
     return out

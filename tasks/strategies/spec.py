@@ -1,4 +1,5 @@
 """Parse strategy specs such as 'sma_cross:fast=5; rsi' into Strategy objects."""
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,7 @@ def parse_strategies(text: str) -> list[Strategy]:
     """Parse ';'-separated specs, dropping repeats of the same canonical spec."""
     parts = [part for part in (text or "").split(";") if part.strip()]
     if not parts:
-        raise StrategyError(
-            f"no strategy given; expected name:key=value,... with one of: {known_specs()}")
+        raise StrategyError(f"no strategy given; expected name:key=value,... with one of: {known_specs()}")
     strategies: dict[str, Strategy] = {}
     for part in parts:
         strategy = parse_strategy(part)
@@ -52,8 +52,7 @@ def _parse(spec: str) -> Strategy:
         if not equals or not key:
             raise StrategyError(f"expected key=value, got {item.strip()!r}")
         if key not in cls.defaults:
-            raise StrategyError(
-                f"unknown parameter {key!r} for {name}; valid: {', '.join(cls.defaults)}")
+            raise StrategyError(f"unknown parameter {key!r} for {name}; valid: {', '.join(cls.defaults)}")
         if key in params:
             raise StrategyError(f"parameter {key!r} given twice")
         if not _NUMBER.fullmatch(raw):

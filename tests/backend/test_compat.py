@@ -46,10 +46,19 @@ def call(hook: str, function, *args):
 
 def wsgi(server: socketio.Server, method: str, query: str, body: bytes = b"") -> tuple[str, bytes]:
     """One request to SERVER's WSGI entry point; (status, body)."""
-    environ = {"REQUEST_METHOD": method, "PATH_INFO": "/socket.io/", "QUERY_STRING": query,
-               "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "text/plain",
-               "REMOTE_ADDR": "127.0.0.1", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "HTTP_HOST": "127.0.0.1",
-               "wsgi.url_scheme": "http"}
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": "/socket.io/",
+        "QUERY_STRING": query,
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "text/plain",
+        "REMOTE_ADDR": "127.0.0.1",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+    }
     answer: list[str] = []
     chunks = server.handle_request(environ, lambda status, headers, exc_info=None: answer.append(status))
     return answer[0], b"".join(chunks)
@@ -101,8 +110,11 @@ def test_engineio_queue_size(sio):
     require(hasattr(sio.eio.sockets[eio_sid], "queue"), hook, "python-engineio Socket.queue is gone")
     before = call(hook, compat.engineio_queue_size, sio, sid)
     sio.emit("tick", {"n": 1}, to=sid)  # nobody polls: the packet waits in the queue
-    require(call(hook, compat.engineio_queue_size, sio, sid) == before + 1, hook,
-            "python-engineio Socket.queue no longer holds the packets waiting for the client")
+    require(
+        call(hook, compat.engineio_queue_size, sio, sid) == before + 1,
+        hook,
+        "python-engineio Socket.queue no longer holds the packets waiting for the client",
+    )
     require(call(hook, compat.engineio_queue_size, sio, "no-such-sid") == 0, hook, "an unknown sid has a queue")
 
 
@@ -110,8 +122,11 @@ def test_engineio_sessions(sio):
     hook = "engineio_sessions"
     eio_sid, _ = polling_session(sio, connect=False)
     sessions = call(hook, compat.engineio_sessions, sio)
-    require(eio_sid in sessions and sessions[eio_sid].sid == eio_sid, hook,
-            "python-engineio Server.sockets no longer maps eio_sid to Socket")
+    require(
+        eio_sid in sessions and sessions[eio_sid].sid == eio_sid,
+        hook,
+        "python-engineio Server.sockets no longer maps eio_sid to Socket",
+    )
     sessions.clear()
     require(eio_sid in sio.eio.sockets, hook, "returned python-engineio's own dict, not a snapshot")
 
@@ -136,8 +151,11 @@ def test_engineio_polling_close_never_waits(sio):
 
     original = engineio_socket_module.Socket.close
     parameters = list(inspect.signature(getattr(original, "qs_original", original)).parameters)
-    require(parameters[:4] == ["self", "wait", "abort", "reason"], hook,
-            f"python-engineio Socket.close takes {parameters}, not (self, wait, abort, reason)")
+    require(
+        parameters[:4] == ["self", "wait", "abort", "reason"],
+        hook,
+        f"python-engineio Socket.close takes {parameters}, not (self, wait, abort, reason)",
+    )
     call(hook, compat.engineio_polling_close_never_waits)
     try:
         polling_eio_sid, _ = polling_session(sio)
@@ -160,7 +178,6 @@ def test_engineio_polling_close_never_waits(sio):
         engineio_socket_module.Socket.close = original
 
 
-
 def test_engineio_bad_frame_ends_session():
     hook = "engineio_bad_frame_ends_session"
     from engineio import socket as engineio_socket_module
@@ -171,8 +188,11 @@ def test_engineio_bad_frame_ends_session():
     require(parameters[:2] == ["self", "ws"], hook, f"Socket._websocket_handler takes {parameters}, not (self, ws)")
     require(hasattr(engineio_socket_module.Socket, "close"), hook, "python-engineio Socket.close is gone")
     call(hook, compat.engineio_bad_frame_ends_session)
-    require(getattr(engineio_socket_module.Socket._websocket_handler, "qs_wrapped", False), hook,
-            "the handler was not wrapped")
+    require(
+        getattr(engineio_socket_module.Socket._websocket_handler, "qs_wrapped", False),
+        hook,
+        "the handler was not wrapped",
+    )
 
 
 def test_socketio_event_errors_logged(sio):
@@ -180,8 +200,11 @@ def test_socketio_event_errors_logged(sio):
     handler = getattr(socketio.Server, "_handle_event_internal", None)
     require(handler is not None, hook, "python-socketio Server._handle_event_internal is gone")
     parameters = list(inspect.signature(handler).parameters)
-    require(parameters[:3] == ["self", "server", "sid"], hook,
-            f"Server._handle_event_internal takes {parameters}, not (self, server, sid, …)")
+    require(
+        parameters[:3] == ["self", "server", "sid"],
+        hook,
+        f"Server._handle_event_internal takes {parameters}, not (self, server, sid, …)",
+    )
     call(hook, compat.socketio_event_errors_logged)
     # A list as event name raises inside the library's dispatch; wrapped, it is a dropped event.
     result = call(hook, sio._handle_event_internal, sio, "sid", "eio_sid", [["subscribe"], {}], "/", None)
@@ -212,8 +235,13 @@ def eventlet_server():
 
     def start(mode: str) -> int:
         """Start one server; its port."""
-        child = subprocess.Popen([sys.executable, "-W", "ignore", "-c", EVENTLET_SERVER, mode], cwd=ROOT,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-W", "ignore", "-c", EVENTLET_SERVER, mode],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         children.append(child)
         line = child.stdout.readline()
         assert line.strip().isdigit(), f"eventlet server did not start: {line!r} {child.stderr.read()[-2000:]}"
@@ -250,13 +278,18 @@ def test_eventlet_respond_and_close(eventlet_server):
     require(callable(getattr(wsgi.Input, "get_socket", None)), hook, "eventlet.wsgi.Input.get_socket is gone")
     port = eventlet_server("plain")
     answer = exchange(port, b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
-    require(answer.startswith(b"HTTP/1.1 413 ") and answer.endswith(b"\r\n\r\ntoo big"), hook,
-            f"eventlet did not send the response alone and close the connection: {answer[-300:]!r}")
+    require(
+        answer.startswith(b"HTTP/1.1 413 ") and answer.endswith(b"\r\n\r\ntoo big"),
+        hook,
+        f"eventlet did not send the response alone and close the connection: {answer[-300:]!r}",
+    )
     require(b"\r\nConnection: close\r\n" in answer, hook, f"no Connection: close in {answer!r}")
 
 
-UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
+UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+)
 
 
 def test_disable_permessage_deflate(eventlet_server):
@@ -264,11 +297,20 @@ def test_disable_permessage_deflate(eventlet_server):
     websocket = eventlet_module("websocket")
     method = getattr(websocket.WebSocketWSGI, "_negotiate_permessage_deflate", None)
     require(method is not None, hook, "eventlet WebSocketWSGI._negotiate_permessage_deflate is gone")
-    require("extensions" in inspect.signature(method).parameters, hook,
-            "eventlet WebSocketWSGI._negotiate_permessage_deflate no longer takes `extensions`")
+    require(
+        "extensions" in inspect.signature(method).parameters,
+        hook,
+        "eventlet WebSocketWSGI._negotiate_permessage_deflate no longer takes `extensions`",
+    )
     plain = exchange(eventlet_server("plain"), UPGRADE)
-    require(b" 101 " in plain and b"permessage-deflate" in plain.lower(), hook,
-            f"unpatched eventlet did not negotiate deflate, so the test proves nothing: {plain!r}")
+    require(
+        b" 101 " in plain and b"permessage-deflate" in plain.lower(),
+        hook,
+        f"unpatched eventlet did not negotiate deflate, so the test proves nothing: {plain!r}",
+    )
     patched = exchange(eventlet_server("patched"), UPGRADE)
-    require(b" 101 " in patched and b"permessage-deflate" not in patched.lower(), hook,
-            f"eventlet negotiated permessage-deflate despite the hook: {patched!r}")
+    require(
+        b" 101 " in patched and b"permessage-deflate" not in patched.lower(),
+        hook,
+        f"eventlet negotiated permessage-deflate despite the hook: {patched!r}",
+    )

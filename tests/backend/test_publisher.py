@@ -14,8 +14,10 @@ def test_publish_numbers_stores_and_broadcasts(redis_client, publisher):
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe("quantum_signals")
 
-    stored = [publisher.publish_signal({"type": "BUY", "price": 1.5 + i, "symbol": "BTCUSDT", "id": f"p{i}"})
-              for i in range(3)]
+    stored = [
+        publisher.publish_signal({"type": "BUY", "price": 1.5 + i, "symbol": "BTCUSDT", "id": f"p{i}"})
+        for i in range(3)
+    ]
 
     live = []
     deadline = time.monotonic() + 10

@@ -17,26 +17,36 @@ def test_defaults_match_the_design():
 
 
 def test_overrides_are_parsed():
-    settings = Settings.from_env({"SYMBOLS": "btcusdt, ethusdt", "SIGNALS_AUTH_TOKEN": "a,b", "PORT": "8080",
-                                  "MARKET_SOURCE": "csv:data.csv", "CORS_ORIGINS": "https://x.example"})
+    settings = Settings.from_env(
+        {
+            "SYMBOLS": "btcusdt, ethusdt",
+            "SIGNALS_AUTH_TOKEN": "a,b",
+            "PORT": "8080",
+            "MARKET_SOURCE": "csv:data.csv",
+            "CORS_ORIGINS": "https://x.example",
+        }
+    )
 
     assert settings.symbols == ("BTCUSDT", "ETHUSDT")
     assert settings.auth_tokens == ("a", "b") and settings.port == 8080
     assert settings.market_source == "csv:data.csv" and settings.cors_origins == ("https://x.example",)
 
 
-@pytest.mark.parametrize("env, words", [
-    ({"SCAN_INTERVAL": "soon"}, "SCAN_INTERVAL='soon' is not an integer"),
-    ({"SCAN_INTERVAL": "0"}, "SCAN_INTERVAL=0 is out of range"),
-    ({"PORT": "70000"}, "PORT=70000 is out of range"),
-    ({"REDIS_URL": "localhost:6379"}, "is not a Redis URL"),
-    ({"MARKET_SOURCE": "kraken"}, "MARKET_SOURCE='kraken' is unknown"),
-    ({"MARKET_SOURCE": "csv:"}, "needs a file path"),
-    ({"TIMEFRAME": "7m"}, "TIMEFRAME='7m' is unknown"),
-    ({"SYMBOLS": ","}, "SYMBOLS is empty"),
-    ({"SYMBOLS": "BTC/USDT"}, "SYMBOLS has invalid entries"),
-    ({"BINANCE_API_URL": "api.binance.com"}, "must start with http"),
-])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"SCAN_INTERVAL": "soon"}, "SCAN_INTERVAL='soon' is not an integer"),
+        ({"SCAN_INTERVAL": "0"}, "SCAN_INTERVAL=0 is out of range"),
+        ({"PORT": "70000"}, "PORT=70000 is out of range"),
+        ({"REDIS_URL": "localhost:6379"}, "is not a Redis URL"),
+        ({"MARKET_SOURCE": "kraken"}, "MARKET_SOURCE='kraken' is unknown"),
+        ({"MARKET_SOURCE": "csv:"}, "needs a file path"),
+        ({"TIMEFRAME": "7m"}, "TIMEFRAME='7m' is unknown"),
+        ({"SYMBOLS": ","}, "SYMBOLS is empty"),
+        ({"SYMBOLS": "BTC/USDT"}, "SYMBOLS has invalid entries"),
+        ({"BINANCE_API_URL": "api.binance.com"}, "must start with http"),
+    ],
+)
 def test_bad_values_name_the_setting_and_the_fix(env, words):
     with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
         Settings.from_env(env)

@@ -72,23 +72,35 @@ def test_publisher_check_refuses_what_the_channel_check_refuses(signal, ascii_on
 
 
 # python-socketio's decoder refuses integers of over 100 characters: such a signal must never be relayed.
-@pytest.mark.parametrize("raw", [b'{"type":"BUY","price":1,"x":' + b"9" * 101 + b"}",
-                                 b'{"type":"BUY","price":1' + b"0" * 100 + b"}"], ids=["field", "price"])
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"type":"BUY","price":1,"x":' + b"9" * 101 + b"}", b'{"type":"BUY","price":1' + b"0" * 100 + b"}"],
+    ids=["field", "price"],
+)
 def test_the_relay_refuses_what_python_clients_cannot_decode(raw):
     with pytest.raises(InvalidSignal, match="over 64 digits"):
         parse_signal(raw, MAX_BYTES)
 
 
 # Integers beyond str()'s 4,300 digits: refused with InvalidSignal, and its message still builds.
-@pytest.mark.parametrize("signal", [{"type": "BUY", "price": 1, "big": 10**4300}, {"type": 10**4300, "price": 1}],
-                         ids=["accepted", "message"])
+@pytest.mark.parametrize(
+    "signal",
+    [{"type": "BUY", "price": 1, "big": 10**4300}, {"type": 10**4300, "price": 1}],
+    ids=["accepted", "message"],
+)
 def test_validate_signal_of_an_int_too_long_for_str_is_invalid(signal):
     with pytest.raises(InvalidSignal):
         validate_signal(signal)
 
 
-@given(st.one_of(JSON_VALUES, TEXT, st.from_regex(r"\s*[+-]?[0-9_]{0,30}\s*", fullmatch=True),
-                 st.sampled_from(["1" * 5000, "١٢٣", "0x10", "1e3", float("inf"), float("-inf")])))
+@given(
+    st.one_of(
+        JSON_VALUES,
+        TEXT,
+        st.from_regex(r"\s*[+-]?[0-9_]{0,30}\s*", fullmatch=True),
+        st.sampled_from(["1" * 5000, "١٢٣", "0x10", "1e3", float("inf"), float("-inf")]),
+    )
+)
 @example(float("inf"))
 def test_parse_since_is_a_cursor_or_bad_request(value):
     try:
@@ -98,11 +110,13 @@ def test_parse_since_is_a_cursor_or_bad_request(value):
     assert since is None or (type(since) is int and since >= 0)
 
 
-SYMBOL_LISTS = st.one_of(JSON_VALUES, TEXT, st.lists(st.one_of(TEXT, st.sampled_from(["btcusdt", " ETH ", ""])),
-                                                     max_size=8),
-                         st.builds(lambda n, odd: [f"S{i}" for i in range(n)] + odd, st.integers(150, 260),
-                                   st.lists(TEXT, max_size=2)),
-                         deep_values(TEXT))
+SYMBOL_LISTS = st.one_of(
+    JSON_VALUES,
+    TEXT,
+    st.lists(st.one_of(TEXT, st.sampled_from(["btcusdt", " ETH ", ""])), max_size=8),
+    st.builds(lambda n, odd: [f"S{i}" for i in range(n)] + odd, st.integers(150, 260), st.lists(TEXT, max_size=2)),
+    deep_values(TEXT),
+)
 
 
 @given(st.one_of(SYMBOL_LISTS, st.lists(TEXT, max_size=4).map(tuple)))
@@ -117,8 +131,9 @@ def test_parse_symbols_is_a_filter_or_bad_request(value):
         symbol.encode("utf-8")
 
 
-ASCII_TOKENS = st.lists(st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=12),
-                        max_size=3).map(tuple)
+ASCII_TOKENS = st.lists(
+    st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=12), max_size=3
+).map(tuple)
 
 
 @given(st.one_of(TEXT, JSON_VALUES, st.text(SURROGATES, min_size=1, max_size=4)), ASCII_TOKENS, st.booleans())

@@ -13,25 +13,40 @@ def test_make_run_stack_with_embedded_redis_serves_simulated_signals(base_env, t
     closed_port = free_port()
     web_port, flower_port = free_port(), free_port()
     # A password in REDIS_URL must never reach the log; an unauthenticated Flower must never be started.
-    env = {**base_env, "REDIS_URL": f"redis://:s3cret-pw@127.0.0.1:{closed_port}/0", "PORT": str(web_port),
-           "FLOWER_PORT": str(flower_port), "FLOWER_UNAUTHENTICATED_API": "true"}
+    env = {
+        **base_env,
+        "REDIS_URL": f"redis://:s3cret-pw@127.0.0.1:{closed_port}/0",
+        "PORT": str(web_port),
+        "FLOWER_PORT": str(flower_port),
+        "FLOWER_UNAUTHENTICATED_API": "true",
+    }
     for name in ("MARKET_SOURCE", "TIMEFRAME", "SCAN_INTERVAL", "SYMBOLS", "STRATEGIES", "FLOWER_BASIC_AUTH"):
         env.pop(name, None)
     stack = ServerProcess([sys.executable, "-m", "backend.stack"], env, "stack", tmp_path).start()
     client = None
     try:
-        line = wait_until(lambda: re.search(r"embedded redis-server at redis://127.0.0.1:(\d+)/0 \(pid (\d+)\)",
-                                            stack.log()), 30, message="the embedded Redis log line")
+        line = wait_until(
+            lambda: re.search(r"embedded redis-server at redis://127.0.0.1:(\d+)/0 \(pid (\d+)\)", stack.log()),
+            30,
+            message="the embedded Redis log line",
+        )
         redis_port, redis_pid = int(line.group(1)), int(line.group(2))
         assert redis_port != closed_port
-        credentials = wait_until(lambda: re.search(r"flower: \S+  user (\S+), password (\S+) ", stack.log()), 30,
-                                 message="the Flower credentials log line")
+        credentials = wait_until(
+            lambda: re.search(r"flower: \S+  user (\S+), password (\S+) ", stack.log()),
+            30,
+            message="the Flower credentials log line",
+        )
         auth = (credentials.group(1), credentials.group(2))
         wait_until(lambda: _status(f"http://127.0.0.1:{web_port}/readyz") == 200, 60, 0.2, message="web ready")
         client = RecordingClient(f"http://127.0.0.1:{web_port}")
         signal = client.wait_signals(1, timeout=60)[0]
-        flower = wait_until(lambda: _scans_seen_by_flower(f"http://127.0.0.1:{flower_port}", auth), 60, 0.2,
-                            message="Flower's API listing the scans")
+        flower = wait_until(
+            lambda: _scans_seen_by_flower(f"http://127.0.0.1:{flower_port}", auth),
+            60,
+            0.2,
+            message="Flower's API listing the scans",
+        )
         anonymous = requests.get(f"http://127.0.0.1:{flower_port}/api/tasks", timeout=5)
         wrong = requests.get(f"http://127.0.0.1:{flower_port}/api/tasks", auth=(auth[0], "guess"), timeout=5)
         ui = [requests.get(f"http://127.0.0.1:{flower_port}/", auth=a, timeout=5).status_code for a in (None, auth)]

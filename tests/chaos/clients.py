@@ -45,7 +45,7 @@ class ReconnectingClient:
         self._url_cycle = itertools.cycle(range(len(self.urls)))
         self._thread = threading.Thread(target=self._run, name=f"client-{name}", daemon=True)
 
-    def start(self) -> "ReconnectingClient":
+    def start(self) -> ReconnectingClient:
         """Connect in a background thread that keeps the client connected until stop()."""
         self._thread.start()
         return self
@@ -136,8 +136,10 @@ class PythonPool:
 
     def __init__(self, urls: list[str], count: int, auth: dict | None = None):
         """Start COUNT clients, client i first connecting to urls[i % len(urls)]."""
-        self.clients = [ReconnectingClient(urls[i % len(urls):] + urls[:i % len(urls)], f"py{i}", auth).start()
-                        for i in range(count)]
+        self.clients = [
+            ReconnectingClient(urls[i % len(urls) :] + urls[: i % len(urls)], f"py{i}", auth).start()
+            for i in range(count)
+        ]
 
     def wait_welcomed(self, timeout: float = 30) -> None:
         """Wait until every client has its start cursor."""
@@ -161,8 +163,11 @@ class PythonPool:
         for client in self.clients:
             with client.lock:
                 ids = dict(client.ids)
-            out += [f"{client.name} {key}: got {ids[key]!r}, produced {item.id!r}"
-                    for key, item in produced.items() if key in ids and ids[key] != item.id]
+            out += [
+                f"{client.name} {key}: got {ids[key]!r}, produced {item.id!r}"
+                for key, item in produced.items()
+                if key in ids and ids[key] != item.id
+            ]
         return out
 
     def lags(self, produced) -> list[float]:
@@ -194,10 +199,15 @@ class NodePool:
     def __init__(self, urls: list[str], count: int, log_dir: Path, name: str = "pool"):
         """Start the Node process and its COUNT clients."""
         self.count = count
-        self.stderr = open(log_dir / f"{name}.stderr.log", "ab")
+        self.stderr = open(log_dir / f"{name}.stderr.log", "ab")  # noqa: SIM115 - the child writes it; closed in stop()
         self.process = subprocess.Popen(
             ["node", str(ROOT / "tests/chaos/pool.mjs"), "--urls", ",".join(urls), "--clients", str(count)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, cwd=ROOT)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            cwd=ROOT,
+        )
         self._lines: list[dict] = []
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -242,10 +252,16 @@ class NodePool:
     def records(self) -> list[ClientRecord]:
         """What every client received so far."""
         self.last_report = self.report()
-        return [ClientRecord(tuple(c["start"]) if c["start"] else None,
-                             {epoch: [tuple(r) for r in ranges] for epoch, ranges in c["ranges"].items()},
-                             c["dup_total"], c["connects"], c["resyncs"])
-                for c in self.last_report["clients"]]
+        return [
+            ClientRecord(
+                tuple(c["start"]) if c["start"] else None,
+                {epoch: [tuple(r) for r in ranges] for epoch, ranges in c["ranges"].items()},
+                c["dup_total"],
+                c["connects"],
+                c["resyncs"],
+            )
+            for c in self.last_report["clients"]
+        ]
 
     def connected(self) -> int:
         """How many are connected now."""

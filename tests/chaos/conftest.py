@@ -23,7 +23,8 @@ ROWS = pytest.StashKey[list]()
 def pytest_configure(config):
     """Register the marker and the session's table."""
     config.addinivalue_line(
-        "markers", "chaos: a full fault scenario (10 s outages, 10-minute soak); runs only with -m chaos (make chaos)")
+        "markers", "chaos: a full fault scenario (10 s outages, 10-minute soak); runs only with -m chaos (make chaos)"
+    )
     config.stash[ROWS] = []
 
 
@@ -43,8 +44,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not rows:
         return
     header = ("scenario", "produced", "expected", "delivered", "lost", "duplicated", "recovery", "notes")
-    lines = [(r.scenario, str(r.produced), str(r.expected), str(r.delivered), str(r.lost), str(r.duplicated),
-              "-" if r.recovery_s is None else f"{r.recovery_s:.2f} s", r.notes) for r in rows]
+    lines = [
+        (
+            r.scenario,
+            str(r.produced),
+            str(r.expected),
+            str(r.delivered),
+            str(r.lost),
+            str(r.duplicated),
+            "-" if r.recovery_s is None else f"{r.recovery_s:.2f} s",
+            r.notes,
+        )
+        for r in rows
+    ]
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
 
     def fmt(cells):

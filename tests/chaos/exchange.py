@@ -47,8 +47,22 @@ class ConsistentExchange(ExchangeServer):
             previous = level * (1.01 if (index - 1) % 2 else 0.99) if moving else float(level)
             high, low = max(previous, close) * 1.001, min(previous, close) * 0.999
             open_time = index * bar_ms
-            rows.append([open_time, f"{previous:.8f}", f"{high:.8f}", f"{low:.8f}", f"{close:.8f}", "10.00000000",
-                         open_time + bar_ms - 1, f"{10 * close:.8f}", 100, "5.00000000", f"{5 * close:.8f}", "0"])
+            rows.append(
+                [
+                    open_time,
+                    f"{previous:.8f}",
+                    f"{high:.8f}",
+                    f"{low:.8f}",
+                    f"{close:.8f}",
+                    "10.00000000",
+                    open_time + bar_ms - 1,
+                    f"{10 * close:.8f}",
+                    100,
+                    "5.00000000",
+                    f"{5 * close:.8f}",
+                    "0",
+                ]
+            )
         return rows
 
 

@@ -89,9 +89,9 @@ class Scenario:
 
         def first_after():
             items = self.auditor.since(self.mark)
-            for n, (key, produced) in enumerate(items.items()):
+            for n, (_key, produced) in enumerate(items.items()):
                 if produced.seen_at >= start:
-                    return dict(list(items.items())[:n + 1])
+                    return dict(list(items.items())[: n + 1])
             return None
 
         window = wait_until(first_after, timeout, 0.05, "a signal produced after the repair")
@@ -122,8 +122,18 @@ class Scenario:
             self.notes.append(f"{republished} ids published twice")
         if result.stray:
             self.notes.append(f"{result.stray} deliveries of signals never produced")
-        self.rows.append(Row(self.name, result.produced, result.expected, result.delivered, result.lost,
-                             result.duplicated, self.recovery_s, "; ".join(self.notes)))
+        self.rows.append(
+            Row(
+                self.name,
+                result.produced,
+                result.expected,
+                result.delivered,
+                result.lost,
+                result.duplicated,
+                self.recovery_s,
+                "; ".join(self.notes),
+            )
+        )
         assert result.produced >= require_signals, f"{self.name}: only {result.produced} signals produced"
         assert result.lost == 0 and result.duplicated == 0, f"{self.name}: {result}"
         assert result.stray == 0, f"{self.name}: clients got signals the auditor never saw: {result}"

@@ -16,8 +16,9 @@ from backend.publisher import Publisher
 def raw_socketio(url: str, auth: dict | None = None, rcvbuf: int | None = None, timeout: float = 5):
     """A websocket that completed the Engine.IO and Socket.IO handshakes; it reads nothing more by itself."""
     options = [(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)] if rcvbuf else []
-    ws = websocket.create_connection(url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
-                                     sockopt=options, timeout=timeout)
+    ws = websocket.create_connection(
+        url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket", sockopt=options, timeout=timeout
+    )
     opening = ws.recv()
     assert opening.startswith("0{"), opening
     ws.send("40" + (json.dumps(auth) if auth else ""))
@@ -49,8 +50,15 @@ class SteadyPublisher:
         start = time.monotonic()
         while not self._stopping.is_set():
             try:
-                self.publisher.publish_signal({"type": "BUY", "price": 1.0 + self.sent % 1000, "symbol": "BTCUSDT",
-                                               "id": f"{self.prefix}-{self.sent}", "reason": self.reason})
+                self.publisher.publish_signal(
+                    {
+                        "type": "BUY",
+                        "price": 1.0 + self.sent % 1000,
+                        "symbol": "BTCUSDT",
+                        "id": f"{self.prefix}-{self.sent}",
+                        "reason": self.reason,
+                    }
+                )
                 self.sent += 1
             except Exception:  # noqa: BLE001 - counted; the scenario decides whether that matters
                 self.errors += 1
@@ -68,5 +76,6 @@ def fill_history(redis_client, count: int, reason_bytes: int = 300) -> None:
     reason = "h" * reason_bytes
     stamp = time.time_ns()
     for n in range(count):
-        publisher.publish_signal({"type": "SELL", "price": 2.0, "symbol": "ETHUSDT", "id": f"fill-{stamp}-{n}",
-                                  "reason": reason})
+        publisher.publish_signal(
+            {"type": "SELL", "price": 2.0, "symbol": "ETHUSDT", "id": f"fill-{stamp}-{n}", "reason": reason}
+        )

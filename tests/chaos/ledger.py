@@ -64,14 +64,19 @@ class ClientRecord:
     resyncs: int = 0
 
     @classmethod
-    def from_keys(cls, start: Key | None, keys: list[Key], connects: int = 0, resyncs: int = 0) -> "ClientRecord":
+    def from_keys(cls, start: Key | None, keys: list[Key], connects: int = 0, resyncs: int = 0) -> ClientRecord:
         """Build from the raw list of received keys."""
         counts = Counter(keys)
         by_epoch: dict[str, list[int]] = {}
         for epoch, seq in counts:
             by_epoch.setdefault(epoch, []).append(seq)
-        return cls(start, {e: to_ranges(s) for e, s in by_epoch.items()}, sum(n - 1 for n in counts.values()),
-                   connects, resyncs)
+        return cls(
+            start,
+            {e: to_ranges(s) for e, s in by_epoch.items()},
+            sum(n - 1 for n in counts.values()),
+            connects,
+            resyncs,
+        )
 
 
 @dataclass
@@ -169,8 +174,12 @@ class Auditor:
         self._record_signal(signal)
 
     def _record_signal(self, signal) -> None:
-        if not isinstance(signal, dict) or not isinstance(signal.get("seq"), int) or not signal.get("epoch") \
-                or not signal.get("id"):
+        if (
+            not isinstance(signal, dict)
+            or not isinstance(signal.get("seq"), int)
+            or not signal.get("epoch")
+            or not signal.get("id")
+        ):
             return
         key = (signal["epoch"], signal["seq"])
         with self.lock:
@@ -178,8 +187,13 @@ class Auditor:
                 return
             if key[0] not in self.epochs:
                 self.epochs.append(key[0])
-            self.produced[key] = Produced(signal["id"], time.monotonic(), signal.get("type", ""),
-                                          signal.get("price", 0.0), signal.get("emitted_at", ""))
+            self.produced[key] = Produced(
+                signal["id"],
+                time.monotonic(),
+                signal.get("type", ""),
+                signal.get("price", 0.0),
+                signal.get("emitted_at", ""),
+            )
             self._last[key[0]] = max(self._last.get(key[0], 0), key[1])
 
     def mark(self) -> int:
@@ -263,8 +277,10 @@ def tally(produced: dict[Key, Produced], epochs: list[str], records: list[Client
         result.stray += received - in_produced
         if lost or record.dups:
             missing = _missing(produced_ranges, record, start_rank, order)
-            result.details.append(f"client {n}: start {record.start}, lost {lost}, dups {record.dups}, "
-                                  f"connects {record.connects}, resyncs {record.resyncs}, missing e.g. {missing}")
+            result.details.append(
+                f"client {n}: start {record.start}, lost {lost}, dups {record.dups}, "
+                f"connects {record.connects}, resyncs {record.resyncs}, missing e.g. {missing}"
+            )
     return result
 
 

@@ -49,19 +49,24 @@ class Exchange(ServerProcess):
     def __init__(self, log_dir: Path):
         """Pick the port; start() runs it."""
         self.port = free_port()
-        super().__init__([sys.executable, "-m", "tests.chaos.exchange", "--port", str(self.port)],
-                         {**os.environ, "PYTHONUNBUFFERED": "1"}, "exchange", log_dir)
+        super().__init__(
+            [sys.executable, "-m", "tests.chaos.exchange", "--port", str(self.port)],
+            {**os.environ, "PYTHONUNBUFFERED": "1"},
+            "exchange",
+            log_dir,
+        )
 
     @property
     def url(self) -> str:
         """Base URL."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "Exchange":
+    def start(self) -> Exchange:
         """Start and wait until it answers."""
         super().start()
-        wait_until(lambda: "listening on" in self.log() or self.process.poll() is not None, 20, 0.05,
-                   "exchange listening")
+        wait_until(
+            lambda: "listening on" in self.log() or self.process.poll() is not None, 20, 0.05, "exchange listening"
+        )
         assert self.process.poll() is None, self.log()
         return self
 
@@ -83,8 +88,14 @@ class Exchange(ServerProcess):
 class ChaosStack:
     """One Redis, N web processes, M Celery workers, beats and an exchange; every process stopped by PID."""
 
-    def __init__(self, log_dir: Path, symbol_count: int = 4, persist: bool = True, tls: bool = False,
-                 extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        log_dir: Path,
+        symbol_count: int = 4,
+        persist: bool = True,
+        tls: bool = False,
+        extra_env: dict[str, str] | None = None,
+    ):
         """Choose the layout; start() runs it."""
         self.log_dir = log_dir
         self.symbols = symbols(symbol_count)
@@ -108,15 +119,26 @@ class ChaosStack:
 
     def env(self, **extra) -> dict[str, str]:
         """Environment of a product process."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("SIGNALS_", "CORS_", "STRATEGIES", "SYMBOLS", "REDIS_", "CHAOS_"))}
-        env.update(REDIS_URL=self.redis_url, PYTHONUNBUFFERED="1", SIGNAL_CHANNEL="quantum_signals",
-                   MARKET_SOURCE="binance", BINANCE_API_URL=self.exchange.url, SCAN_INTERVAL="1",
-                   TIMEFRAME="1s", SYMBOLS=",".join(self.symbols), STRATEGIES=STRATEGY,
-                   HISTORY_MAXLEN="200000",
-                   # Every client and flood here comes from 127.0.0.1: hundreds of them per web process
-                   # (the soak's 500, the hostile flood's 600) would hit the per-address cap.
-                   MAX_CONNECTIONS_PER_IP="0")
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SIGNALS_", "CORS_", "STRATEGIES", "SYMBOLS", "REDIS_", "CHAOS_"))
+        }
+        env.update(
+            REDIS_URL=self.redis_url,
+            PYTHONUNBUFFERED="1",
+            SIGNAL_CHANNEL="quantum_signals",
+            MARKET_SOURCE="binance",
+            BINANCE_API_URL=self.exchange.url,
+            SCAN_INTERVAL="1",
+            TIMEFRAME="1s",
+            SYMBOLS=",".join(self.symbols),
+            STRATEGIES=STRATEGY,
+            HISTORY_MAXLEN="200000",
+            # Every client and flood here comes from 127.0.0.1: hundreds of them per web process
+            # (the soak's 500, the hostile flood's 600) would hit the per-address cap.
+            MAX_CONNECTIONS_PER_IP="0",
+        )
         env.update(self.extra_env)
         env.update(extra)
         return env
@@ -125,7 +147,7 @@ class ChaosStack:
         self._names += 1
         return f"{kind}{self._names}"
 
-    def start(self, webs: int = 2, workers: int = 2, beats: int = 1) -> "ChaosStack":
+    def start(self, webs: int = 2, workers: int = 2, beats: int = 1) -> ChaosStack:
         """Start everything in parallel and wait until each is ready; production starts off."""
         self.redis.start()
         self.exchange.start()
@@ -168,16 +190,22 @@ class ChaosStack:
 
     def wait_worker(self, worker: ServerProcess, timeout: float = 60) -> None:
         """Wait for the worker's ` ready.` line."""
-        wait_until(lambda: " ready." in worker.log() or worker.process.poll() is not None, timeout, 0.1,
-                   f"{worker.name} ready")
+        wait_until(
+            lambda: " ready." in worker.log() or worker.process.poll() is not None, timeout, 0.1, f"{worker.name} ready"
+        )
         assert worker.process.poll() is None, worker.log()[-3000:]
 
     def add_beat(self, **extra) -> ServerProcess:
         """Start one more Celery beat (RedBeat)."""
         name = self._name("beat")
         env = self.env(**extra)
-        args = [*procfile_command("beat", env), "--pidfile", str(self.log_dir / f"{name}.pid"),
-                "--schedule", str(self.log_dir / f"{name}.db")]
+        args = [
+            *procfile_command("beat", env),
+            "--pidfile",
+            str(self.log_dir / f"{name}.pid"),
+            "--schedule",
+            str(self.log_dir / f"{name}.db"),
+        ]
         beat = ServerProcess(args, env, name, self.log_dir).start()
         self.beats.append(beat)
         return beat
@@ -185,9 +213,11 @@ class ChaosStack:
     def heal(self) -> list[str]:
         """Restart every process that died (a web on its port); return their names."""
         healed = []
-        for group, start in ((self.webs, lambda dead: self.add_web(wait=False, port=dead.port)),
-                             (self.workers, lambda dead: self.add_worker(wait=False)),
-                             (self.beats, lambda dead: self.add_beat())):
+        for group, start in (
+            (self.webs, lambda dead: self.add_web(wait=False, port=dead.port)),
+            (self.workers, lambda dead: self.add_worker(wait=False)),
+            (self.beats, lambda dead: self.add_beat()),
+        ):
             for dead in [p for p in group if not self.alive(p)]:
                 group.remove(dead)
                 healed.append(dead.name)
@@ -240,27 +270,54 @@ class TlsRedis(EmbeddedRedis):
         super().__init__(persist=True)
         self.tls_port = free_port()
         self.cert, self.key = make_self_signed_cert(Path(self.dir))
-        self.extra_args = ("--tls-port", str(self.tls_port), "--tls-cert-file", str(self.cert),
-                           "--tls-key-file", str(self.key), "--tls-ca-cert-file", str(self.cert),
-                           "--tls-auth-clients", "no")
+        self.extra_args = (
+            "--tls-port",
+            str(self.tls_port),
+            "--tls-cert-file",
+            str(self.cert),
+            "--tls-key-file",
+            str(self.key),
+            "--tls-ca-cert-file",
+            str(self.cert),
+            "--tls-auth-clients",
+            "no",
+        )
 
     @property
     def url(self) -> str:
         """rediss:// URL that accepts the self-signed certificate, as on Heroku."""
         return f"rediss://127.0.0.1:{self.tls_port}/0?ssl_cert_reqs=none"
 
-    def start(self, timeout: float = 10.0) -> "TlsRedis":
+    def start(self, timeout: float = 10.0) -> TlsRedis:
         """Start with the plain port off, then wait for a TLS PING."""
-        args = [self.binary, "--port", "0", "--bind", "127.0.0.1", "--dir", self.dir, "--daemonize", "no",
-                "--logfile", os.path.join(self.dir, "redis.log"), "--appendonly", "yes", "--save", "",
-                *self.extra_args]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
+        args = [
+            self.binary,
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            self.dir,
+            "--daemonize",
+            "no",
+            "--logfile",
+            os.path.join(self.dir, "redis.log"),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            *self.extra_args,
+        ]
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         client = make_redis(self.url, socket_connect_timeout=0.5, socket_timeout=1)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server (TLS) exited with {self.process.returncode}; see {self.dir}/redis.log")
+                raise RuntimeError(
+                    f"redis-server (TLS) exited with {self.process.returncode}; see {self.dir}/redis.log"
+                )
             try:
                 if client.ping():
                     return self
@@ -275,9 +332,29 @@ def make_self_signed_cert(directory: Path) -> tuple[Path, Path]:
     if openssl is None:
         raise RuntimeError("the openssl CLI is needed for the TLS scenario")
     cert, key = directory / "redis.crt", directory / "redis.key"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return cert, key
 
 

@@ -12,12 +12,23 @@ from tests.exchange_server import FAULTS
 from tests.support import wait_until
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
-SHORT_FAULTS = [("http_500", {}), ("rate_limit_429", {"retry_after": 1}), ("hang", {"hang_s": 3}),
-                ("malformed_json", {}), ("nan_price", {}), ("stale", {"behind_s": 120})]
-FULL_FAULTS = [*((mode, {}) for mode in FAULTS if mode not in ("hang", "rate_limit_429", "ban_418")),
-               ("rate_limit_429", {"retry_after": 1}), ("rate_limit_429", {"retry_after": 60}),
-               ("ban_418", {"retry_after": 2}), ("hang", {"hang_s": 3}), ("hang", {"hang_s": 8}),
-               ("stale", {"behind_s": 120})]
+SHORT_FAULTS = [
+    ("http_500", {}),
+    ("rate_limit_429", {"retry_after": 1}),
+    ("hang", {"hang_s": 3}),
+    ("malformed_json", {}),
+    ("nan_price", {}),
+    ("stale", {"behind_s": 120}),
+]
+FULL_FAULTS = [
+    *((mode, {}) for mode in FAULTS if mode not in ("hang", "rate_limit_429", "ban_418")),
+    ("rate_limit_429", {"retry_after": 1}),
+    ("rate_limit_429", {"retry_after": 60}),
+    ("ban_418", {"retry_after": 2}),
+    ("hang", {"hang_s": 3}),
+    ("hang", {"hang_s": 8}),
+    ("stale", {"behind_s": 120}),
+]
 # A signal's bar may be this old when published: a slow exchange plus catching up after a fault.
 MAX_BAR_AGE_S = 15
 
@@ -49,8 +60,9 @@ def test_exchange_faults_publish_nothing_bad_and_recover(profile, shared_stack, 
     stack = shared_stack
     faults, hold_s = (FULL_FAULTS, 6.0) if profile.full else (SHORT_FAULTS, 1.5)
     pool = clients([web.url for web in stack.webs], profile.clients)
-    scenario = Scenario(f"5. exchange faults x{len(faults)} ({profile.name})", stack, pool, chaos_rows,
-                        auditors(stack.redis_url))
+    scenario = Scenario(
+        f"5. exchange faults x{len(faults)} ({profile.name})", stack, pool, chaos_rows, auditors(stack.redis_url)
+    )
     scenario.produce()
     scenario.wait_produced(4)
 
@@ -62,9 +74,15 @@ def test_exchange_faults_publish_nothing_bad_and_recover(profile, shared_stack, 
             stack.exchange.control(fault={"mode": mode, **options})
         # The fault holds until two scans of every symbol have met it (retries included), and at least hold_s.
         before, since = stack.exchange.counts(), time.monotonic()
-        wait_until(lambda: time.monotonic() - since >= hold_s and all(
-            n >= before.get(symbol, 0) + 2 for symbol, n in stack.exchange.counts().items()), 60, 0.1,
-            f"two scans of every symbol served with fault {mode}")
+        wait_until(
+            lambda: (
+                time.monotonic() - since >= hold_s
+                and all(n >= before.get(symbol, 0) + 2 for symbol, n in stack.exchange.counts().items())
+            ),
+            60,
+            0.1,
+            f"two scans of every symbol served with fault {mode}",
+        )
         stack.exchange.control(fault=None, now_ms=None)
         scenario.repaired()
         label = f"{mode}({','.join(f'{k}={v}' for k, v in options.items())})" if options else mode

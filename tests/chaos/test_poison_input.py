@@ -34,8 +34,9 @@ def test_poison_flood_with_clients_connected(profile, shared_stack, clients, aud
     stack = shared_stack
     count = 100 if profile.full else 20
     pool = clients([web.url for web in stack.webs], count, kind="node" if profile.full else "python")
-    scenario = Scenario(f"10a. poison flood, {count} clients ({profile.name})", stack, pool, chaos_rows,
-                        auditors(stack.redis_url))
+    scenario = Scenario(
+        f"10a. poison flood, {count} clients ({profile.name})", stack, pool, chaos_rows, auditors(stack.redis_url)
+    )
     dropped_before = [metric(web.url, "qs_malformed_dropped_total") for web in stack.webs]
     publisher = stack.client(decode_responses=False)
     epoch = stack.client().get("qs:epoch")
@@ -62,33 +63,56 @@ def test_poison_flood_with_clients_connected(profile, shared_stack, clients, aud
 def test_reserved_event_frames(profile, shared_stack, clients, auditors, chaos_rows):
     stack = shared_stack
     pool = clients([web.url for web in stack.webs], profile.clients)
-    scenario = Scenario(f"10b. reserved-event frames ({profile.name})", stack, pool, chaos_rows,
-                        auditors(stack.redis_url))
+    scenario = Scenario(
+        f"10b. reserved-event frames ({profile.name})", stack, pool, chaos_rows, auditors(stack.redis_url)
+    )
     web = stack.webs[0]
-    refused_before = sum(metric(web.url, f'qs_client_events_refused_total{{reason="reserved:{name}"}}')
-                         for name in ("connect", "disconnect"))
+    refused_before = sum(
+        metric(web.url, f'qs_client_events_refused_total{{reason="reserved:{name}"}}')
+        for name in ("connect", "disconnect")
+    )
     scenario.produce()
     scenario.wait_produced(4)
 
     frames = 1000 if profile.full else 100
     peers = [raw_socketio(web.url) for _ in range(10)]  # live only: they read nothing, a replay would stall them
     try:
-        wait_until(lambda: sum(metric(w.url, "qs_clients_connected") for w in stack.webs) == len(pool.clients) + 10,
-                   20, 0.1, "the raw peers connected")
+        wait_until(
+            lambda: sum(metric(w.url, "qs_clients_connected") for w in stack.webs) == len(pool.clients) + 10,
+            20,
+            0.1,
+            "the raw peers connected",
+        )
         for n in range(frames):
             peers[n % 10].send('42["disconnect"]' if n % 10 == 9 else '42["connect",{"since":0}]')
-        wait_until(lambda: sum(metric(web.url, f'qs_client_events_refused_total{{reason="reserved:{name}"}}')
-                               for name in ("connect", "disconnect")) - refused_before >= frames,
-                   20, 0.1, f"{frames} reserved events refused")
+        wait_until(
+            lambda: (
+                sum(
+                    metric(web.url, f'qs_client_events_refused_total{{reason="reserved:{name}"}}')
+                    for name in ("connect", "disconnect")
+                )
+                - refused_before
+                >= frames
+            ),
+            20,
+            0.1,
+            f"{frames} reserved events refused",
+        )
         connected_during = sum(metric(w.url, "qs_clients_connected") for w in stack.webs)
     finally:
         for ws in peers:
             ws.close()
     scenario.wait_produced(4)
-    wait_until(lambda: sum(metric(w.url, "qs_clients_connected") for w in stack.webs) == len(pool.clients), 20, 0.2,
-               "the gauge back to the pool's size")
-    scenario.notes.append(f"{frames} forged connect/disconnect frames refused; gauge during: {connected_during:.0f}"
-                          f" for {len(pool.clients) + 10} clients")
+    wait_until(
+        lambda: sum(metric(w.url, "qs_clients_connected") for w in stack.webs) == len(pool.clients),
+        20,
+        0.2,
+        "the gauge back to the pool's size",
+    )
+    scenario.notes.append(
+        f"{frames} forged connect/disconnect frames refused; gauge during: {connected_during:.0f}"
+        f" for {len(pool.clients) + 10} clients"
+    )
     scenario.finish()
     assert connected_during == len(pool.clients) + 10
     assert set(stack.ready_codes()) == {200}
@@ -98,8 +122,9 @@ def test_reserved_event_frames(profile, shared_stack, clients, auditors, chaos_r
 def test_log_volume_per_hostile_frame(profile, shared_stack, clients, auditors, chaos_rows):
     stack = shared_stack
     pool = clients([web.url for web in stack.webs], profile.clients)
-    scenario = Scenario(f"10c. log volume of junk frames ({profile.name})", stack, pool, chaos_rows,
-                        auditors(stack.redis_url))
+    scenario = Scenario(
+        f"10c. log volume of junk frames ({profile.name})", stack, pool, chaos_rows, auditors(stack.redis_url)
+    )
     web = stack.webs[0]
     scenario.produce()
     scenario.wait_produced(2)
@@ -107,8 +132,16 @@ def test_log_volume_per_hostile_frame(profile, shared_stack, clients, auditors, 
     size_before = len(web.log().encode())
 
     frames = 2000 if profile.full else 200
-    junk = ["4zzz", '42["subscribe",' + "[" * 2000 + "]" * 2000 + "]", "49[]", '42["nonsense"', "4" + "2" * 100,
-            '42["connect"]', "41", '42["subscribe",{"symbols":5}]']
+    junk = [
+        "4zzz",
+        '42["subscribe",' + "[" * 2000 + "]" * 2000 + "]",
+        "49[]",
+        '42["nonsense"',
+        "4" + "2" * 100,
+        '42["connect"]',
+        "41",
+        '42["subscribe",{"symbols":5}]',
+    ]
     peers = [raw_socketio(web.url) for _ in range(20)]
     try:
         for n in range(frames):
@@ -120,8 +153,9 @@ def test_log_volume_per_hostile_frame(profile, shared_stack, clients, auditors, 
     scenario.wait_produced(2)
     logged = len(web.log().encode()) - size_before
     per_frame = logged / frames
-    scenario.notes.append(f"{frames} junk frames: {logged} bytes of log ({per_frame:.1f} B/frame); "
-                          f"/healthz {healthz_s * 1000:.0f} ms")
+    scenario.notes.append(
+        f"{frames} junk frames: {logged} bytes of log ({per_frame:.1f} B/frame); /healthz {healthz_s * 1000:.0f} ms"
+    )
     scenario.finish()
     assert "Traceback" not in web.log()[text_before:]
     assert per_frame < 20, f"{per_frame:.1f} bytes of log per junk frame"

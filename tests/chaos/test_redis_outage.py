@@ -33,8 +33,12 @@ def test_redis_outage_nothing_lost(profile, keep_data, stack_factory, clients, a
         wipe_redis_data(stack.redis)
     wait_until(lambda: set(stack.ready_codes()) == {503}, 15, 0.1, "/readyz 503 on every web during the outage")
     # The outage lasts outage_s, every web still reporting it on /readyz when it ends.
-    wait_until(lambda: time.monotonic() - down_at >= profile.outage_s and set(stack.ready_codes()) == {503},
-               profile.outage_s + 30, 0.1, f"an outage of {profile.outage_s:g} s seen by every web")
+    wait_until(
+        lambda: time.monotonic() - down_at >= profile.outage_s and set(stack.ready_codes()) == {503},
+        profile.outage_s + 30,
+        0.1,
+        f"an outage of {profile.outage_s:g} s seen by every web",
+    )
     stack.redis.start()
     scenario.repaired()
     wait_until(lambda: set(stack.ready_codes()) == {200}, 30, 0.1, "/readyz 200 on every web after the restart")
@@ -45,8 +49,10 @@ def test_redis_outage_nothing_lost(profile, keep_data, stack_factory, clients, a
     gave_up = set(re.findall(r"gave up publishing (\S+):", logs))
     published = {item.id for item in scenario.auditor.since(scenario.mark).values()}
     missed = missed_bars(scenario.auditor.since(scenario.mark), BAR_MS)
-    scenario.notes.append(f"{len(retried)} publishes retried ({len(retried & published)} published, "
-                          f"{len(gave_up)} given up: bar stale); {sum(map(len, missed.values()))} bars never scanned")
+    scenario.notes.append(
+        f"{len(retried)} publishes retried ({len(retried & published)} published, "
+        f"{len(gave_up)} given up: bar stale); {sum(map(len, missed.values()))} bars never scanned"
+    )
     scenario.finish()
     if not profile.full:  # a short outage: the publish caught mid-flight is retried until it lands
         assert retried and retried <= published, (retried, published)

@@ -48,18 +48,28 @@ def test_the_bar_of_a_lost_scan_is_published_by_the_next_scan(publisher):
         for at in (now, now + 2000):  # the scan at now + 1000 never completed
             exchange.now_ms = at
             scanner.scan(["BTCUSDT"], now_ms=at)
-    bars = sorted(int(json.loads(fields["sig"])["id"].split(":")[-2]) for _, fields in
-                  publisher.client.xrange("qs:history"))
+    bars = sorted(
+        int(json.loads(fields["sig"])["id"].split(":")[-2]) for _, fields in publisher.client.xrange("qs:history")
+    )
     assert bars == [1_799_999_999_000, 1_800_000_000_000, 1_800_000_001_000]
 
 
 def test_a_killed_scans_lock_frees_within_seconds(base_env, redis_client):
     """Scenario 3: a worker SIGKILLed mid-scan leaves qs:scan-lock for max(5, 2 x SCAN_INTERVAL) s: no scans."""
     with ExchangeServer(latency_s=10) as exchange:  # the scan waits at the exchange
-        env = {**base_env, "MARKET_SOURCE": "binance", "BINANCE_API_URL": exchange.url, "SCAN_INTERVAL": "60",
-               "SYMBOLS": "BTCUSDT"}
-        scan = subprocess.Popen([sys.executable, "-c", "from tasks.scan import scan_market; scan_market()"],
-                                env=env, cwd=ROOT, start_new_session=True)
+        env = {
+            **base_env,
+            "MARKET_SOURCE": "binance",
+            "BINANCE_API_URL": exchange.url,
+            "SCAN_INTERVAL": "60",
+            "SYMBOLS": "BTCUSDT",
+        }
+        scan = subprocess.Popen(
+            [sys.executable, "-c", "from tasks.scan import scan_market; scan_market()"],
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
+        )
         try:
             wait_until(lambda: exchange.request_count("BTCUSDT"), 30, 0.05, "the scan at the exchange")
         finally:
@@ -76,15 +86,21 @@ def test_stale_klines_are_refused():
             BinanceSource(exchange.url).fetch("BTCUSDT", "1m", 5)
 
 
-@pytest.mark.parametrize("kind, name, value", [
-    ("web", "PORT", "abc"),
-    ("worker", "REDIS_URL", "rediss://127.0.0.1:1/0?ssl_cert_reqs=bogus"),
-    ("worker", "STRATEGIES", "bogus"),
-])
+@pytest.mark.parametrize(
+    "kind, name, value",
+    [
+        ("web", "PORT", "abc"),
+        ("worker", "REDIS_URL", "rediss://127.0.0.1:1/0?ssl_cert_reqs=bogus"),
+        ("worker", "STRATEGIES", "bogus"),
+    ],
+)
 def test_a_bad_setting_exits_with_one_line_naming_it(kind, name, value, base_env):
     """Scenario 6d: the web prints a traceback; a bad ssl_cert_reqs is a ValueError; STRATEGIES goes unnamed."""
-    args = [sys.executable, "wsgi.py"] if kind == "web" else [sys.executable, "-m", "celery", "-A",
-                                                                "tasks.celery_app", "worker"]
+    args = (
+        [sys.executable, "wsgi.py"]
+        if kind == "web"
+        else [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker"]
+    )
     done = subprocess.run(args, env={**base_env, name: value}, cwd=ROOT, capture_output=True, text=True, timeout=30)
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "Traceback" not in output and name in output.strip().splitlines()[-1], output[-800:]

@@ -30,8 +30,10 @@ MAX_HEALTHZ_S = 1.0
 @pytest.fixture(scope="module")
 def attacked_stack(tmp_path_factory):
     """One web process (short socket and connect timeouts), a worker, a beat; stopped after the module."""
-    stack = ChaosStack(tmp_path_factory.mktemp("resource-exhaustion"),
-                       extra_env={"SOCKET_TIMEOUT": str(SOCKET_TIMEOUT_S), "CONNECT_TIMEOUT": "2"})
+    stack = ChaosStack(
+        tmp_path_factory.mktemp("resource-exhaustion"),
+        extra_env={"SOCKET_TIMEOUT": str(SOCKET_TIMEOUT_S), "CONNECT_TIMEOUT": "2"},
+    )
     try:
         yield stack.start(webs=1, workers=1, beats=1)
     finally:
@@ -78,8 +80,10 @@ def no_body_post(web) -> None:
     opening = requests.get(web.url + "/socket.io/?EIO=4&transport=polling", timeout=10).text
     sid = json.loads(opening[1:])["sid"]
     with socket.create_connection(("127.0.0.1", web.port), timeout=10) as sock:
-        sock.sendall(f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n"
-                     f"Content-Type: text/plain\r\nContent-Length: 99999999\r\n\r\n".encode())
+        sock.sendall(
+            f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Type: text/plain\r\nContent-Length: 99999999\r\n\r\n".encode()
+        )
 
 
 def is_closed(sock: socket.socket) -> bool:
@@ -97,8 +101,9 @@ def test_no_body_polling_posts(profile, attacked_stack, clients, auditors, chaos
     stack, count = attacked_stack, 2000 if profile.full else 200
     web = stack.webs[0]
     pool = clients([web.url], profile.clients)
-    scenario = Scenario(f"11a. {count} no-body polling POSTs ({profile.name})", stack, pool, chaos_rows,
-                        auditors(stack.redis_url))
+    scenario = Scenario(
+        f"11a. {count} no-body polling POSTs ({profile.name})", stack, pool, chaos_rows, auditors(stack.redis_url)
+    )
     baseline = open_fds(web)
     scenario.produce()
     scenario.wait_produced(4)
@@ -108,13 +113,19 @@ def test_no_body_polling_posts(profile, attacked_stack, clients, auditors, chaos
         list(executor.map(lambda _: no_body_post(web), range(count)))
     attack_s = time.monotonic() - started
     peak = open_fds(web)
-    wait_until(lambda: open_fds(web) <= baseline + FD_SLACK, 60, 0.2,
-               f"open files back to {baseline} (+{FD_SLACK}), now {open_fds(web)}")
+    wait_until(
+        lambda: open_fds(web) <= baseline + FD_SLACK,
+        60,
+        0.2,
+        f"open files back to {baseline} (+{FD_SLACK}), now {open_fds(web)}",
+    )
     settled_s = time.monotonic() - started
     worst = probe.stop()
     scenario.wait_produced(4)
-    scenario.notes.append(f"sent in {attack_s:.1f} s; open files {baseline} -> {peak} -> {open_fds(web)} "
-                          f"after {settled_s:.1f} s; /healthz worst {worst * 1000:.0f} ms")
+    scenario.notes.append(
+        f"sent in {attack_s:.1f} s; open files {baseline} -> {peak} -> {open_fds(web)} "
+        f"after {settled_s:.1f} s; /healthz worst {worst * 1000:.0f} ms"
+    )
     scenario.finish()
     assert not probe.failures, f"/healthz failed during the attack: {probe.failures[:5]}"
     assert worst < MAX_HEALTHZ_S, f"/healthz took {worst:.2f} s during the attack"
@@ -127,33 +138,45 @@ def test_slowloris_connections(profile, attacked_stack, clients, auditors, chaos
     raise_open_file_limit()  # this process holds every attacking socket
     web = stack.webs[0]
     pool = clients([web.url], profile.clients)
-    scenario = Scenario(f"11b. {count} slowloris connections ({profile.name})", stack, pool, chaos_rows,
-                        auditors(stack.redis_url))
+    scenario = Scenario(
+        f"11b. {count} slowloris connections ({profile.name})", stack, pool, chaos_rows, auditors(stack.redis_url)
+    )
     baseline = open_fds(web)
     scenario.produce()
     scenario.wait_produced(4)
     probe = HealthProbe(web.url)
     started = time.monotonic()
     with ThreadPoolExecutor(8) as executor:
-        sockets = list(executor.map(lambda _: socket.create_connection(("127.0.0.1", web.port), timeout=10),
-                                    range(count)))
+        sockets = list(
+            executor.map(lambda _: socket.create_connection(("127.0.0.1", web.port), timeout=10), range(count))
+        )
     try:
         for sock in sockets:
             sock.sendall(b"GET /healthz HT")
         opened_s = time.monotonic() - started
         peak = open_fds(web)
-        wait_until(lambda: all(is_closed(sock) for sock in sockets), SOCKET_TIMEOUT_S + opened_s + 15, 0.2,
-                   "every half request closed by the server")
+        wait_until(
+            lambda: all(is_closed(sock) for sock in sockets),
+            SOCKET_TIMEOUT_S + opened_s + 15,
+            0.2,
+            "every half request closed by the server",
+        )
         closed_s = time.monotonic() - started
     finally:
         for sock in sockets:
             sock.close()
-    wait_until(lambda: open_fds(web) <= baseline + FD_SLACK, 30, 0.2,
-               f"open files back to {baseline} (+{FD_SLACK}), now {open_fds(web)}")
+    wait_until(
+        lambda: open_fds(web) <= baseline + FD_SLACK,
+        30,
+        0.2,
+        f"open files back to {baseline} (+{FD_SLACK}), now {open_fds(web)}",
+    )
     worst = probe.stop()
     scenario.wait_produced(4)
-    scenario.notes.append(f"opened in {opened_s:.1f} s, all closed by the server after {closed_s:.1f} s; "
-                          f"open files {baseline} -> {peak} -> {open_fds(web)}; /healthz worst {worst * 1000:.0f} ms")
+    scenario.notes.append(
+        f"opened in {opened_s:.1f} s, all closed by the server after {closed_s:.1f} s; "
+        f"open files {baseline} -> {peak} -> {open_fds(web)}; /healthz worst {worst * 1000:.0f} ms"
+    )
     scenario.finish()
     assert not probe.failures, f"/healthz failed during the attack: {probe.failures[:5]}"
     assert worst < MAX_HEALTHZ_S, f"/healthz took {worst:.2f} s during the attack"

@@ -29,11 +29,20 @@ def test_stalled_clients_do_not_stall_others_or_grow_memory(profile, shared_stac
     stack = shared_stack
     per_web = 30 if profile.full else 10  # one in five live-only, the others asking for the whole history (since=0)
     fill_history(stack.client(), HISTORY, HISTORY_REASON_BYTES)
-    wait_until(lambda: all(relay_seq(web) == int(stack.client().get("qs:seq")) for web in stack.webs), 30, 0.1,
-               "the relays through the filled history")  # the clients below start after it
+    wait_until(
+        lambda: all(relay_seq(web) == int(stack.client().get("qs:seq")) for web in stack.webs),
+        30,
+        0.1,
+        "the relays through the filled history",
+    )  # the clients below start after it
     pool = clients([web.url for web in stack.webs], profile.clients)
-    scenario = Scenario(f"7. {per_web * len(stack.webs)} stalled readers ({profile.name})", stack, pool,
-                        chaos_rows, auditors(stack.redis_url))
+    scenario = Scenario(
+        f"7. {per_web * len(stack.webs)} stalled readers ({profile.name})",
+        stack,
+        pool,
+        chaos_rows,
+        auditors(stack.redis_url),
+    )
     rss_before = {web.name: rss_mb(web.pid) for web in stack.webs}
     stalled = []
     try:
@@ -50,8 +59,12 @@ def test_stalled_clients_do_not_stall_others_or_grow_memory(profile, shared_stac
                 samples[web.name].append((time.monotonic() - started, rss_mb(web.pid)))
             time.sleep(0.25)
         if profile.full:  # the server's ping timeout (45 s) has cut every stalled reader by now
-            wait_until(lambda: sum(metric(w.url, "qs_clients_connected") for w in stack.webs) == len(pool.clients),
-                       30, 0.5, "the stalled readers disconnected by the server")
+            wait_until(
+                lambda: sum(metric(w.url, "qs_clients_connected") for w in stack.webs) == len(pool.clients),
+                30,
+                0.5,
+                "the stalled readers disconnected by the server",
+            )
         stream.stop()
     finally:
         for ws in stalled:
@@ -64,8 +77,10 @@ def test_stalled_clients_do_not_stall_others_or_grow_memory(profile, shared_stac
         tail = [(t, rss) for t, rss in points if t > duration - 15]
         slopes[name] = float(np.polyfit(*zip(*tail), 1)[0]) if len(tail) > 2 else 0.0
     p99 = f"{np.percentile(lags, 99):.2f} s" if lags else "n/a"
-    scenario.notes.append(f"RSS growth {max(growth.values()):.0f} MiB, last-15s slope {max(slopes.values()):.2f} "
-                          f"MiB/s; others' lag p99 {p99}")
+    scenario.notes.append(
+        f"RSS growth {max(growth.values()):.0f} MiB, last-15s slope {max(slopes.values()):.2f} "
+        f"MiB/s; others' lag p99 {p99}"
+    )
     scenario.finish()
     assert lags and max(lags) < MAX_LAG_S, f"stalled readers delayed the others: worst lag {max(lags):.2f} s"
     replaying = per_web - per_web // 5

@@ -16,8 +16,13 @@ def test_pipeline_over_tls_through_a_restart(profile, stack_factory, clients, au
     stack = stack_factory(tls=True)
     assert stack.redis_url.startswith("rediss://")
     pool = clients([web.url for web in stack.webs], profile.clients)
-    scenario = Scenario(f"9. TLS (rediss://), redis down {profile.outage_s:g}s ({profile.name})", stack, pool,
-                        chaos_rows, auditors(stack.redis_url))
+    scenario = Scenario(
+        f"9. TLS (rediss://), redis down {profile.outage_s:g}s ({profile.name})",
+        stack,
+        pool,
+        chaos_rows,
+        auditors(stack.redis_url),
+    )
     scenario.produce()
     scenario.wait_produced(4)
 
@@ -25,8 +30,12 @@ def test_pipeline_over_tls_through_a_restart(profile, stack_factory, clients, au
     down_at = time.monotonic()
     wait_until(lambda: set(stack.ready_codes()) == {503}, 15, 0.1, "/readyz 503 during the outage")
     # The outage lasts outage_s, every web still reporting it on /readyz when it ends.
-    wait_until(lambda: time.monotonic() - down_at >= profile.outage_s and set(stack.ready_codes()) == {503},
-               profile.outage_s + 30, 0.1, f"an outage of {profile.outage_s:g} s seen by every web")
+    wait_until(
+        lambda: time.monotonic() - down_at >= profile.outage_s and set(stack.ready_codes()) == {503},
+        profile.outage_s + 30,
+        0.1,
+        f"an outage of {profile.outage_s:g} s seen by every web",
+    )
     stack.redis.start()
     scenario.repaired()
     wait_until(lambda: set(stack.ready_codes()) == {200}, 30, 0.1, "/readyz 200 after the restart")

@@ -11,7 +11,9 @@ from tests.chaos.ledger import missed_bars
 from tests.support import wait_until
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
-SENT = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] Scheduler: Sending due task scan-market")
+SENT = re.compile(
+    r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] Scheduler: Sending due task scan-market"
+)
 
 
 def sends(beat, since: float) -> list[float]:
@@ -23,11 +25,18 @@ def sends(beat, since: float) -> list[float]:
 @pytest.mark.parametrize("profile", PROFILES, ids=["short", "full"])
 def test_two_beats_one_schedule(profile, request, clients, auditors, chaos_rows):
     # The short run watches the shared stack's two beats; the full one kills a beat, so it gets its own stack.
-    stack = request.getfixturevalue("stack_factory")(beats=2) if profile.full else request.getfixturevalue("shared_stack")
+    stack = (
+        request.getfixturevalue("stack_factory")(beats=2) if profile.full else request.getfixturevalue("shared_stack")
+    )
     began = time.time()
     pool = clients([web.url for web in stack.webs], profile.clients)
-    scenario = Scenario(f"4. two beats{', active one killed' if profile.full else ''} ({profile.name})", stack,
-                        pool, chaos_rows, auditors(stack.redis_url))
+    scenario = Scenario(
+        f"4. two beats{', active one killed' if profile.full else ''} ({profile.name})",
+        stack,
+        pool,
+        chaos_rows,
+        auditors(stack.redis_url),
+    )
     scenario.produce()
     scenario.wait_produced(4 * (30 if profile.full else 4), timeout=90)
 

@@ -13,8 +13,9 @@ def test_web_killed_clients_recover_the_gap(profile, stack_factory, clients, aud
     stack = stack_factory(symbol_count=6)
     pool = clients([web.url for web in stack.webs], profile.clients)
     rounds = 3 if profile.full else 1
-    scenario = Scenario(f"2. web SIGKILL x{2 * rounds} mid-stream ({profile.name})", stack, pool, chaos_rows,
-                        auditors(stack.redis_url))
+    scenario = Scenario(
+        f"2. web SIGKILL x{2 * rounds} mid-stream ({profile.name})", stack, pool, chaos_rows, auditors(stack.redis_url)
+    )
     scenario.produce()
     scenario.wait_produced(6)
 

@@ -29,8 +29,9 @@ def test_worker_killed_mid_scan_the_signal_is_published_once(profile, stack_fact
     stack = stack_factory(symbol_count=4)
     pool = clients([web.url for web in stack.webs], profile.clients)
     kills = 4 if profile.full else 1
-    scenario = Scenario(f"3. worker SIGKILL mid-scan x{kills} ({profile.name})", stack, pool, chaos_rows,
-                        auditors(stack.redis_url))
+    scenario = Scenario(
+        f"3. worker SIGKILL mid-scan x{kills} ({profile.name})", stack, pool, chaos_rows, auditors(stack.redis_url)
+    )
     stack.exchange.control(latency_ms=SLOW_EXCHANGE_MS)
     scenario.produce()
     scenario.wait_produced(4)
@@ -38,8 +39,12 @@ def test_worker_killed_mid_scan_the_signal_is_published_once(profile, stack_fact
     recoveries = []
     for kill in range(kills):
         requests_before = sum(stack.exchange.counts().values())
-        victim = wait_until(lambda: next((w for w in stack.workers if scan_in_flight(w)), None), 20, 0.01,
-                            "a worker in the middle of a scan")
+        victim = wait_until(
+            lambda: next((w for w in stack.workers if scan_in_flight(w)), None),
+            20,
+            0.01,
+            "a worker in the middle of a scan",
+        )
         # Its klines requests are at the exchange, which holds them for SLOW_EXCHANGE_MS: kill it now.
         wait_until(lambda: sum(stack.exchange.counts().values()) > requests_before, 5, 0.01, "the scan's requests")
         if kill % 2 == 0:

@@ -27,8 +27,14 @@ def exchange():
 @pytest.fixture
 def scan_env(exchange):
     """Settings of a worker scanning the loopback exchange every second."""
-    return {"MARKET_SOURCE": "binance", "BINANCE_API_URL": exchange.url, "SCAN_INTERVAL": "1",
-            "SYMBOLS": "BTCUSDT,ETHUSDT", "STRATEGIES": "sma_cross:fast=3,slow=5", "TIMEFRAME": "1m"}
+    return {
+        "MARKET_SOURCE": "binance",
+        "BINANCE_API_URL": exchange.url,
+        "SCAN_INTERVAL": "1",
+        "SYMBOLS": "BTCUSDT,ETHUSDT",
+        "STRATEGIES": "sma_cross:fast=3,slow=5",
+        "TIMEFRAME": "1m",
+    }
 
 
 def send_scan(redis_url: str, symbols: list[str]):
@@ -70,8 +76,9 @@ def test_two_beats_schedule_once(redis_client, start_celery, scan_env):
     start_celery("worker", **scan_env)
     beats = [start_celery("beat", **scan_env) for _ in range(2)]
 
-    wait_until(lambda: sum(b.log().count("Sending due task") for b in beats) >= 4, 60, 0.2,
-               message="four scheduled scans")
+    wait_until(
+        lambda: sum(b.log().count("Sending due task") for b in beats) >= 4, 60, 0.2, message="four scheduled scans"
+    )
 
     sending = [b for b in beats if "Sending due task" in b.log()]
     assert len(sending) == 1, [b.log()[-2000:] for b in beats]

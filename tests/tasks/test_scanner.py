@@ -34,8 +34,7 @@ def test_cross_on_last_closed_bar_is_published_with_the_contract_fields(exchange
 
     report = make_scanner(exchange, publisher).scan(["BTCUSDT"], now_ms=NOW_MS)
 
-    assert [s["id"] for s in report.published] == [
-        f"BTCUSDT:sma_cross:fast=3,slow=5:1m:{LAST_CLOSED_OPEN_MS}:BUY"]
+    assert [s["id"] for s in report.published] == [f"BTCUSDT:sma_cross:fast=3,slow=5:1m:{LAST_CLOSED_OPEN_MS}:BUY"]
     signal = history.read_range(redis_client, 0)[0]
     assert signal["type"] == "BUY" and signal["price"] == 200.0 and signal["seq"] == 1
     assert signal["bar_time"] == "2025-11-24T15:59:00Z" and signal["source"] == "binance"
@@ -63,8 +62,21 @@ def test_same_bar_never_fires_twice_across_scans(exchange, publisher, redis_clie
     assert len(history.read_range(redis_client, 0)) == 1
 
 
-@pytest.mark.parametrize("mode", ["http_500", "rate_limit_429", "ban_418", "malformed_json", "empty",
-                                  "string_times", "nan_price", "negative_price", "short_rows", "not_a_list"])
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "http_500",
+        "rate_limit_429",
+        "ban_418",
+        "malformed_json",
+        "empty",
+        "string_times",
+        "nan_price",
+        "negative_price",
+        "short_rows",
+        "not_a_list",
+    ],
+)
 def test_broken_exchange_publishes_nothing_then_recovers(exchange, publisher, redis_client, mode):
     exchange.set_series("BTCUSDT", CROSS_UP)
     exchange.set_fault(mode, retry_after=0)

@@ -95,8 +95,9 @@ def _closed(ws) -> bool:
 
 def test_api_signals_since_symbol_limit(web, publisher):
     for i in range(10):
-        publisher.publish_signal({"type": "BUY", "price": 1 + i, "symbol": "BTCUSDT" if i % 2 else "ETHUSDT",
-                                  "id": f"api{i}"})
+        publisher.publish_signal(
+            {"type": "BUY", "price": 1 + i, "symbol": "BTCUSDT" if i % 2 else "ETHUSDT", "id": f"api{i}"}
+        )
 
     everything = requests.get(web.url + "/api/signals").json()
     newest_btc = requests.get(web.url + "/api/signals?symbol=btcusdt&limit=2").json()

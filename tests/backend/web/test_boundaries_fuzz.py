@@ -61,8 +61,9 @@ def assert_healthy(web, clients: int) -> None:
 
 def still_delivers(client: RecordingClient, publisher) -> None:
     """A signal from the project's publisher reaches CLIENT."""
-    stored = publisher.publish_signal({"type": "BUY", "price": 1.5, "symbol": "BTCUSDT",
-                                       "id": f"after-fuzz-{next(SENTINELS)}"})
+    stored = publisher.publish_signal(
+        {"type": "BUY", "price": 1.5, "symbol": "BTCUSDT", "id": f"after-fuzz-{next(SENTINELS)}"}
+    )
     wait_until(lambda: stored in client.signals(), message="a signal published after the fuzzing")
 
 
@@ -70,17 +71,47 @@ def still_delivers(client: RecordingClient, publisher) -> None:
 
 QUERY_NAMES = st.sampled_from(["since", "limit", "symbol", "since", "limit", "symbol", "SINCE", "symbol[]", ""])
 QUERY_VALUES = st.one_of(
-    TEXT, st.integers().map(str), st.integers(-5, 1200).map(str), HUGE_INTS.map(str),
+    TEXT,
+    st.integers().map(str),
+    st.integers(-5, 1200).map(str),
+    HUGE_INTS.map(str),
     st.from_regex(r"[A-Za-z0-9]{0,40}", fullmatch=True),
-    st.sampled_from(["", "0", "-1", "1000", "1001", str(MAX_SEQ_HTTP), str(MAX_SEQ_HTTP + 1), "1" * 5000, " 5",
-                     "5\x00", "\u0661\u0662", "+3", "1_0", "0x1f", "1e3", "NaN", "btcusdt", "BTC USDT", "\u00df" * 17,
-                     "\ufb01", "\ud800", "%", "&", "="]))
+    st.sampled_from(
+        [
+            "",
+            "0",
+            "-1",
+            "1000",
+            "1001",
+            str(MAX_SEQ_HTTP),
+            str(MAX_SEQ_HTTP + 1),
+            "1" * 5000,
+            " 5",
+            "5\x00",
+            "\u0661\u0662",
+            "+3",
+            "1_0",
+            "0x1f",
+            "1e3",
+            "NaN",
+            "btcusdt",
+            "BTC USDT",
+            "\u00df" * 17,
+            "\ufb01",
+            "\ud800",
+            "%",
+            "&",
+            "=",
+        ]
+    ),
+)
 
 
 def _query(params: list[tuple[str, str]]) -> str:
     """PARAMS as a query string, each byte percent-encoded (a lone surrogate as the bytes it would be)."""
-    return "&".join(quote(name) + "=" + quote(value.encode("utf-8", "surrogatepass"), safe="")
-                    for name, value in params)
+    return "&".join(
+        quote(name) + "=" + quote(value.encode("utf-8", "surrogatepass"), safe="") for name, value in params
+    )
 
 
 def _must_succeed(params: list[tuple[str, str]]) -> bool:
@@ -89,18 +120,36 @@ def _must_succeed(params: list[tuple[str, str]]) -> bool:
     for name, value in params:
         first.setdefault(name, value)
     since, limit, symbol = first.get("since", ""), first.get("limit", ""), first.get("symbol", "")
-    return ((since == "" or (since.isascii() and since.isdigit() and len(since) < 30 and int(since) <= MAX_SEQ_HTTP))
-            and (limit == "" or (limit.isascii() and limit.isdigit() and len(limit) < 30 and 1 <= int(limit) <= 1000))
-            and (symbol == "" or (symbol.isascii() and symbol.isalnum() and len(symbol) <= 32)))
+    return (
+        (since == "" or (since.isascii() and since.isdigit() and len(since) < 30 and int(since) <= MAX_SEQ_HTTP))
+        and (limit == "" or (limit.isascii() and limit.isdigit() and len(limit) < 30 and 1 <= int(limit) <= 1000))
+        and (symbol == "" or (symbol.isascii() and symbol.isalnum() and len(symbol) <= 32))
+    )
 
 
 def test_signals_query_parameters_answer_200_or_400(fuzz_web, publisher, redis_client):
-    published = [publisher.publish_signal({"type": "BUY" if n % 2 else "SELL", "price": 100 + n, "id": f"q{n}",
-                                           "symbol": "BTCUSDT" if n % 3 else "ETHUSDT"}) for n in range(6)]
+    published = [
+        publisher.publish_signal(
+            {
+                "type": "BUY" if n % 2 else "SELL",
+                "price": 100 + n,
+                "id": f"q{n}",
+                "symbol": "BTCUSDT" if n % 3 else "ETHUSDT",
+            }
+        )
+        for n in range(6)
+    ]
     # Entries written around the publisher (a hand-made XADD, an old version): the API must step over them.
-    for n, sig in enumerate([b'{"type":"BUY","price":1' + b"0" * 400 + b"}", b"not json", b'{"type":"BUY","price":NaN}',
-                             b'{"type":"BUY","price":1,"x":' + b"[" * 40 + b"]" * 40 + b"}",
-                             b'{"type":"BUY","price":1,"x":"\\udc00"}'], start=100):
+    for n, sig in enumerate(
+        [
+            b'{"type":"BUY","price":1' + b"0" * 400 + b"}",
+            b"not json",
+            b'{"type":"BUY","price":NaN}',
+            b'{"type":"BUY","price":1,"x":' + b"[" * 40 + b"]" * 40 + b"}",
+            b'{"type":"BUY","price":1,"x":"\\udc00"}',
+        ],
+        start=100,
+    ):
         redis_client.xadd(HISTORY_KEY, {"sym": "BTCUSDT", "sig": sig}, id=f"{n}-0")
 
     @given(st.lists(st.tuples(QUERY_NAMES, QUERY_VALUES), max_size=5))
@@ -132,6 +181,7 @@ def test_signals_query_parameters_answer_200_or_400(fuzz_web, publisher, redis_c
 
 # ------------------------------------------------------------------------------------------------- (b) channel
 
+
 def _outside_signal(raw: bytes) -> dict | None:
     """What the relay sends live for RAW: an accepted signal without seq and epoch, else None."""
     try:
@@ -158,8 +208,7 @@ def test_channel_messages_never_reach_clients_broken(fuzz_web, publisher, redis_
             received = client.signals()[before:]
             for signal in received:
                 assert_contract(signal)
-            expected = [signal for signal in map(_outside_signal, messages)
-                        if signal is not None]
+            expected = [signal for signal in map(_outside_signal, messages) if signal is not None]
             assert received == [*expected, sentinel]
 
         property_()
@@ -189,10 +238,12 @@ def test_what_the_publisher_publishes_the_relay_accepts(publisher, redis_client)
 
 # -------------------------------------------------------------------------------------------- (c) Socket.IO frames
 
+
 def _open(url: str, connect: bool) -> websocket.WebSocket:
     """A raw websocket past the Engine.IO handshake; with CONNECT, also past a plain Socket.IO connect."""
-    ws = websocket.create_connection(url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
-                                     timeout=5)
+    ws = websocket.create_connection(
+        url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket", timeout=5
+    )
     assert ws.recv().startswith("0{")
     if connect:
         ws.send("40")
@@ -218,28 +269,71 @@ def _connect_decodes(payload: bytes) -> bool:
 
 
 AUTH_VALUES = st.one_of(
-    JSON_LEAVES, st.sampled_from([-1, 0, 1, 10**30, "1", "-1", "", "BTCUSDT", ["BTCUSDT"], "a,b", [1], {"a": 1}]),
-    st.lists(TEXT, max_size=3), deep_values(max_depth=40))
+    JSON_LEAVES,
+    st.sampled_from([-1, 0, 1, 10**30, "1", "-1", "", "BTCUSDT", ["BTCUSDT"], "a,b", [1], {"a": 1}]),
+    st.lists(TEXT, max_size=3),
+    deep_values(max_depth=40),
+)
 AUTHS = st.one_of(
-    st.fixed_dictionaries({}, optional={"since": AUTH_VALUES, "symbols": AUTH_VALUES, "epoch": AUTH_VALUES,
-                                        "token": AUTH_VALUES, "extra": JSON_VALUES}),
-    JSON_VALUES)
-EVENTS = st.one_of(st.sampled_from(["connect", "disconnect", "subscribe", "new_signal", "welcome", "message", "json",
-                                    "connect_error"]), TEXT)
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "since": AUTH_VALUES,
+            "symbols": AUTH_VALUES,
+            "epoch": AUTH_VALUES,
+            "token": AUTH_VALUES,
+            "extra": JSON_VALUES,
+        },
+    ),
+    JSON_VALUES,
+)
+EVENTS = st.one_of(
+    st.sampled_from(
+        ["connect", "disconnect", "subscribe", "new_signal", "welcome", "message", "json", "connect_error"]
+    ),
+    TEXT,
+)
 EVENT_ARGS = st.one_of(JSON_VALUES, st.fixed_dictionaries({"symbols": AUTH_VALUES}))
 PACKET_BODIES = st.one_of(
-    st.builds(json_text, st.builds(lambda name, args: [name, *args], EVENTS, st.lists(EVENT_ARGS, max_size=3)),
-              st.booleans()),
+    st.builds(
+        json_text, st.builds(lambda name, args: [name, *args], EVENTS, st.lists(EVENT_ARGS, max_size=3)), st.booleans()
+    ),
     st.builds(json_text, JSON_VALUES, st.booleans()),
     st.binary(max_size=40),
     st.text(st.one_of(ANY_CHAR, SURROGATES), max_size=40).map(lambda s: s.encode("utf-8", "surrogatepass")),
-    st.integers(1, 3000).map(lambda n: b"[" * n + b"]" * n))
-PREFIXES = st.sampled_from([b"4", b"42", b"42", b"42", b"40", b"41", b"43", b"44", b"45", b"451-", b"421", b"4217",
-                            b"42/x,", b"40/x,", b"2", b"3", b"6", b"5", b"1", b"0", b"", b"4" + b"9" * 12])
+    st.integers(1, 3000).map(lambda n: b"[" * n + b"]" * n),
+)
+PREFIXES = st.sampled_from(
+    [
+        b"4",
+        b"42",
+        b"42",
+        b"42",
+        b"40",
+        b"41",
+        b"43",
+        b"44",
+        b"45",
+        b"451-",
+        b"421",
+        b"4217",
+        b"42/x,",
+        b"40/x,",
+        b"2",
+        b"3",
+        b"6",
+        b"5",
+        b"1",
+        b"0",
+        b"",
+        b"4" + b"9" * 12,
+    ]
+)
 
 
-FRAMES = st.tuples(PREFIXES, PACKET_BODIES, st.sampled_from([websocket.ABNF.OPCODE_TEXT] * 5
-                                                            + [websocket.ABNF.OPCODE_BINARY]))
+FRAMES = st.tuples(
+    PREFIXES, PACKET_BODIES, st.sampled_from([websocket.ABNF.OPCODE_TEXT] * 5 + [websocket.ABNF.OPCODE_BINARY])
+)
 
 
 def test_socketio_frames_and_connect_auth_leave_the_server_whole(fuzz_web, publisher):
@@ -270,8 +364,13 @@ def test_socketio_frames_and_connect_auth_leave_the_server_whole(fuzz_web, publi
 
         @settings(max_examples=300)  # a few milliseconds each
         @given(st.booleans(), st.lists(FRAMES, min_size=1, max_size=4))
-        @example(True, [(b"42", b'["connect",{"since":0}]', websocket.ABNF.OPCODE_TEXT),
-                        (b"42", b'["disconnect"]', websocket.ABNF.OPCODE_TEXT)])
+        @example(
+            True,
+            [
+                (b"42", b'["connect",{"since":0}]', websocket.ABNF.OPCODE_TEXT),
+                (b"42", b'["disconnect"]', websocket.ABNF.OPCODE_TEXT),
+            ],
+        )
         @example(True, [(b"42", b"[" * 3000 + b"]" * 3000, websocket.ABNF.OPCODE_TEXT)])
         @example(True, [(b"42", b'["subscribe",{"symbols":["BTCUSDT"]},2,3]', websocket.ABNF.OPCODE_TEXT)])
         def frames(connect, sent):
@@ -298,8 +397,11 @@ def test_an_undecodable_engineio_frame_ends_the_session_at_once(fuzz_web):
     ws.send("x")  # or "", or "1" + "[" * 2000 + "]" * 2000 (RecursionError)
     ws.close(timeout=1)
     # Disconnects take milliseconds; the phantom stays for the ping timeout (25 + 20 s).
-    wait_until(lambda: metric(fuzz_web.url, "qs_clients_connected") == 0, timeout=2,
-               message="the client that sent an undecodable frame disconnected")
+    wait_until(
+        lambda: metric(fuzz_web.url, "qs_clients_connected") == 0,
+        timeout=2,
+        message="the client that sent an undecodable frame disconnected",
+    )
 
 
 # A list as event name raised in python-socketio's green thread; compat.socketio_event_errors_logged logs one line.

@@ -26,16 +26,28 @@ def csp_violations(page):
 
 def redis_cli_publish(redis_server, payload: str) -> None:
     """PUBLISH with the real redis-cli, as an outside publisher would."""
-    out = subprocess.run(["redis-cli", "-p", str(redis_server.port), "PUBLISH", "quantum_signals", payload],
-                         capture_output=True, text=True, timeout=10)
+    out = subprocess.run(
+        ["redis-cli", "-p", str(redis_server.port), "PUBLISH", "quantum_signals", payload],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert out.returncode == 0, out.stderr
 
 
 def signal(symbol: str, kind: str, price: float, minute: int, strategy: str = "sma_cross:fast=9,slow=21") -> dict:
     """A signal as the project's scan would publish it."""
     bar_time = f"2026-11-25T10:{minute:02d}:00Z"
-    return {"type": kind, "price": price, "symbol": symbol, "timeframe": "1m", "strategy": strategy,
-            "bar_time": bar_time, "id": f"{symbol}:{strategy}:1m:{bar_time}:{kind}", "reason": f"test {kind}"}
+    return {
+        "type": kind,
+        "price": price,
+        "symbol": symbol,
+        "timeframe": "1m",
+        "strategy": strategy,
+        "bar_time": bar_time,
+        "id": f"{symbol}:{strategy}:1m:{bar_time}:{kind}",
+        "reason": f"test {kind}",
+    }
 
 
 def rows(page):
@@ -96,8 +108,10 @@ def test_recovers_signals_missed_while_the_web_process_was_down(web, page, publi
 
     web.kill()
     expect(page.locator("#status")).to_have_attribute("data-state", "reconnecting")
-    published += [publisher.publish_signal(signal("BTCUSDT", "SELL", 60003, minute=3)),
-                  publisher.publish_signal(signal("SOLUSDT", "BUY", 144, minute=4))]
+    published += [
+        publisher.publish_signal(signal("BTCUSDT", "SELL", 60003, minute=3)),
+        publisher.publish_signal(signal("SOLUSDT", "BUY", 144, minute=4)),
+    ]
     restart_web(web)
 
     expect(page.locator("#status")).to_have_attribute("data-state", "live", timeout=10_000)

@@ -21,8 +21,20 @@ def signal(symbol: str, kind: str, price: float) -> dict:
     return {"type": kind, "price": price, "symbol": symbol, "timeframe": "1m", "strategy": "sma_cross"}
 
 
-@pytest.mark.parametrize("path", ["/", "/api/signals", "/healthz", "/readyz", "/metrics", "/static/app.js",
-                                  "/socket.io/?EIO=4&transport=polling", "/no-such-page", "/api/no-such-endpoint"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/api/signals",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/static/app.js",
+        "/socket.io/?EIO=4&transport=polling",
+        "/no-such-page",
+        "/api/no-such-endpoint",
+    ],
+)
 def test_security_headers_on_every_response(web, path):
     answer = requests.get(web.url + path, timeout=5)
 
@@ -76,8 +88,11 @@ def test_readyz_and_api_errors_name_no_address(start_web):
     assert "Redis unavailable (ConnectionError)" in answers[0].json()["reason"]
     assert answers[-1].json() == {"error": "Redis unavailable (ConnectionError)"}
     # The full error goes to the log, once for the whole outage rather than once per request.
-    logged = wait_until(lambda: re.findall(rf"Redis unavailable: ConnectionError.*127\.0\.0\.1:{port}", web.log()),
-                        10, message="the full Redis error in the log")
+    logged = wait_until(
+        lambda: re.findall(rf"Redis unavailable: ConnectionError.*127\.0\.0\.1:{port}", web.log()),
+        10,
+        message="the full Redis error in the log",
+    )
     assert len(logged) == 1, logged
 
 
@@ -118,13 +133,16 @@ def test_cached_signals_change_with_every_publish_and_epoch(web, publisher, redi
     assert fourth["seq"] == first["seq"] and answer == {"epoch": fourth["epoch"], "signals": [fourth]}
 
 
-@pytest.mark.parametrize("url, shown", [
-    ("redis://:s3cret@host:6379/0", "redis://:***@host:6379/0"),
-    ("redis://user:s3cret@host/0", "redis://user:***@host/0"),
-    ("redis://s3cret@host:6379", "redis://***@host:6379"),
-    ("rediss://:s3cret@host:6380/0?ssl_cert_reqs=none", "rediss://:***@host:6380/0?ssl_cert_reqs=none"),
-    ("redis://host:6379/0?password=s3cret&db=1", "redis://host:6379/0?password=***&db=1"),
-    ("redis://localhost:6379/0", "redis://localhost:6379/0"),
-])
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("redis://:s3cret@host:6379/0", "redis://:***@host:6379/0"),
+        ("redis://user:s3cret@host/0", "redis://user:***@host/0"),
+        ("redis://s3cret@host:6379", "redis://***@host:6379"),
+        ("rediss://:s3cret@host:6380/0?ssl_cert_reqs=none", "rediss://:***@host:6380/0?ssl_cert_reqs=none"),
+        ("redis://host:6379/0?password=s3cret&db=1", "redis://host:6379/0?password=***&db=1"),
+        ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+    ],
+)
 def test_redact_url_hides_the_password(url, shown):
     assert redact_url(url) == shown

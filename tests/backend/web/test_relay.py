@@ -10,8 +10,12 @@ from tests.support import NodeClient, wait_until
 
 def redis_cli_publish(redis_server, payload: str) -> None:
     """PUBLISH with the real redis-cli, as an operator would."""
-    out = subprocess.run(["redis-cli", "-p", str(redis_server.port), "PUBLISH", "quantum_signals", payload],
-                         capture_output=True, text=True, timeout=10)
+    out = subprocess.run(
+        ["redis-cli", "-p", str(redis_server.port), "PUBLISH", "quantum_signals", payload],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -49,11 +53,24 @@ def test_welcome_gives_the_cursor(web, connect, publisher):
 def test_malformed_flood_only_valid_signals_arrive(web, connect, redis_client, publisher):
     client = connect(web.url)
     wait_until(lambda: client.of("welcome"))
-    bad = [b"not json", b"[1,2,3]", b'"BUY"', b"{}", b'{"type":"BUY"}', b'{"type":"BUY","price":-5}',
-           b'{"type":"BUY","price":0}', b'{"type":"BUY","price":NaN}', b'{"type":"BUY","price":"60000"}',
-           b'{"type":"HOLD","price":1}', b'{"type":"BUY","price":Infinity}', b"\xff\xfe{bad utf8}",
-           b'{"type":"BUY","price":1,"x":"' + b"a" * 1_000_000 + b'"}', b"[" * 100_000 + b"]" * 100_000,
-           b'{"type":"BUY","price":true}', b'{"type":"BUY","price":1,"seq":-3,"epoch":"x"}']
+    bad = [
+        b"not json",
+        b"[1,2,3]",
+        b'"BUY"',
+        b"{}",
+        b'{"type":"BUY"}',
+        b'{"type":"BUY","price":-5}',
+        b'{"type":"BUY","price":0}',
+        b'{"type":"BUY","price":NaN}',
+        b'{"type":"BUY","price":"60000"}',
+        b'{"type":"HOLD","price":1}',
+        b'{"type":"BUY","price":Infinity}',
+        b"\xff\xfe{bad utf8}",
+        b'{"type":"BUY","price":1,"x":"' + b"a" * 1_000_000 + b'"}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"type":"BUY","price":true}',
+        b'{"type":"BUY","price":1,"seq":-3,"epoch":"x"}',
+    ]
     expected = []
     for i, payload in enumerate(bad * 3):
         redis_client.publish("quantum_signals", payload)
@@ -62,8 +79,10 @@ def test_malformed_flood_only_valid_signals_arrive(web, connect, redis_client, p
 
     received = client.wait_signals(len(expected))
     # the last two junk messages follow the last signal: poll for their count too
-    wait_until(lambda: "qs_malformed_dropped_total 48.0" in requests.get(web.url + "/metrics").text,
-               message="48 messages dropped")
+    wait_until(
+        lambda: "qs_malformed_dropped_total 48.0" in requests.get(web.url + "/metrics").text,
+        message="48 messages dropped",
+    )
 
     assert [s["seq"] for s in received] == [s["seq"] for s in expected]
     assert requests.get(web.url + "/readyz").status_code == 200
@@ -129,8 +148,9 @@ def test_stale_epoch_gets_resync_and_all_history(web, connect, publisher):
 
 def test_query_parameters_work_like_auth(web, connect, publisher):
     for i in range(4):
-        publisher.publish_signal({"type": "BUY", "price": 1 + i, "symbol": "BTCUSDT" if i % 2 else "ETHUSDT",
-                                  "id": f"q{i}"})
+        publisher.publish_signal(
+            {"type": "BUY", "price": 1 + i, "symbol": "BTCUSDT" if i % 2 else "ETHUSDT", "id": f"q{i}"}
+        )
 
     client = connect(web.url + "?since=0&symbols=BTCUSDT")
     received = client.wait_signals(2)

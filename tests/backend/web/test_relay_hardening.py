@@ -46,8 +46,7 @@ def test_publisher_refuses_deep_nesting(publisher, redis_client):
 def test_a_poisoned_history_entry_is_skipped_by_replay_and_catch_up(start_web, connect, redis_client, publisher):
     first = publisher.publish_signal({"type": "BUY", "price": 1, "id": "h1"})
     # An entry written around the publisher (an old version, a hand-made XADD): replay must step over it.
-    redis_client.xadd(HISTORY_KEY, {"sym": "", "sig": DEEP[:-1] + f',"seq":2,"epoch":"{first["epoch"]}"}}'},
-                      id="2-0")
+    redis_client.xadd(HISTORY_KEY, {"sym": "", "sig": DEEP[:-1] + f',"seq":2,"epoch":"{first["epoch"]}"}}'}, id="2-0")
     redis_client.xadd(HISTORY_KEY, {"sym": "", "sig": "not json"}, id="3-0")
     redis_client.set("qs:seq", 3)
     last = publisher.publish_signal({"type": "SELL", "price": 4, "id": "h4"})
@@ -67,8 +66,9 @@ def test_forged_out_of_range_seq_keeps_the_relay_subscribed(web, connect, redis_
     epoch = requests.get(web.url + "/readyz").json()["epoch"]
 
     for n in range(50):
-        redis_client.publish("quantum_signals", json.dumps({"type": "BUY", "price": 1, "seq": 2**64 + n,
-                                                            "epoch": epoch}))
+        redis_client.publish(
+            "quantum_signals", json.dumps({"type": "BUY", "price": 1, "seq": 2**64 + n, "epoch": epoch})
+        )
         redis_client.publish("quantum_signals", json.dumps({"type": "SELL", "price": 1 + n}))
 
     assert [s["price"] for s in client.wait_signals(50)] == [1 + n for n in range(50)]
@@ -85,10 +85,14 @@ def test_reserved_event_names_from_a_client_are_refused(web, publisher):
         for _ in range(20):
             ws.send('42["connect"]')
         ws.send('42["disconnect"]')
-        wait_until(lambda: metric(web.url, 'qs_client_events_refused_total{reason="reserved:connect"}') == 20,
-                   message="20 forged connects refused")
-        wait_until(lambda: metric(web.url, 'qs_client_events_refused_total{reason="reserved:disconnect"}') == 1,
-                   message="the forged disconnect refused")
+        wait_until(
+            lambda: metric(web.url, 'qs_client_events_refused_total{reason="reserved:connect"}') == 20,
+            message="20 forged connects refused",
+        )
+        wait_until(
+            lambda: metric(web.url, 'qs_client_events_refused_total{reason="reserved:disconnect"}') == 1,
+            message="the forged disconnect refused",
+        )
         publisher.publish_signal({"type": "SELL", "price": 2, "id": "r2"})
 
         frames = _read_frames(ws, until=lambda frames: any('"r2"' in f for f in frames))
@@ -135,8 +139,7 @@ def test_junk_frames_log_a_few_lines_not_tracebacks(web):
 
 def test_lone_surrogate_token_is_refused_not_crashed(start_web):
     web = start_web(SIGNALS_AUTH_TOKEN="secret")
-    ws = websocket.create_connection(web.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket",
-                                     timeout=5)
+    ws = websocket.create_connection(web.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", timeout=5)
     try:
         ws.recv()
         ws.send('40{"token":"\\ud800"}')

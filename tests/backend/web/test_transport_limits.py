@@ -30,8 +30,10 @@ def handshake(web) -> str:
 
 def post_head(web, sid: str, length: int) -> bytes:
     """The head of a polling POST that announces LENGTH body bytes."""
-    return (f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1:{web.port}\r\n"
-            f"Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {length}\r\n\r\n").encode()
+    return (
+        f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1:{web.port}\r\n"
+        f"Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
 
 
 def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
@@ -89,8 +91,12 @@ def test_polling_posts_without_body_leave_open_files_at_baseline(web):
                 assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
                 assert b"\r\nConnection: close\r\n" in answer, answer[:300]
     # Before the fix each of these parked a green thread on a socket in CLOSE-WAIT for ever.
-    wait_until(lambda: open_fds(web) <= baseline + FD_SLACK, 60, 0.2,
-               f"open files back to {baseline} (+{FD_SLACK}), now {open_fds(web)}")
+    wait_until(
+        lambda: open_fds(web) <= baseline + FD_SLACK,
+        60,
+        0.2,
+        f"open files back to {baseline} (+{FD_SLACK}), now {open_fds(web)}",
+    )
     assert metric(web.url, 'qs_connections_refused_total{reason="body_too_large"}') >= 100
 
 
@@ -101,8 +107,12 @@ def test_polling_posts_of_a_packet_that_ends_the_session_leave_no_open_file(web)
         sid = handshake(web)
         with socket.create_connection(("127.0.0.1", web.port), timeout=5) as sock:
             sock.sendall(post_head(web, sid, 1) + b"2")
-    wait_until(lambda: open_fds(web) <= baseline + FD_SLACK, 60, 0.2,
-               f"open files back to {baseline} (+{FD_SLACK}), now {open_fds(web)}")
+    wait_until(
+        lambda: open_fds(web) <= baseline + FD_SLACK,
+        60,
+        0.2,
+        f"open files back to {baseline} (+{FD_SLACK}), now {open_fds(web)}",
+    )
 
 
 def test_a_body_that_does_not_arrive_is_cut_after_the_socket_timeout(web):
@@ -125,8 +135,9 @@ def test_half_requests_are_closed_after_the_socket_timeout(web):
         for sock in sockets:
             sock.sendall(b"GET /healthz HT")
         assert requests.get(web.url + "/healthz", timeout=2).status_code == 200
-        wait_until(lambda: all(is_closed(sock) for sock in sockets), 3 + 7, 0.1,
-                   "every half request closed by the server")
+        wait_until(
+            lambda: all(is_closed(sock) for sock in sockets), 3 + 7, 0.1, "every half request closed by the server"
+        )
         closed_after = time.monotonic() - started
     finally:
         for sock in sockets:
@@ -195,8 +206,12 @@ def test_connections_over_the_per_address_cap_are_refused(start_web):
     finally:
         for ws in sockets:
             ws.close()
-    wait_until(lambda: requests.get(web.url + "/healthz", timeout=5).status_code == 200, 10, 0.1,
-               "requests accepted again once the websockets closed")
+    wait_until(
+        lambda: requests.get(web.url + "/healthz", timeout=5).status_code == 200,
+        10,
+        0.1,
+        "requests accepted again once the websockets closed",
+    )
     assert metric(web.url, 'qs_connections_refused_total{reason="per_ip_cap"}') >= 3
 
 

@@ -67,7 +67,9 @@ def test_newest_first_files_are_reversed(tmp_path):
 
 
 def test_a_symbol_column_splits_the_file(tmp_path):
-    path = write(tmp_path, "time,symbol,close\n1700000000,BTCUSDT,60000\n1700000000,ETHUSDT,3000\n1700000060,BTCUSDT,60100\n")
+    path = write(
+        tmp_path, "time,symbol,close\n1700000000,BTCUSDT,60000\n1700000000,ETHUSDT,3000\n1700000060,BTCUSDT,60100\n"
+    )
     source = CsvSource(path)
 
     assert source.all("BTCUSDT").close.tolist() == [60000.0, 60100.0]
@@ -77,7 +79,9 @@ def test_a_symbol_column_splits_the_file(tmp_path):
 
 
 def test_fetch_serves_only_bars_closed_at_now(tmp_path):
-    source = CsvSource(write(tmp_path, bars_csv("time,open,high,low,close,volume", [T0 + i * 60_000 for i in range(5)])))
+    source = CsvSource(
+        write(tmp_path, bars_csv("time,open,high,low,close,volume", [T0 + i * 60_000 for i in range(5)]))
+    )
 
     assert source.fetch("ANY", "1m", 10, now_ms=T0 + 3 * 60_000).close.tolist() == [10, 11, 12]
     assert source.fetch("ANY", "1m", 10, now_ms=T0 + 3 * 60_000 - 1).close.tolist() == [10, 11]
@@ -85,8 +89,9 @@ def test_fetch_serves_only_bars_closed_at_now(tmp_path):
 
 
 def test_replay_reveals_limit_bars_then_one_per_fetch_per_symbol(tmp_path):
-    source = CsvSource(write(tmp_path, bars_csv("time,open,high,low,close,volume", [T0 + i * 60_000 for i in range(5)])),
-                       replay=True)
+    source = CsvSource(
+        write(tmp_path, bars_csv("time,open,high,low,close,volume", [T0 + i * 60_000 for i in range(5)])), replay=True
+    )
 
     steps = [source.fetch("BTCUSDT", "1m", 3).close.tolist() for _ in range(4)]
     other = source.fetch("ETHUSDT", "1m", 3).close.tolist()

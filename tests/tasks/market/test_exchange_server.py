@@ -17,7 +17,9 @@ def exchange_process():
     """`python -m tests.exchange_server` on a free port; yields its URL."""
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.exchange_server", "--port", "0", "--latency-ms", "5"],
-        cwd=REPO, stdout=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         line = process.stdout.readline()  # ends at the banner, or at EOF if the server died
@@ -30,11 +32,15 @@ def exchange_process():
 
 def test_runs_as_a_process_and_obeys_control(exchange_process):
     control = f"{exchange_process}/_control"
-    answer = requests.post(control, json={
-        "series": {"BTCUSDT": [1.0, 2.0, 3.0]},
-        "fault": {"mode": "http_500", "times": 1},
-        "now_ms": 1_764_000_030_000,
-    }, timeout=5)
+    answer = requests.post(
+        control,
+        json={
+            "series": {"BTCUSDT": [1.0, 2.0, 3.0]},
+            "fault": {"mode": "http_500", "times": 1},
+            "now_ms": 1_764_000_030_000,
+        },
+        timeout=5,
+    )
     assert answer.status_code == 200 and answer.json()["latency_ms"] == 5
 
     candles = BinanceSource(exchange_process).fetch("BTCUSDT", "1m", 10, now_ms=1_764_000_030_000)
@@ -50,8 +56,9 @@ def test_a_bad_control_command_is_refused(exchange_process):
 
 
 def test_klines_follow_binance_format(exchange):
-    rows = requests.get(f"{exchange.url}/api/v3/klines",
-                        params={"symbol": "ETHUSDT", "interval": "1m", "limit": 3}, timeout=5).json()
+    rows = requests.get(
+        f"{exchange.url}/api/v3/klines", params={"symbol": "ETHUSDT", "interval": "1m", "limit": 3}, timeout=5
+    ).json()
 
     assert len(rows) == 3 and all(len(row) == 12 for row in rows)
     assert all(isinstance(row[0], int) and isinstance(row[6], int) and isinstance(row[4], str) for row in rows)

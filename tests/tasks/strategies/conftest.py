@@ -1,4 +1,5 @@
 """Price fixtures shared by the strategy tests."""
+
 import numpy as np
 import pytest
 

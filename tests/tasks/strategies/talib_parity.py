@@ -2,6 +2,7 @@
 
 Run: cd /work/main && PYTHONPATH=. .venv/bin/python tests/tasks/strategies/talib_parity.py
 """
+
 import time
 
 import numpy as np
@@ -28,8 +29,9 @@ def main():
             worst["ema"] = max(worst.get("ema", 0), max_relative(indicators.ema(x, p), talib.EMA(x, p)))
             worst["rsi"] = max(worst.get("rsi", 0), max_relative(indicators.rsi(x, p), talib.RSI(x, p)))
         for args in ((12, 26, 9), (5, 35, 5), (8, 21, 5)):
-            for name, mine, theirs in zip(("macd_line", "macd_signal", "macd_hist"),
-                                          indicators.macd(x, *args), talib.MACD(x, *args)):
+            for name, mine, theirs in zip(
+                ("macd_line", "macd_signal", "macd_hist"), indicators.macd(x, *args), talib.MACD(x, *args)
+            ):
                 worst[name] = max(worst.get(name, 0), max_relative(mine, theirs))
                 per_price = name + " (of price)"
                 worst[per_price] = max(worst.get(per_price, 0), max_relative(mine, theirs, x))

@@ -1,4 +1,5 @@
 """Behaviour every strategy inherits: live decisions, no look-ahead, the registry."""
+
 import dataclasses
 
 import numpy as np
@@ -7,8 +8,12 @@ import pytest
 from tasks.strategies import BUY, SELL, Decision, Strategy, parse_strategies, parse_strategy, register
 from tasks.strategies.base import REGISTRY, crossings
 
-SPECS = ["sma_cross:fast=5,slow=12", "ema_cross:fast=5,slow=12", "macd:fast=5,slow=12,signal=4",
-         "rsi:period=5,lower=40,upper=60"]
+SPECS = [
+    "sma_cross:fast=5,slow=12",
+    "ema_cross:fast=5,slow=12",
+    "macd:fast=5,slow=12,signal=4",
+    "rsi:period=5,lower=40,upper=60",
+]
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -74,7 +79,7 @@ def test_one_decorated_class_adds_a_strategy(registry, short_closes):
         def _lines(self, close):
             high = np.full(len(close), np.nan)
             for i in range(self.period, len(close)):
-                high[i] = close[i - self.period:i].max()
+                high[i] = close[i - self.period : i].max()
             return {"close": close, "high": high}
 
         def _events(self, lines, close):

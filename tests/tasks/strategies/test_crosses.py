@@ -1,4 +1,5 @@
 """The built-in strategies fire exactly where TA-Lib's lines cross."""
+
 import math
 
 import numpy as np
@@ -70,12 +71,19 @@ def test_decision_explains_itself_with_plain_float_values(closes):
     assert first.indicators["sma_slow"] == pytest.approx(talib.SMA(closes, 21)[i], rel=1e-9)
 
 
-@pytest.mark.parametrize("spec, buy, sell, keys", [
-    ("ema_cross", "EMA(9) crossed above EMA(21)", "EMA(9) crossed below EMA(21)", {"ema_fast", "ema_slow"}),
-    ("macd", "MACD(12,26) crossed above signal(9)", "MACD(12,26) crossed below signal(9)",
-     {"macd", "signal", "hist"}),
-    ("rsi:lower=25.5", "RSI(14) crossed up through 25.5", "RSI(14) crossed down through 70", {"rsi"}),
-])
+@pytest.mark.parametrize(
+    "spec, buy, sell, keys",
+    [
+        ("ema_cross", "EMA(9) crossed above EMA(21)", "EMA(9) crossed below EMA(21)", {"ema_fast", "ema_slow"}),
+        (
+            "macd",
+            "MACD(12,26) crossed above signal(9)",
+            "MACD(12,26) crossed below signal(9)",
+            {"macd", "signal", "hist"},
+        ),
+        ("rsi:lower=25.5", "RSI(14) crossed up through 25.5", "RSI(14) crossed down through 70", {"rsi"}),
+    ],
+)
 def test_reasons_and_indicator_names(closes, spec, buy, sell, keys):
     decisions = parse_strategy(spec).decisions(closes)
 
@@ -83,9 +91,16 @@ def test_reasons_and_indicator_names(closes, spec, buy, sell, keys):
     assert all(set(d.indicators) == keys for d in decisions)
 
 
-@pytest.mark.parametrize("spec, min_bars", [
-    ("sma_cross", 22), ("ema_cross", 22), ("macd", 35), ("rsi", 16), ("sma_cross:fast=3,slow=50", 51),
-])
+@pytest.mark.parametrize(
+    "spec, min_bars",
+    [
+        ("sma_cross", 22),
+        ("ema_cross", 22),
+        ("macd", 35),
+        ("rsi", 16),
+        ("sma_cross:fast=3,slow=50", 51),
+    ],
+)
 def test_no_decision_before_min_bars(closes, spec, min_bars):
     strategy = parse_strategy(spec)
 
@@ -106,9 +121,14 @@ def test_lookback_fits_one_exchange_request():
 
 # Without the tie tolerance the SMA cases SELL as soon as the market goes flat,
 # because the two equal averages differ by rounding noise.
-@pytest.mark.parametrize("spec, price", [
-    ("sma_cross", 61234.57), ("sma_cross:fast=3,slow=10", 100.1), ("ema_cross", 61234.57),
-])
+@pytest.mark.parametrize(
+    "spec, price",
+    [
+        ("sma_cross", 61234.57),
+        ("sma_cross:fast=3,slow=10", 100.1),
+        ("ema_cross", 61234.57),
+    ],
+)
 def test_rounding_noise_on_a_flat_market_is_no_cross(spec, price):
     rising_then_flat = np.r_[np.linspace(0.9 * price, price, 40), np.full(200, price)]
 

@@ -1,4 +1,5 @@
 """Each indicator equals TA-Lib's after warm-up, with NaN in the same places."""
+
 import numpy as np
 import pytest
 
@@ -76,13 +77,16 @@ def test_too_short_input_is_all_nan():
     assert all(np.isnan(part).all() for part in indicators.macd(short, 2, 3, 2))
 
 
-@pytest.mark.parametrize("call", [
-    lambda x: indicators.sma(x, 0),
-    lambda x: indicators.ema(x, 2.5),
-    lambda x: indicators.rsi(x, 1),
-    lambda x: indicators.macd(x, 1, 26, 9),
-    lambda x: indicators.sma(x.reshape(2, -1), 3),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: indicators.sma(x, 0),
+        lambda x: indicators.ema(x, 2.5),
+        lambda x: indicators.rsi(x, 1),
+        lambda x: indicators.macd(x, 1, 26, 9),
+        lambda x: indicators.sma(x.reshape(2, -1), 3),
+    ],
+)
 def test_bad_arguments_raise_value_error(call):
     with pytest.raises(ValueError):
         call(np.arange(10.0))

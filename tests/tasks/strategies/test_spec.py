@@ -1,8 +1,8 @@
 """Strategy specs: canonical form, defaults, and a clear error for each mistake."""
+
 import pytest
 
-from tasks.strategies import (EmaCross, MacdCross, RsiBands, SmaCross, StrategyError,
-                              parse_strategies, parse_strategy)
+from tasks.strategies import EmaCross, MacdCross, RsiBands, SmaCross, StrategyError, parse_strategies, parse_strategy
 
 
 def test_parse_fills_defaults_in_canonical_order():
@@ -12,16 +12,19 @@ def test_parse_fills_defaults_in_canonical_order():
     assert [type(s) for s in strategies] == [SmaCross, RsiBands]
 
 
-@pytest.mark.parametrize("text, spec", [
-    ("sma_cross", "sma_cross:fast=9,slow=21"),
-    ("ema_cross", "ema_cross:fast=9,slow=21"),
-    ("macd", "macd:fast=12,slow=26,signal=9"),
-    ("rsi", "rsi:period=14,lower=30,upper=70"),
-    ("macd:signal=5,fast=8", "macd:fast=8,slow=26,signal=5"),
-    ("  EMA_CROSS : slow = 30.0 , ", "ema_cross:fast=9,slow=30"),
-    ("rsi:lower=25.5,upper=74.25", "rsi:period=14,lower=25.5,upper=74.25"),
-    ("sma_cross:", "sma_cross:fast=9,slow=21"),
-])
+@pytest.mark.parametrize(
+    "text, spec",
+    [
+        ("sma_cross", "sma_cross:fast=9,slow=21"),
+        ("ema_cross", "ema_cross:fast=9,slow=21"),
+        ("macd", "macd:fast=12,slow=26,signal=9"),
+        ("rsi", "rsi:period=14,lower=30,upper=70"),
+        ("macd:signal=5,fast=8", "macd:fast=8,slow=26,signal=5"),
+        ("  EMA_CROSS : slow = 30.0 , ", "ema_cross:fast=9,slow=30"),
+        ("rsi:lower=25.5,upper=74.25", "rsi:period=14,lower=25.5,upper=74.25"),
+        ("sma_cross:", "sma_cross:fast=9,slow=21"),
+    ],
+)
 def test_canonical_spec(text, spec):
     assert parse_strategy(text).spec == spec
 
@@ -38,30 +41,33 @@ def test_classes_take_parameters_directly():
     assert SmaCross(fast=3).fast == 3
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "no strategy given"),
-    (" ; ", "no strategy given"),
-    (":fast=3", "no strategy name"),
-    ("smacross", "unknown strategy 'smacross'; valid: sma_cross:fast=9,slow=21; ema_cross"),
-    ("sma_cross:fats=3", "unknown parameter 'fats' for sma_cross; valid: fast, slow"),
-    ("sma_cross:fast", "expected key=value, got 'fast'"),
-    ("sma_cross:fast=3,fast=4", "parameter 'fast' given twice"),
-    ("sma_cross:fast=abc", "fast='abc' is not a number"),
-    ("sma_cross:fast=nan", "fast='nan' is not a number"),
-    ("sma_cross:fast=0", "fast must be a whole number >= 1, got 0"),
-    ("ema_cross:slow=-4", "slow must be a whole number >= 1, got -4"),
-    ("sma_cross:fast=2.5", "fast must be a whole number >= 1, got 2.5"),
-    ("sma_cross:fast=21", "fast (21) must be less than slow (21)"),
-    ("macd:fast=30", "fast (30) must be less than slow (26)"),
-    ("macd:fast=1,slow=5", "fast must be a whole number >= 2, got 1"),
-    ("rsi:period=1", "period must be a whole number >= 2, got 1"),
-    ("rsi:lower=0", "lower must be a number > 0, got 0"),
-    ("rsi:lower=-10", "lower must be a number > 0, got -10"),
-    ("rsi:upper=100", "lower and upper must lie strictly between 0 and 100, got lower=30, upper=100"),
-    ("rsi:lower=80", "lower (80) must be less than upper (70)"),
-    ("rsi:lower=70", "lower (70) must be less than upper (70)"),
-    ("sma_cross:slow=999", "needs 1000 bars before its first decision, more than the 999"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "no strategy given"),
+        (" ; ", "no strategy given"),
+        (":fast=3", "no strategy name"),
+        ("smacross", "unknown strategy 'smacross'; valid: sma_cross:fast=9,slow=21; ema_cross"),
+        ("sma_cross:fats=3", "unknown parameter 'fats' for sma_cross; valid: fast, slow"),
+        ("sma_cross:fast", "expected key=value, got 'fast'"),
+        ("sma_cross:fast=3,fast=4", "parameter 'fast' given twice"),
+        ("sma_cross:fast=abc", "fast='abc' is not a number"),
+        ("sma_cross:fast=nan", "fast='nan' is not a number"),
+        ("sma_cross:fast=0", "fast must be a whole number >= 1, got 0"),
+        ("ema_cross:slow=-4", "slow must be a whole number >= 1, got -4"),
+        ("sma_cross:fast=2.5", "fast must be a whole number >= 1, got 2.5"),
+        ("sma_cross:fast=21", "fast (21) must be less than slow (21)"),
+        ("macd:fast=30", "fast (30) must be less than slow (26)"),
+        ("macd:fast=1,slow=5", "fast must be a whole number >= 2, got 1"),
+        ("rsi:period=1", "period must be a whole number >= 2, got 1"),
+        ("rsi:lower=0", "lower must be a number > 0, got 0"),
+        ("rsi:lower=-10", "lower must be a number > 0, got -10"),
+        ("rsi:upper=100", "lower and upper must lie strictly between 0 and 100, got lower=30, upper=100"),
+        ("rsi:lower=80", "lower (80) must be less than upper (70)"),
+        ("rsi:lower=70", "lower (70) must be less than upper (70)"),
+        ("sma_cross:slow=999", "needs 1000 bars before its first decision, more than the 999"),
+    ],
+)
 def test_invalid_spec_says_what_is_wrong(text, message):
     with pytest.raises(StrategyError) as error:
         parse_strategies(text)
