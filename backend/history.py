@@ -6,8 +6,7 @@ import json
 
 import redis
 
-from backend.publisher import new_epoch
-from backend.signal_schema import EPOCH_KEY, HISTORY_KEY, SEQ_KEY, InvalidSignal, validate_signal
+from backend.signal_schema import EPOCH_KEY, HISTORY_KEY, SEQ_KEY, InvalidSignal, new_epoch, validate_signal
 
 
 def ensure_epoch(client: redis.Redis) -> str:

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import json
-import secrets
-from datetime import UTC, datetime
 
 import redis
 
 from backend.signal_schema import (
+    DEDUPE_TTL_S,
     EPOCH_KEY,
     HISTORY_KEY,
     SCHEMA_VERSION,
+    SENT_PREFIX,
     SEQ_KEY,
     InvalidSignal,
+    new_epoch,
+    utc_iso,
     validate_signal,
 )
-
-DEDUPE_TTL_S = 7 * 24 * 3600
-_SENT_PREFIX = "qs:sent:"
 
 # One script, so a signal is either live AND in history with its seq, or neither.
 # A missing epoch means Redis lost its data: start a new epoch with seq and history reset.
@@ -44,23 +43,6 @@ return {1, signal}
 """
 
 
-def new_epoch() -> str:
-    """A fresh opaque epoch name."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
-
-
-def utc_iso(ms: int | None = None, millis: bool = False) -> str:
-    """ISO-8601 UTC with Z, from epoch milliseconds (now when None)."""
-    moment = datetime.now(UTC) if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
-    text = moment.isoformat(timespec="milliseconds" if millis else "seconds")
-    return text.replace("+00:00", "Z")
-
-
-def signal_id(symbol: str, strategy: str, timeframe: str, bar_time_ms: int, kind: str) -> str:
-    """The deterministic dedupe key of DESIGN.md."""
-    return f"{symbol}:{strategy}:{timeframe}:{bar_time_ms}:{kind}"
-
-
 class Publisher:
     """Publishes signals on one channel with one history; one per process."""
 
@@ -84,7 +66,7 @@ class Publisher:
             raise InvalidSignal(f"signal of {len(encoded)} bytes exceeds MAX_SIGNAL_BYTES={self.max_bytes}")
         keys = [SEQ_KEY, HISTORY_KEY, EPOCH_KEY]
         if body.get("id"):
-            keys.append(_SENT_PREFIX + str(body["id"]))
+            keys.append(SENT_PREFIX + str(body["id"]))
         args = [self.channel, encoded, self.history_maxlen, new_epoch(), DEDUPE_TTL_S, body.get("symbol") or ""]
         created, stored = self._script(keys=keys, args=args)
         return json.loads(stored), bool(created)

@@ -1,11 +1,17 @@
-"""The signal contract: names shared by publisher, relay, worker and clients, and the boundary check."""
+"""The signal contract (docs/architecture.md): the one module web and worker share.
+
+The signal's fields, its id, time and epoch helpers, the symbol rule, every Redis key and TTL, the
+Socket.IO event names, and the boundary check that every door (channel, publisher, history) applies.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import re
+import secrets
 import sys
+from datetime import UTC, datetime
 from enum import Enum
 
 CHANNEL_DEFAULT = "quantum_signals"
@@ -16,10 +22,19 @@ EVENT_WELCOME = "welcome"
 EVENT_RESYNC = "resync"
 EVENT_SUBSCRIBE = "subscribe"
 
-HISTORY_KEY = "qs:history"
+# Every Redis key of the product.
+HISTORY_KEY = "qs:history"  # stream of numbered signals, entry id = seq
 SEQ_KEY = "qs:seq"
 EPOCH_KEY = "qs:epoch"
-LAST_SCAN_KEY = "qs:last_scan"
+LAST_SCAN_KEY = "qs:last_scan"  # unix time of the last completed scan (readiness shows its age)
+SENT_PREFIX = "qs:sent:"  # + signal id: the dedupe claim, holding the stored signal
+DEDUPE_TTL_S = 7 * 24 * 3600
+SCANNED_PREFIX = "qs:scanned:"  # + symbol/timeframe/strategy: the last bar the scan evaluated
+SCAN_LOCK_KEY = "qs:scan-lock"
+REDBEAT_PREFIX = "qs:redbeat:"
+
+# An exchange's market id (BTCUSDT) or ccxt's unified form (BTC/USDT, BTC/USDT:USDT).
+SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9/:._-]{0,31}")
 
 MAX_DEPTH = 32  # levels of nesting; deeper structures break encoders that recurse (Socket.IO's packet check)
 MAX_SEQ = 2**63 - 1  # Redis INCR's ceiling: a larger seq was never assigned by the publisher
@@ -27,6 +42,28 @@ EPOCH_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 # Socket.IO decoders refuse integers of over 100 characters (python-socketio) and browsers round past 2**53:
 # a signal holds none beyond this bound, which also keeps str() clear of Python's 4,300-digit limit.
 MAX_ABS_INT = 10**64
+
+
+def valid_symbol(symbol: object) -> bool:
+    """True for a symbol of the contract: upper case, ^[A-Z0-9][A-Z0-9/:._-]{0,31}$."""
+    return isinstance(symbol, str) and SYMBOL_RE.fullmatch(symbol) is not None
+
+
+def new_epoch() -> str:
+    """A fresh opaque epoch name."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
+
+
+def utc_iso(ms: int | None = None, millis: bool = False) -> str:
+    """ISO-8601 UTC with Z, from epoch milliseconds (now when None)."""
+    moment = datetime.now(UTC) if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+    text = moment.isoformat(timespec="milliseconds" if millis else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def signal_id(symbol: str, strategy: str, timeframe: str, bar_time_ms: int, kind: str) -> str:
+    """The deterministic dedupe key: {symbol}:{strategy}:{timeframe}:{bar_time_ms}:{type}."""
+    return f"{symbol}:{strategy}:{timeframe}:{bar_time_ms}:{kind}"
 
 
 class SignalType(str, Enum):

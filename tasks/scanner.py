@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import redis
 
-from backend.publisher import Publisher, signal_id, utc_iso
+from backend.publisher import Publisher
+from backend.signal_schema import signal_id, utc_iso
 from tasks.market import Candles, MarketDataError, MarketSource, fetch_many, timeframe_ms
 from tasks.strategies import Decision, Strategy
 from tasks.strategies.base import MAX_LOOKBACK

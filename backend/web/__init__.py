@@ -21,7 +21,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Create and configure the web app."""
     app = Flask(__name__)
     settings = (test_config or {}).get("SETTINGS") or load_settings()
-    app.config.from_mapping(SETTINGS=settings, JSON_SORT_KEYS=False)
+    app.config.from_mapping(SETTINGS=settings, SOCKETIO_ASYNC_MODE=None)
+    app.json.sort_keys = False
     if test_config:
         app.config.update(test_config)
 
@@ -68,8 +69,9 @@ def init_socketio(app: Flask, settings: Settings) -> None:
     )
     socketio.init_app(
         app,
-        # None picks eventlet in `python wsgi.py` and threading under the `flask` CLI.
-        async_mode=None,
+        # None picks eventlet in `python wsgi.py` and threading under the `flask` CLI; in-process tests
+        # ask for threading.
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         client_manager=manager,
         cors_allowed_origins=list(settings.cors_origins) or None,
         max_http_buffer_size=MAX_CLIENT_PACKET_BYTES,

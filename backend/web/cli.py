@@ -10,9 +10,9 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from backend import history
-from backend.publisher import Publisher, signal_id, utc_iso
+from backend.publisher import Publisher
 from backend.redis_client import make_redis
-from backend.signal_schema import InvalidSignal, parse_signal
+from backend.signal_schema import InvalidSignal, parse_signal, signal_id, utc_iso
 
 signals_cli = AppGroup("signals", help="Publish or watch trading signals.")
 
