@@ -1,9 +1,10 @@
 """Celery configuration, from the project's settings (REDIS_URL, SCAN_INTERVAL)."""
 
 from backend.redis_client import strip_tls_query, tls_options
-from backend.settings import load_settings
+from backend.signal_schema import REDBEAT_PREFIX
+from tasks.config import worker_config
 
-_settings = load_settings()
+_settings = worker_config().settings
 _tls = tls_options(_settings.redis_url)
 
 broker_url = strip_tls_query(_settings.redis_url)
@@ -34,7 +35,7 @@ redbeat_lock_timeout = beat_max_loop_interval * 5
 redbeat_redis_url = broker_url
 if _tls:
     redbeat_redis_use_ssl = _tls
-redbeat_key_prefix = "qs:redbeat:"
+redbeat_key_prefix = REDBEAT_PREFIX
 beat_schedule = {
     "scan-market": {
         "task": "tasks.scan.scan_market",

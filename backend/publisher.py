@@ -1,11 +1,13 @@
-"""publish_signal: validate, number, store and broadcast a signal in one atomic Redis step."""
+"""Publisher.publish_signal: validate, number, store and broadcast a signal in one atomic Redis step."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import redis
 
+from backend.settings import Settings
 from backend.signal_schema import (
     DEDUPE_TTL_S,
     EPOCH_KEY,
@@ -47,15 +49,29 @@ class Publisher:
     """Publishes signals on one channel with one history; one per process."""
 
     def __init__(self, client: redis.Redis, channel: str, history_maxlen: int, max_bytes: int):
-        """Bind the Redis client and the limits from settings."""
+        """Bind the Redis client and the limits."""
         self.client = client
         self.channel = channel
         self.history_maxlen = history_maxlen
         self.max_bytes = max_bytes
         self._script = client.register_script(_PUBLISH_LUA)
 
-    def publish(self, signal: dict) -> tuple[dict, bool]:
-        """Store and broadcast SIGNAL; return (stored signal, True if new, False if a duplicate id)."""
+    @classmethod
+    def from_settings(cls, settings: Settings, client: redis.Redis) -> Publisher:
+        """The publisher of SETTINGS' channel and limits, over CLIENT."""
+        return cls(client, settings.signal_channel, settings.history_maxlen, settings.max_signal_bytes)
+
+    def publish_signal(self, signal: Mapping[str, object]) -> dict:
+        """Store and broadcast SIGNAL; return the stored signal (the earlier one for a duplicate id)."""
+        return self._publish(signal)[0]
+
+    def publish_if_new(self, signal: Mapping[str, object]) -> dict | None:
+        """Store and broadcast SIGNAL unless its id was published before; the stored signal, None for a duplicate."""
+        stored, created = self._publish(signal)
+        return stored if created else None
+
+    def _publish(self, signal: Mapping[str, object]) -> tuple[dict, bool]:
+        """Run the publish script; (stored signal, True if new, False if a duplicate id)."""
         validate_signal(signal)
         body = {k: v for k, v in signal.items() if k not in ("seq", "epoch")}
         body.setdefault("v", SCHEMA_VERSION)
@@ -70,7 +86,3 @@ class Publisher:
         args = [self.channel, encoded, self.history_maxlen, new_epoch(), DEDUPE_TTL_S, body.get("symbol") or ""]
         created, stored = self._script(keys=keys, args=args)
         return json.loads(stored), bool(created)
-
-    def publish_signal(self, signal: dict) -> dict:
-        """Store and broadcast SIGNAL; return the stored signal (the earlier one for a duplicate id)."""
-        return self.publish(signal)[0]

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Literal
+
+from backend.signal_schema import CHANNEL_DEFAULT, valid_symbol
 
 TIMEFRAMES = ("1s", "5s", "10s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
 
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message says how to fix it."""
+
+
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    return env.get(name, "").strip() or default
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None = None) -> int:
@@ -27,13 +34,15 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
     return value
 
 
-def _list(env: Mapping[str, str], name: str, default: str, sep: str = ",") -> tuple[str, ...]:
-    raw = env.get(name, default)
+def _list(env: Mapping[str, str], name: str, default: tuple[str, ...], sep: str = ",") -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None:
+        return default
     return tuple(item.strip() for item in raw.split(sep) if item.strip())
 
 
-def _redis_url(env: Mapping[str, str]) -> str:
-    url = env.get("REDIS_URL", "").strip() or "redis://localhost:6379/0"
+def _redis_url(env: Mapping[str, str], default: str) -> str:
+    url = _text(env, "REDIS_URL", default)
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"REDIS_URL={url!r} is not a Redis URL; use redis://host:port/db or rediss://… for TLS")
     from backend.redis_client import tls_options
@@ -45,34 +54,57 @@ def _redis_url(env: Mapping[str, str]) -> str:
     return url
 
 
-def _market_source(env: Mapping[str, str]) -> str:
-    source = env.get("MARKET_SOURCE", "").strip() or "binance"
-    if source not in ("binance", "simulated") and not source.startswith("csv:"):
-        raise ConfigError(f"MARKET_SOURCE={source!r} is unknown; use binance, simulated or csv:PATH")
-    if source.startswith("csv:") and not source[4:]:
-        raise ConfigError("MARKET_SOURCE=csv: needs a file path, e.g. csv:data/btc.csv")
-    return source
+@dataclass(frozen=True)
+class MarketSourceSpec:
+    """MARKET_SOURCE parsed: binance, simulated, or csv with the PATH of the file to replay."""
+
+    kind: Literal["binance", "simulated", "csv"]
+    path: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> MarketSourceSpec:
+        """The spec of "binance", "simulated" or "csv:PATH"; raise ConfigError for anything else."""
+        if text in ("binance", "simulated"):
+            return cls(text)
+        if not text.startswith("csv:"):
+            raise ConfigError(f"MARKET_SOURCE={text!r} is unknown; use binance, simulated or csv:PATH")
+        if not text[4:]:
+            raise ConfigError("MARKET_SOURCE=csv: needs a file path, e.g. csv:data/btc.csv")
+        return cls("csv", text[4:])
+
+    def __str__(self) -> str:
+        return f"csv:{self.path}" if self.kind == "csv" else self.kind
 
 
-def _timeframe(env: Mapping[str, str]) -> str:
-    timeframe = env.get("TIMEFRAME", "").strip() or "1m"
+def _timeframe(env: Mapping[str, str], default: str) -> str:
+    timeframe = _text(env, "TIMEFRAME", default)
     if timeframe not in TIMEFRAMES:
         raise ConfigError(f"TIMEFRAME={timeframe!r} is unknown; use one of {', '.join(TIMEFRAMES)}")
     return timeframe
 
 
-def _symbols(env: Mapping[str, str]) -> tuple[str, ...]:
-    symbols = tuple(s.upper() for s in _list(env, "SYMBOLS", "BTCUSDT"))
+def _symbols(env: Mapping[str, str], default: tuple[str, ...]) -> tuple[str, ...]:
+    symbols = tuple(s.upper() for s in _list(env, "SYMBOLS", default))
     if not symbols:
         raise ConfigError("SYMBOLS is empty; list at least one symbol, e.g. SYMBOLS=BTCUSDT,ETHUSDT")
-    bad = [s for s in symbols if not s.isalnum() or len(s) > 32]
+    bad = [s for s in symbols if not valid_symbol(s)]
     if bad:
-        raise ConfigError(f"SYMBOLS has invalid entries {bad}; use exchange symbols such as BTCUSDT")
+        raise ConfigError(
+            f"SYMBOLS has invalid entries {bad}; use exchange symbols such as BTCUSDT or BTC/USDT "
+            "(letters, digits and /:._-, at most 32)"
+        )
     return symbols
 
 
+def _binance_api_url(env: Mapping[str, str], default: str) -> str:
+    url = _text(env, "BINANCE_API_URL", default).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"BINANCE_API_URL={url!r} must start with http:// or https://")
+    return url
+
+
 def _rate(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = env.get(name, "").strip() or default
+    raw = _text(env, name, default)
     from limits import parse_many
 
     try:
@@ -86,16 +118,17 @@ def _rate(env: Mapping[str, str], name: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting of the product, with the defaults of DESIGN.md."""
+    """Every setting of the product, with the defaults of docs/architecture.md."""
 
     redis_url: str = "redis://localhost:6379/0"
     port: int = 5000
-    signal_channel: str = "quantum_signals"
+    signal_channel: str = CHANNEL_DEFAULT
     scan_interval: int = 60
     symbols: tuple[str, ...] = ("BTCUSDT",)
     timeframe: str = "1m"
-    market_source: str = "binance"
+    market_source: MarketSourceSpec = MarketSourceSpec("binance")
     binance_api_url: str = "https://api.binance.com"
+    # Parsed by the worker (tasks/config.py), which owns the strategies; the web never reads it.
     strategies: str = "sma_cross:fast=9,slow=21"
     history_maxlen: int = 10000
     max_signal_bytes: int = 65536
@@ -112,30 +145,28 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and check every setting; raise ConfigError naming the bad one."""
         env = os.environ if env is None else env
-        channel = env.get("SIGNAL_CHANNEL", "").strip() or "quantum_signals"
-        api_url = (env.get("BINANCE_API_URL", "").strip() or "https://api.binance.com").rstrip("/")
-        if not api_url.startswith(("http://", "https://")):
-            raise ConfigError(f"BINANCE_API_URL={api_url!r} must start with http:// or https://")
+        default = {f.name: f.default for f in fields(cls)}
+        source = _text(env, "MARKET_SOURCE", str(default["market_source"]))
         return cls(
-            redis_url=_redis_url(env),
-            port=_int(env, "PORT", 5000, 0, 65535),
-            signal_channel=channel,
-            scan_interval=_int(env, "SCAN_INTERVAL", 60, 1, 86400),
-            symbols=_symbols(env),
-            timeframe=_timeframe(env),
-            market_source=_market_source(env),
-            binance_api_url=api_url,
-            strategies=env.get("STRATEGIES", "").strip() or "sma_cross:fast=9,slow=21",
-            history_maxlen=_int(env, "HISTORY_MAXLEN", 10000, 1, 10_000_000),
-            max_signal_bytes=_int(env, "MAX_SIGNAL_BYTES", 65536, 64, 16 * 1024 * 1024),
-            auth_tokens=_list(env, "SIGNALS_AUTH_TOKEN", ""),
-            cors_origins=_list(env, "CORS_ORIGINS", ""),
-            allowed_hosts=tuple(h.lower() for h in _list(env, "ALLOWED_HOSTS", "")),
-            max_connections_per_ip=_int(env, "MAX_CONNECTIONS_PER_IP", 256, 0, 1_000_000),
-            socket_timeout=_int(env, "SOCKET_TIMEOUT", 60, 1, 3600),
-            connect_timeout=_int(env, "CONNECT_TIMEOUT", 5, 1, 300),
-            http_rate_limit=_rate(env, "HTTP_RATE_LIMIT", "50/second"),
-            subscribe_rate_limit=_rate(env, "SUBSCRIBE_RATE_LIMIT", "5/second"),
+            redis_url=_redis_url(env, default["redis_url"]),
+            port=_int(env, "PORT", default["port"], 0, 65535),
+            signal_channel=_text(env, "SIGNAL_CHANNEL", default["signal_channel"]),
+            scan_interval=_int(env, "SCAN_INTERVAL", default["scan_interval"], 1, 86400),
+            symbols=_symbols(env, default["symbols"]),
+            timeframe=_timeframe(env, default["timeframe"]),
+            market_source=MarketSourceSpec.parse(source),
+            binance_api_url=_binance_api_url(env, default["binance_api_url"]),
+            strategies=_text(env, "STRATEGIES", default["strategies"]),
+            history_maxlen=_int(env, "HISTORY_MAXLEN", default["history_maxlen"], 1, 10_000_000),
+            max_signal_bytes=_int(env, "MAX_SIGNAL_BYTES", default["max_signal_bytes"], 64, 16 * 1024 * 1024),
+            auth_tokens=_list(env, "SIGNALS_AUTH_TOKEN", default["auth_tokens"]),
+            cors_origins=_list(env, "CORS_ORIGINS", default["cors_origins"]),
+            allowed_hosts=tuple(h.lower() for h in _list(env, "ALLOWED_HOSTS", default["allowed_hosts"])),
+            max_connections_per_ip=_int(env, "MAX_CONNECTIONS_PER_IP", default["max_connections_per_ip"], 0, 1_000_000),
+            socket_timeout=_int(env, "SOCKET_TIMEOUT", default["socket_timeout"], 1, 3600),
+            connect_timeout=_int(env, "CONNECT_TIMEOUT", default["connect_timeout"], 1, 300),
+            http_rate_limit=_rate(env, "HTTP_RATE_LIMIT", default["http_rate_limit"]),
+            subscribe_rate_limit=_rate(env, "SUBSCRIBE_RATE_LIMIT", default["subscribe_rate_limit"]),
         )
 
 

@@ -12,7 +12,8 @@ import re
 import secrets
 import sys
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
+from typing import Required, TypedDict
 
 CHANNEL_DEFAULT = "quantum_signals"
 SCHEMA_VERSION = 1
@@ -29,7 +30,8 @@ EPOCH_KEY = "qs:epoch"
 LAST_SCAN_KEY = "qs:last_scan"  # unix time of the last completed scan (readiness shows its age)
 SENT_PREFIX = "qs:sent:"  # + signal id: the dedupe claim, holding the stored signal
 DEDUPE_TTL_S = 7 * 24 * 3600
-SCANNED_PREFIX = "qs:scanned:"  # + symbol/timeframe/strategy: the last bar the scan evaluated
+SCANNED_PREFIX = "qs:scanned:"  # + timeframe:strategy:symbol: the open time of the last bar the scan evaluated
+SCANNED_TTL_S = 7 * 24 * 3600
 SCAN_LOCK_KEY = "qs:scan-lock"
 REDBEAT_PREFIX = "qs:redbeat:"
 
@@ -66,11 +68,30 @@ def signal_id(symbol: str, strategy: str, timeframe: str, bar_time_ms: int, kind
     return f"{symbol}:{strategy}:{timeframe}:{bar_time_ms}:{kind}"
 
 
-class SignalType(str, Enum):
+class SignalType(StrEnum):
     """The two kinds of signal."""
 
     BUY = "BUY"
     SELL = "SELL"
+
+
+class Signal(TypedDict, total=False):
+    """A signal's fields: type and price always; seq and epoch once published; the rest from the scan."""
+
+    v: int
+    id: str
+    seq: int
+    epoch: str
+    type: Required[str]
+    price: Required[float]
+    symbol: str
+    timeframe: str
+    strategy: str
+    bar_time: str
+    emitted_at: str
+    source: str
+    reason: str
+    indicators: dict[str, float]
 
 
 class InvalidSignal(ValueError):

@@ -9,6 +9,8 @@ from redbeat import RedBeatScheduler
 from redbeat.schedulers import get_redis
 from redis.exceptions import LockError
 
+from backend import compat
+
 log = logging.getLogger(__name__)
 
 
@@ -23,7 +25,8 @@ class RestartSafeRedBeatScheduler(RedBeatScheduler):
             if not get_redis(self.app).exists(self.app.redbeat_conf.schedule_key):
                 log.warning("beat: the schedule is gone from Redis (restarted without data); restoring it")
                 self.setup_schedule()
-            remaining = [self.maybe_due(entry, **self._maybe_due_kwargs) for entry in self.schedule.values()]
+            send_kwargs = compat.redbeat_maybe_due_kwargs(self)
+            remaining = [self.maybe_due(entry, **send_kwargs) for entry in self.schedule.values()]
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("beat: Redis unavailable (%s); retrying", exc)
             return 1.0

@@ -14,16 +14,14 @@ from redis.exceptions import LockError
 
 from backend.publisher import Publisher
 from backend.redis_client import make_redis
-from backend.settings import load_settings
-from backend.signal_schema import LAST_SCAN_KEY
-from tasks.celery_app import app
+from backend.signal_schema import LAST_SCAN_KEY, SCAN_LOCK_KEY
+from tasks.celery import app
+from tasks.config import worker_config
 from tasks.market import make_source
 from tasks.scanner import MarketScanner
-from tasks.strategies import parse_strategies
 
 log = logging.getLogger(__name__)
 
-SCAN_LOCK_KEY = "qs:scan-lock"
 # The scan lock is a short lease renewed while the scan runs: a worker killed mid-scan frees it within seconds.
 SCAN_LEASE_S = 3
 FANOUT_CHUNK = 100
@@ -32,11 +30,11 @@ FANOUT_CHUNK = 100
 @functools.cache
 def scanner() -> MarketScanner:
     """This worker process's scanner (built after fork, on first use)."""
-    settings = load_settings()
-    client = make_redis(settings.redis_url)
-    publisher = Publisher(client, settings.signal_channel, settings.history_maxlen, settings.max_signal_bytes)
+    config = worker_config()
+    settings = config.settings
+    publisher = Publisher.from_settings(settings, make_redis(settings.redis_url))
     source = make_source(settings.market_source, settings.binance_api_url)
-    return MarketScanner(source, parse_strategies(settings.strategies), publisher, settings.timeframe)
+    return MarketScanner(source, config.strategies, publisher, settings.timeframe)
 
 
 @contextlib.contextmanager
@@ -69,7 +67,7 @@ def scan_lease(client: redis.Redis):
 @app.task(name="tasks.scan.scan_market")
 def scan_market() -> dict:
     """Scan every configured symbol, unless the previous scan still runs."""
-    settings = load_settings()
+    settings = worker_config().settings
     with scan_lease(scanner().publisher.client) as held:
         if not held:
             log.info("previous scan still running; skipping this one")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import redis
 
 from backend.publisher import Publisher
-from backend.signal_schema import signal_id, utc_iso
+from backend.signal_schema import SCANNED_PREFIX, SCANNED_TTL_S, SCHEMA_VERSION, Signal, signal_id, utc_iso
 from tasks.market import Candles, MarketDataError, MarketSource, fetch_many, timeframe_ms
 from tasks.strategies import Decision, Strategy
 from tasks.strategies.base import MAX_LOOKBACK
@@ -21,18 +22,17 @@ log = logging.getLogger(__name__)
 # Bars closed since the symbol's previous scan are all evaluated (a scan lost with a killed worker is made up
 # by the next one); at most this many, so a long outage does not flood clients with old signals.
 MAX_CATCH_UP_BARS = 10
-_SCANNED_PREFIX = "qs:scanned:"
 
 
 def make_signal(
     symbol: str, timeframe: str, strategy: Strategy, decision: Decision, candles: Candles, source: str
-) -> dict:
-    """The signal of DECISION on bar decision.index of CANDLES, in the fields of DESIGN.md."""
+) -> Signal:
+    """The signal of DECISION on bar decision.index of CANDLES, in the fields of docs/architecture.md."""
     bar_ms = int(candles.open_time[decision.index])
     return {
-        "v": 1,
+        "v": SCHEMA_VERSION,
         "id": signal_id(symbol, strategy.spec, timeframe, bar_ms, decision.type),
-        "type": decision.type,
+        "type": decision.type.value,
         "price": float(candles.close[decision.index]),
         "symbol": symbol,
         "timeframe": timeframe,
@@ -61,7 +61,7 @@ class MarketScanner:
     def __init__(
         self,
         source: MarketSource,
-        strategies: list[Strategy],
+        strategies: Sequence[Strategy],
         publisher: Publisher,
         timeframe: str,
         max_workers: int = 32,
@@ -87,20 +87,22 @@ class MarketScanner:
             if len(candles) < 2:
                 continue
             for strategy in self.strategies:
-                cursor_key = f"{_SCANNED_PREFIX}{self.timeframe}:{strategy.spec}:{symbol}"
+                cursor_key = f"{SCANNED_PREFIX}{self.timeframe}:{strategy.spec}:{symbol}"
                 first = self._first_unscanned(cursor_key, candles)
                 gave_up = False
                 for decision in strategy.decisions(candles.close, start=first):
                     signal = make_signal(symbol, self.timeframe, strategy, decision, candles, self.source.name)
                     stale_at = int(candles.close_time[-1]) / 1000 + timeframe_ms(self.timeframe) / 1000
-                    stored, created = self.publish_until_stale(signal, stale_at)
-                    if stored is None:
+                    try:
+                        stored = self.publish_until_stale(signal, stale_at)
+                    except (redis.ConnectionError, redis.TimeoutError):
                         report.errors[symbol] = f"publish of {signal['id']} gave up: bar stale"
                         gave_up = True
-                    elif created:
-                        report.published.append(stored)
-                    else:
+                        continue
+                    if stored is None:
                         report.duplicates += 1
+                    else:
+                        report.published.append(stored)
                 if not gave_up:
                     self._set_scanned(cursor_key, candles)
         report.seconds = time.monotonic() - started
@@ -120,21 +122,21 @@ class MarketScanner:
 
     def _set_scanned(self, cursor_key: str, candles: Candles) -> None:
         with contextlib.suppress(redis.RedisError):
-            self.publisher.client.set(cursor_key, int(candles.open_time[-1]), ex=7 * 24 * 3600)
+            self.publisher.client.set(cursor_key, int(candles.open_time[-1]), ex=SCANNED_TTL_S)
 
-    def publish_until_stale(self, signal: dict, stale_at: float) -> tuple[dict | None, bool]:
-        """Publish, retrying while Redis is unreachable, until done or the next bar has closed."""
+    def publish_until_stale(self, signal: Signal, stale_at: float) -> dict | None:
+        """publish_if_new, retried while Redis is unreachable until the next bar closes (then its error is raised)."""
         backoff = 0.1
         deadline = max(stale_at, time.time() + 5)
         while True:
             try:
-                return self.publisher.publish(signal)
+                return self.publisher.publish_if_new(signal)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if time.time() + backoff > deadline:
                     log.error(
                         "gave up publishing %s: Redis unreachable until the bar went stale (%s)", signal["id"], exc
                     )
-                    return None, False
+                    raise
                 log.warning("publish of %s failed (%s); retrying in %.1fs", signal["id"], exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backend.settings import MarketSourceSpec
 from tasks.market.base import MarketDataError, MarketSource
 from tasks.market.binance import BinanceSource, build_session
 from tasks.market.candles import Candles, timeframe_ms
@@ -23,13 +24,11 @@ __all__ = [
 ]
 
 
-def make_source(settings_market_source: str, binance_api_url: str) -> MarketSource:
-    """The source named by MARKET_SOURCE: "binance", "simulated" or "csv:PATH" (replayed bar by bar)."""
-    if settings_market_source == "binance":
-        # Short read timeout: with retries, a hanging exchange must not eat a whole scan interval.
-        return BinanceSource(binance_api_url, read_timeout=4)
-    if settings_market_source == "simulated":
+def make_source(spec: MarketSourceSpec, binance_api_url: str) -> MarketSource:
+    """The source MARKET_SOURCE names; a csv file is replayed bar by bar."""
+    if spec.kind == "csv":
+        return CsvSource(spec.path, replay=True)
+    if spec.kind == "simulated":
         return SimulatedSource()
-    if settings_market_source.startswith("csv:") and settings_market_source[4:]:
-        return CsvSource(settings_market_source[4:], replay=True)
-    raise ValueError(f"market source {settings_market_source!r} is unknown; use binance, simulated or csv:PATH")
+    # Short read timeout: with retries, a hanging exchange must not eat a whole scan interval.
+    return BinanceSource(binance_api_url, read_timeout=4)

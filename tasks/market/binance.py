@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
-from urllib3.util.retry import Retry
+from urllib3.exceptions import InvalidHeader
 
+from backend.compat import MaxWaitRetry
 from tasks.market.base import MarketDataError, MarketSource, check_limit
 from tasks.market.candles import Candles, timeframe_ms
 
@@ -22,32 +22,17 @@ STALE_BARS = 2  # the newest closed bar may have ended at most this many bars ag
 _PRICE_FIELDS = ("open", "high", "low", "close")
 
 
-class _ExchangeRetry(Retry):
-    """urllib3 Retry that also honours Retry-After on 418 and gives up at once on a wait longer than `max_wait`."""
+class _ExchangeRetry(MaxWaitRetry):
+    """MaxWaitRetry that also honours Retry-After on 418 (Binance's ban) and ignores a garbled Retry-After."""
 
     RETRY_AFTER_STATUS_CODES = frozenset({413, 418, 429, 503})
 
-    def __init__(self, *args, max_wait: float = 5.0, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.max_wait = max_wait
-
-    def new(self, **kw) -> _ExchangeRetry:
-        kw.setdefault("max_wait", self.max_wait)
-        return super().new(**kw)
-
     def get_retry_after(self, response) -> float | None:
+        """The server's Retry-After in seconds, None when absent or garbled (the exponential backoff applies)."""
         try:
             return super().get_retry_after(response)
-        except InvalidHeader:  # a garbled header falls back to the exponential backoff
+        except InvalidHeader:
             return None
-
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
-        if response is not None and response.status in self.RETRY_AFTER_STATUS_CODES:
-            wait = self.get_retry_after(response)
-            if wait is not None and wait > self.max_wait:
-                # Sleeping through a long ban would stall the whole scan; hand the response back instead.
-                raise MaxRetryError(_pool, url, ResponseError(f"Retry-After {wait:g} s exceeds {self.max_wait:g} s"))
-        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 def build_session(

@@ -73,11 +73,6 @@ class CsvSource(MarketSource):
         closed = int(np.searchsorted(candles.close_time, now_ms, side="left"))
         return candles[:closed].tail(limit)
 
-    def rewind(self) -> None:
-        """Start every symbol's replay again from the beginning of the file."""
-        with self._lock:
-            self._revealed.clear()
-
 
 def _load(path: Path) -> dict[str, Candles]:
     """Parse and check the whole file; raise MarketDataError naming the file, line and fix."""

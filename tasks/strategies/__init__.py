@@ -1,12 +1,10 @@
 """Indicators and trading strategies: pure functions of closing prices, no I/O."""
 
-from .base import BUY, SELL, Decision, Strategy, StrategyError, register
+from .base import Decision, Strategy, StrategyError, register
 from .crosses import EmaCross, MacdCross, RsiBands, SmaCross
 from .spec import parse_strategies, parse_strategy
 
 __all__ = [
-    "BUY",
-    "SELL",
     "Decision",
     "Strategy",
     "StrategyError",

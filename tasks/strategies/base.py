@@ -10,10 +10,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from backend.signal_schema import SignalType
+
 from .indicators import as_prices
 
-BUY = "BUY"
-SELL = "SELL"
 # Binance returns at most 1000 klines per request and the scan spends one on the still-open bar.
 MAX_LOOKBACK = 999
 # Seed weight below which a recursive average no longer depends on where the data began,
@@ -35,7 +35,7 @@ class Decision:
     """A BUY or SELL at bar `index`, with the reason and the indicator values behind it."""
 
     index: int
-    type: str
+    type: SignalType
     reason: str
     indicators: dict[str, float] = field(hash=False)
 
@@ -149,12 +149,12 @@ class Strategy(ABC):
         """Masks (buy, sell) over the bars of lines (close gives the price scale)."""
 
     @abstractmethod
-    def _reason(self, kind: str) -> str:
+    def _reason(self, kind: SignalType) -> str:
         """Human text for a decision of this kind."""
 
-    def _decision(self, lines: dict[str, np.ndarray], i: int, index: int, kind: str) -> Decision:
-        """Decision of this kind at bar index, with the values of lines at position i."""
-        values = {key: _rounded(line[i]) for key, line in lines.items()}
+    def _decision(self, lines: dict[str, np.ndarray], index: int, kind: SignalType) -> Decision:
+        """Decision of this kind at bar index, with the values of lines there."""
+        values = {key: _rounded(line[index]) for key, line in lines.items()}
         return Decision(index, kind, self._reason(kind), values)
 
     def decisions(self, close: np.ndarray, start: int = 0) -> list[Decision]:
@@ -163,18 +163,10 @@ class Strategy(ABC):
         lines = self._lines(close)
         buy, sell = self._events(lines, close)
         fired = np.flatnonzero(buy | sell)
-        return [self._decision(lines, i, i, BUY if buy[i] else SELL) for i in fired[fired >= start].tolist()]
-
-    def decide_last(self, close: np.ndarray) -> Decision | None:
-        """The decision at the last bar of close (closed bars only), or None."""
-        close = as_prices(close)
-        if len(close) < 2:
-            return None
-        last_two = {key: line[-2:] for key, line in self._lines(close).items()}
-        buy, sell = self._events(last_two, close[-2:])
-        if buy[1] or sell[1]:
-            return self._decision(last_two, 1, len(close) - 1, BUY if buy[1] else SELL)
-        return None
+        return [
+            self._decision(lines, i, SignalType.BUY if buy[i] else SignalType.SELL)
+            for i in fired[fired >= start].tolist()
+        ]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec}>"

@@ -8,7 +8,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from .base import BUY, Strategy, StrategyError, crossings, format_number, register, settle_bars
+from backend.signal_schema import SignalType
+
+from .base import Strategy, StrategyError, crossings, format_number, register, settle_bars
 from .indicators import ema, macd, rsi, sma
 
 
@@ -30,9 +32,9 @@ class _LineCross(Strategy):
         a, b = list(lines.values())[:2]
         return crossings(a - b, close)
 
-    def _reason(self, kind: str) -> str:
+    def _reason(self, kind: SignalType) -> str:
         a, b = self._labels()
-        return f"{a} crossed {'above' if kind == BUY else 'below'} {b}"
+        return f"{a} crossed {'above' if kind == SignalType.BUY else 'below'} {b}"
 
 
 class _AverageCross(_LineCross):
@@ -137,7 +139,7 @@ class RsiBands(Strategy):
         _, sell = crossings(lines["rsi"] - self.upper, 100.0)
         return buy, sell
 
-    def _reason(self, kind: str) -> str:
-        if kind == BUY:
+    def _reason(self, kind: SignalType) -> str:
+        if kind == SignalType.BUY:
             return f"RSI({self.period}) crossed up through {format_number(self.lower)}"
         return f"RSI({self.period}) crossed down through {format_number(self.upper)}"

@@ -21,7 +21,8 @@ import pytest
 import socketio
 
 from backend import compat
-from tests.support import ROOT, wait_until
+from tests.harness.polling import wait_until
+from tests.harness.processes import ROOT
 
 
 def eventlet_module(name: str):
@@ -314,3 +315,66 @@ def test_disable_permessage_deflate(eventlet_server):
         hook,
         f"eventlet negotiated permessage-deflate despite the hook: {patched!r}",
     )
+
+
+def test_max_wait_retry():
+    hook = "MaxWaitRetry"
+    from urllib3.exceptions import MaxRetryError
+    from urllib3.response import HTTPResponse
+    from urllib3.util.retry import Retry
+
+    parameters = list(inspect.signature(Retry.increment).parameters)
+    require(
+        parameters[-2:] == ["_pool", "_stacktrace"],
+        hook,
+        f"urllib3 Retry.increment no longer ends with (_pool, _stacktrace): {parameters}",
+    )
+    retry = compat.MaxWaitRetry(total=3, status_forcelist={429}, respect_retry_after_header=True, max_wait=5)
+    pool = object()
+    short = HTTPResponse(status=429, headers={"Retry-After": "1"})
+    following = call(hook, retry.increment, "GET", "/klines", short, None, pool)
+    require(
+        isinstance(following, compat.MaxWaitRetry) and following.max_wait == 5 and following.total == 2,
+        hook,
+        f"Retry.increment (through Retry.new) no longer gives the next MaxWaitRetry: {following!r}",
+    )
+    try:
+        retry.increment("GET", "/klines", HTTPResponse(status=429, headers={"Retry-After": "60"}), None, pool)
+    except MaxRetryError as exc:
+        refused = exc
+    else:
+        refused = None
+    require(refused is not None, hook, "a Retry-After over max_wait did not raise MaxRetryError")
+    require(
+        refused.pool is pool and refused.url == "/klines" and "exceeds 5 s" in str(refused.reason),
+        hook,
+        f"urllib3 MaxRetryError no longer holds (pool, url, reason): {refused!r}",
+    )
+
+
+def test_redbeat_maybe_due_kwargs():
+    hook = "redbeat_maybe_due_kwargs"
+    from celery import Celery
+    from redbeat import RedBeatScheduler
+
+    require(
+        "self._maybe_due_kwargs" in inspect.getsource(RedBeatScheduler.tick),
+        hook,
+        "RedBeat's own tick no longer passes _maybe_due_kwargs: compare tasks/beat_scheduler.py's copy of it",
+    )
+    app = Celery("compat-test", broker="memory://", set_as_current=False)
+    app.conf.redbeat_redis_url = "redis://127.0.0.1:1/0"  # never reached: the scheduler is lazy
+    try:
+        scheduler = RedBeatScheduler(app, lazy=True)
+        kwargs = call(hook, compat.redbeat_maybe_due_kwargs, scheduler)
+        require(
+            isinstance(kwargs, dict) and kwargs.get("producer") is scheduler.producer,
+            hook,
+            f"RedBeat's _maybe_due_kwargs no longer hands over the scheduler's producer: {kwargs!r}",
+        )
+        try:
+            inspect.signature(scheduler.apply_async).bind(object(), **kwargs)
+        except TypeError as exc:
+            raise AssertionError(f"compat hook {hook}: Scheduler.apply_async refuses {sorted(kwargs)}: {exc}") from exc
+    finally:
+        app.close()

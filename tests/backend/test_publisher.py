@@ -1,5 +1,6 @@
-"""publish_signal against a real Redis: atomic history + publish, seq, epochs, dedupe, cap."""
+"""Publisher.publish_signal against a real Redis: atomic history + publish, seq, epochs, dedupe, cap."""
 
+import dataclasses
 import json
 import time
 
@@ -7,6 +8,7 @@ import pytest
 
 from backend import history
 from backend.publisher import Publisher
+from backend.settings import Settings
 from backend.signal_schema import InvalidSignal
 
 
@@ -32,16 +34,30 @@ def test_publish_numbers_stores_and_broadcasts(redis_client, publisher):
 
 
 def test_duplicate_id_is_not_published_twice(redis_client, publisher):
-    first, created = publisher.publish({"type": "BUY", "price": 1, "id": "same"})
-    again, created_again = publisher.publish({"type": "BUY", "price": 1, "id": "same"})
+    first = publisher.publish_if_new({"type": "BUY", "price": 1, "id": "same"})
+    again = publisher.publish_if_new({"type": "BUY", "price": 1, "id": "same"})
+    stored = publisher.publish_signal({"type": "BUY", "price": 1, "id": "same"})
 
-    assert (created, created_again) == (True, False)
-    assert again == first
+    assert first is not None and again is None
+    assert stored == first
     assert history.cursor(redis_client)[1] == 1
 
 
+def test_from_settings_takes_the_channel_and_limits(redis_client):
+    settings = dataclasses.replace(Settings(), signal_channel="elsewhere", history_maxlen=7, max_signal_bytes=300)
+
+    publisher = Publisher.from_settings(settings, redis_client)
+
+    assert (publisher.client, publisher.channel, publisher.history_maxlen, publisher.max_bytes) == (
+        redis_client,
+        "elsewhere",
+        7,
+        300,
+    )
+
+
 def test_history_is_capped(redis_client):
-    publisher = Publisher(redis_client, "quantum_signals", 5, 65536)
+    publisher = Publisher.from_settings(dataclasses.replace(Settings(), history_maxlen=5), redis_client)
 
     for i in range(12):
         publisher.publish_signal({"type": "SELL", "price": 1 + i, "id": f"c{i}"})
@@ -59,7 +75,9 @@ def test_lost_redis_data_starts_a_new_epoch(redis_client, publisher):
 
 
 def test_invalid_or_oversized_signal_is_refused_and_nothing_stored(redis_client):
-    publisher = Publisher(redis_client, "quantum_signals", 100, 200)
+    publisher = Publisher.from_settings(
+        dataclasses.replace(Settings(), history_maxlen=100, max_signal_bytes=200), redis_client
+    )
 
     with pytest.raises(InvalidSignal, match='"price"'):
         publisher.publish_signal({"type": "BUY", "price": float("nan")})

@@ -2,7 +2,7 @@
 
 import pytest
 
-from backend.settings import ConfigError, Settings
+from backend.settings import ConfigError, MarketSourceSpec, Settings
 
 
 def test_defaults_match_the_design():
@@ -12,14 +12,22 @@ def test_defaults_match_the_design():
     assert (settings.port, settings.scan_interval, settings.history_maxlen) == (5000, 60, 10000)
     assert settings.signal_channel == "quantum_signals"
     assert settings.symbols == ("BTCUSDT",) and settings.timeframe == "1m"
-    assert settings.market_source == "binance" and settings.strategies == "sma_cross:fast=9,slow=21"
+    assert settings.market_source == MarketSourceSpec("binance") and settings.strategies == "sma_cross:fast=9,slow=21"
     assert settings.auth_tokens == () and settings.cors_origins == ()
+
+
+def test_an_empty_environment_gives_the_field_defaults():
+    assert Settings.from_env({}) == Settings()
+    assert (
+        Settings.from_env({name: "" for name in ("PORT", "SIGNAL_CHANNEL", "MARKET_SOURCE", "STRATEGIES")})
+        == Settings()
+    )
 
 
 def test_overrides_are_parsed():
     settings = Settings.from_env(
         {
-            "SYMBOLS": "btcusdt, ethusdt",
+            "SYMBOLS": "btcusdt, eth/usdt, BTC-USDT, BTC/USDT:USDT",
             "SIGNALS_AUTH_TOKEN": "a,b",
             "PORT": "8080",
             "MARKET_SOURCE": "csv:data.csv",
@@ -27,9 +35,16 @@ def test_overrides_are_parsed():
         }
     )
 
-    assert settings.symbols == ("BTCUSDT", "ETHUSDT")
+    assert settings.symbols == ("BTCUSDT", "ETH/USDT", "BTC-USDT", "BTC/USDT:USDT")
     assert settings.auth_tokens == ("a", "b") and settings.port == 8080
-    assert settings.market_source == "csv:data.csv" and settings.cors_origins == ("https://x.example",)
+    assert settings.market_source == MarketSourceSpec("csv", "data.csv") and settings.cors_origins == (
+        "https://x.example",
+    )
+
+
+@pytest.mark.parametrize("text", ["binance", "simulated", "csv:data/btc.csv", "csv:c:/a b.csv"])
+def test_market_source_spec_reads_back_as_written(text):
+    assert str(MarketSourceSpec.parse(text)) == text
 
 
 @pytest.mark.parametrize(
@@ -43,7 +58,9 @@ def test_overrides_are_parsed():
         ({"MARKET_SOURCE": "csv:"}, "needs a file path"),
         ({"TIMEFRAME": "7m"}, "TIMEFRAME='7m' is unknown"),
         ({"SYMBOLS": ","}, "SYMBOLS is empty"),
-        ({"SYMBOLS": "BTC/USDT"}, "SYMBOLS has invalid entries"),
+        ({"SYMBOLS": "BTC USDT"}, "SYMBOLS has invalid entries"),
+        ({"SYMBOLS": "!!!"}, "SYMBOLS has invalid entries"),
+        ({"SYMBOLS": "A" * 33}, "SYMBOLS has invalid entries"),
         ({"BINANCE_API_URL": "api.binance.com"}, "must start with http"),
     ],
 )

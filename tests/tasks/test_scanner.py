@@ -6,22 +6,11 @@ from backend import history
 from tasks.market import BinanceSource
 from tasks.scanner import MarketScanner
 from tasks.strategies import parse_strategies
-from tests.exchange_server import ExchangeServer
+from tests.harness.exchange import CROSS_UP, NOW_MS, ExchangeServer
 
-NOW_MS = 1_764_000_030_000  # 30 s into the 1m bar that opened at 1_764_000_000_000
 LAST_CLOSED_OPEN_MS = 1_764_000_000_000 - 60_000
-# Falling, then a jump on the last closed bar: SMA(3) crosses above SMA(5) there and only there.
-CROSS_UP = [100 - i * 0.5 for i in range(30)] + [200.0]
 # SMA(3) a hair below SMA(5) on the last closed bar; only the still-open bar (last * 1.01) would cross.
 OPEN_BAR_ONLY = [100.0] * 30 + [99.99] * 3
-
-
-@pytest.fixture
-def exchange():
-    """A loopback exchange frozen at NOW_MS."""
-    with ExchangeServer() as server:
-        server.now_ms = NOW_MS
-        yield server
 
 
 def make_scanner(exchange, publisher, read_timeout=5.0) -> MarketScanner:

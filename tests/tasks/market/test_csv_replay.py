@@ -89,14 +89,12 @@ def test_fetch_serves_only_bars_closed_at_now(tmp_path):
 
 
 def test_replay_reveals_limit_bars_then_one_per_fetch_per_symbol(tmp_path):
-    source = CsvSource(
-        write(tmp_path, bars_csv("time,open,high,low,close,volume", [T0 + i * 60_000 for i in range(5)])), replay=True
-    )
+    path = write(tmp_path, bars_csv("time,open,high,low,close,volume", [T0 + i * 60_000 for i in range(5)]))
+    source = CsvSource(path, replay=True)
 
     steps = [source.fetch("BTCUSDT", "1m", 3).close.tolist() for _ in range(4)]
     other = source.fetch("ETHUSDT", "1m", 3).close.tolist()
-    source.rewind()
-    again = source.fetch("BTCUSDT", "1m", 3).close.tolist()
+    again = CsvSource(path, replay=True).fetch("BTCUSDT", "1m", 3).close.tolist()
 
     assert steps == [[10, 11, 12], [11, 12, 13], [12, 13, 14], [12, 13, 14]]
     assert other == [10, 11, 12]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tasks.market import MarketDataError, SimulatedSource
+from tests.harness.exchange import NOW_MS
 
-NOW_MS = 1_764_000_030_000
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -20,7 +20,7 @@ def sma(values, n):
 
 
 def sma_crosses(close, fast=9, slow=21):
-    """Number of sign changes of SMA(fast) - SMA(slow), as DESIGN.md defines a cross."""
+    """Number of sign changes of SMA(fast) - SMA(slow), as docs/architecture.md defines a cross."""
     diff = sma(close, fast)[slow - fast :] - sma(close, slow)
     prev, cur = diff[:-1], diff[1:]
     return int(np.sum((prev <= 0) & (cur > 0)) + np.sum((prev >= 0) & (cur < 0)))

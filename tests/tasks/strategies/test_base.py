@@ -5,7 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tasks.strategies import BUY, SELL, Decision, Strategy, parse_strategies, parse_strategy, register
+from backend.signal_schema import SignalType
+from tasks.strategies import Decision, Strategy, parse_strategies, parse_strategy, register
 from tasks.strategies.base import REGISTRY, crossings
 
 SPECS = [
@@ -17,15 +18,14 @@ SPECS = [
 
 
 @pytest.mark.parametrize("spec", SPECS)
-def test_decide_last_on_every_prefix_agrees_with_decisions(short_closes, spec):
+def test_the_last_bar_of_every_prefix_decides_as_in_the_whole_series(short_closes, spec):
     strategy = parse_strategy(spec)
     by_index = {d.index: d for d in strategy.decisions(short_closes)}
 
-    live = [strategy.decide_last(short_closes[:end]) for end in range(len(short_closes) + 1)]
+    live = [strategy.decisions(short_closes[: end + 1], start=end) for end in range(len(short_closes))]
 
     assert len(by_index) > 5
-    assert live[1:] == [by_index.get(i) for i in range(len(short_closes))]
-    assert live[0] is None
+    assert live == [[by_index[i]] if i in by_index else [] for i in range(len(short_closes))]
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -48,10 +48,10 @@ def test_crossings_needs_finite_values_on_both_bars():
 
 
 def test_decision_is_frozen_and_hashable():
-    decision = Decision(3, BUY, "why", {"x": 1.0})
+    decision = Decision(3, SignalType.BUY, "why", {"x": 1.0})
 
     with pytest.raises(dataclasses.FrozenInstanceError):
-        decision.type = SELL
+        decision.type = SignalType.SELL
     assert decision in {decision}
 
 
@@ -92,5 +92,5 @@ def test_one_decorated_class_adds_a_strategy(registry, short_closes):
     strategies = parse_strategies("breakout:period=10; sma_cross")
 
     assert [s.spec for s in strategies] == ["breakout:period=10", "sma_cross:fast=9,slow=21"]
-    assert all(d.type == BUY for d in strategies[0].decisions(short_closes))
+    assert all(d.type == SignalType.BUY for d in strategies[0].decisions(short_closes))
     assert "breakout:period=20" in str(pytest.raises(ValueError, parse_strategy, "nope").value)
