@@ -25,28 +25,31 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.sort_keys = False
     if test_config:
         app.config.update(test_config)
+    # Flask-SocketIO's test client refuses a message queue: in-process tests (threading) run without one.
+    app.config.setdefault("SOCKETIO_MESSAGE_QUEUE", app.config["SOCKETIO_ASYNC_MODE"] != "threading")
 
     client = make_redis(settings.redis_url)
     app.extensions["qs_redis"] = client
     init_socketio(app, settings)
 
-    from backend.web import http_api
-    from backend.web.clients import ClientHub
+    from backend.web import api, dashboard, ops
+    from backend.web.clients import SignalsNamespace
     from backend.web.relay import Relay
 
     relay = Relay(socketio, settings, client)
     app.extensions["qs_relay"] = relay
-    app.extensions["qs_clients"] = ClientHub(
-        socketio, relay, client, settings.auth_tokens, settings.subscribe_rate_limit
-    )
-    app.register_blueprint(http_api.bp)
+    # After init_socketio: registered on this app's server, not queued for every later init_app.
+    socketio.on_namespace(SignalsNamespace(relay, client, settings.auth_tokens, settings.subscribe_rate_limit))
+    app.register_blueprint(api.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(ops.bp)
 
     from backend.web import cli
 
     cli.init_app(app)
 
     # Transport limits (per-IP connection cap, request body size and deadline; the session sweeper that
-    # wsgi.py starts): a WSGI wrapper around Socket.IO too, so /socket.io/ requests are bounded.
+    # start_background_tasks starts): a WSGI wrapper around Socket.IO too, so /socket.io/ requests are bounded.
     from backend.web import connection_limits
 
     connection_limits.install(app, socketio, settings, MAX_CLIENT_PACKET_BYTES)
@@ -59,14 +62,27 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
+def start_background_tasks(app: Flask) -> None:
+    """Start the relay and the session sweeper of APP, each once: what a process serving APP must run.
+
+    wsgi.py calls it for every server that serves `wsgi:app`. create_app never does, so the `flask` CLI and
+    in-process tests run none; such a test that needs clients welcomed (test_client with "SOCKETIO_ASYNC_MODE":
+    "threading") calls this, or just app.extensions["qs_relay"].start(), and qs_relay.stop() when done.
+    """
+    app.extensions["qs_relay"].start()
+    app.extensions["qs_session_sweeper"].start()
+
+
 def init_socketio(app: Flask, settings: Settings) -> None:
-    """Attach Flask-SocketIO with the Redis message queue (TLS options included)."""
+    """Attach Flask-SocketIO; with SOCKETIO_MESSAGE_QUEUE (the default when served), over Redis (TLS included)."""
     compat.harden_socketio()
-    manager = python_socketio.RedisManager(
-        strip_tls_query(settings.redis_url),
-        channel="flask-socketio",
-        redis_options=redis_options(settings.redis_url),
-    )
+    manager = None
+    if app.config["SOCKETIO_MESSAGE_QUEUE"]:
+        manager = python_socketio.RedisManager(
+            strip_tls_query(settings.redis_url),
+            channel="flask-socketio",
+            redis_options=redis_options(settings.redis_url),
+        )
     socketio.init_app(
         app,
         # None picks eventlet in `python wsgi.py` and threading under the `flask` CLI; in-process tests

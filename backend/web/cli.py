@@ -47,9 +47,7 @@ def publish_command(kind: str, price: float, symbol: str, extra: str | None):
     signal.setdefault(
         "id", signal_id(signal["symbol"], signal["strategy"], signal["timeframe"], now_ms, signal["type"])
     )
-    publisher = Publisher(
-        current_app.extensions["qs_redis"], settings.signal_channel, settings.history_maxlen, settings.max_signal_bytes
-    )
+    publisher = Publisher.from_settings(settings, current_app.extensions["qs_redis"])
     try:
         stored = publisher.publish_signal(signal)
     except InvalidSignal as exc:

@@ -1,15 +1,14 @@
-"""Socket.IO clients: connect auth, the welcome cursor, replay from history, symbol rooms."""
+"""Socket.IO clients on `/`: connect auth, the welcome cursor, replay from history, symbol rooms."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from dataclasses import dataclass, field
 
 import redis
 from flask import request
-from flask_socketio import ConnectionRefusedError
+from flask_socketio import ConnectionRefusedError, Namespace
 from limits import parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -17,20 +16,19 @@ from limits.strategies import MovingWindowRateLimiter
 from backend import compat, history
 from backend.signal_schema import EVENT_NEW_SIGNAL, EVENT_RESYNC, EVENT_SUBSCRIBE, EVENT_WELCOME
 from backend.web import metrics
+from backend.web.auth import token_ok
+from backend.web.params import BadRequest, parse_since, parse_symbols
 from backend.web.relay import ALL_ROOM, Relay, symbol_room
 
 log = logging.getLogger(__name__)
 
-MAX_SYMBOLS = 200
+NAMESPACE = "/"
+HANDLED_EVENTS = frozenset({"connect", "disconnect", EVENT_SUBSCRIBE})
 RELAY_WAIT_S = 5.0
 # Replay is paced by the client: the next batch waits until its queue is this short. A client that does not
 # read for DRAIN_WAIT_S is cut, so a stalled reader costs a bounded amount of memory, not the whole history.
 MAX_QUEUED_PACKETS = 200
 DRAIN_WAIT_S = 10.0
-
-
-class BadRequest(ValueError):
-    """A client parameter that cannot be used; the message says which and why."""
 
 
 @dataclass
@@ -42,71 +40,35 @@ class ClientState:
     live: bool = False
 
 
-def token_ok(presented: object, tokens: tuple[str, ...]) -> bool:
-    """True when no token is configured or PRESENTED matches one (constant-time)."""
-    if not tokens:
-        return True
-    if not isinstance(presented, str) or not presented:
-        return False
-    # surrogatepass: a lone surrogate in a stranger's token is a wrong token, not an encoding crash
-    raw = presented.encode("utf-8", "surrogatepass")
-    matches = [hmac.compare_digest(raw, token.encode()) for token in tokens]
-    return any(matches)
-
-
-def parse_symbols(value: object) -> frozenset[str] | None:
-    """A symbol filter from a list or a comma-separated string; None means all symbols."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        value = value.split(",")
-    if not isinstance(value, (list, tuple)) or not all(isinstance(s, str) for s in value):
-        raise BadRequest('"symbols" must be a list of symbol strings such as ["BTCUSDT"]')
-    symbols = frozenset(s.strip().upper() for s in value if s.strip())
-    if len(symbols) > MAX_SYMBOLS or not all(s.isalnum() and len(s) <= 32 for s in symbols):
-        raise BadRequest(f'"symbols" must hold at most {MAX_SYMBOLS} alphanumeric symbols')
-    return symbols or None
-
-
-def parse_since(value: object) -> int | None:
-    """The client's cursor: a non-negative integer seq, or None."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise BadRequest('"since" must be a non-negative integer seq')
-    try:
-        since = int(value)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity, which JSON auth may carry
-        raise BadRequest(f'"since" must be a non-negative integer seq, got {value!r}') from None
-    if since < 0:
-        raise BadRequest(f'"since" must be a non-negative integer seq, got {since}')
-    return since
-
-
 def rooms_for(symbols: frozenset[str] | None) -> set[str]:
     """The rooms that carry the signals of SYMBOLS."""
     return {ALL_ROOM} if symbols is None else {symbol_room(s) for s in symbols}
 
 
-class ClientHub:
-    """Registers the Socket.IO handlers and brings each client from its cursor to the live stream."""
+class SignalsNamespace(Namespace):
+    """The `/` namespace: its handlers bring each client from its cursor to the live stream."""
 
-    def __init__(
-        self, socketio, relay: Relay, client: redis.Redis, tokens: tuple[str, ...], subscribe_rate: str = "5/second"
-    ):
-        """Bind to the extension, the relay whose cursor is authoritative, and the history reader."""
-        self.socketio = socketio
+    def __init__(self, relay: Relay, client: redis.Redis, tokens: tuple[str, ...], subscribe_rate: str = "5/second"):
+        """Bind to the relay whose cursor is authoritative and the history reader; register with on_namespace."""
+        super().__init__(NAMESPACE)
         self.relay = relay
-        self.client = client
+        self.redis = client
         self.tokens = tokens
         self.clients: dict[str, ClientState] = {}
         # Each subscribe moves the client between up to MAX_SYMBOLS rooms: cheap once, not a thousand times.
         self._subscribe_rate = parse_many(subscribe_rate)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         metrics.CLIENTS_CONNECTED.set_function(lambda: len(self.clients))
-        socketio.on_event("connect", self.on_connect)
-        socketio.on_event("disconnect", self.on_disconnect)
-        socketio.on_event(EVENT_SUBSCRIBE, self.on_subscribe)
+
+    def trigger_event(self, event, *args):
+        """Dispatch EVENT to its on_ method; any other name a client sends is not handled (and gets no ack).
+
+        A set lookup, as python-socketio's own handler table does: an unhashable name (a list) still fails
+        there and is logged in one line (compat.socketio_event_errors_logged).
+        """
+        if event not in HANDLED_EVENTS:
+            return self.server.not_handled
+        return super().trigger_event(event, *args)
 
     def _reserved(self, event: str) -> bool:
         """True (and counted) when a connected client sent an event named EVENT itself.
@@ -115,7 +77,7 @@ class ClientHub:
         real thing. A real connect or disconnect is pending while its handler runs, so the client does
         not count as connected yet (or any more); a forged one comes from a client that does.
         """
-        if not self.socketio.server.manager.is_connected(request.sid, "/"):
+        if not self.server.manager.is_connected(request.sid, NAMESPACE):
             return False
         metrics.CLIENT_EVENTS_REFUSED.labels(reason=f"reserved:{event}").inc()
         log.warning(
@@ -171,18 +133,18 @@ class ClientHub:
         new_rooms = rooms_for(symbols)
         if state.live:
             for room in state.rooms - new_rooms:
-                self.socketio.server.leave_room(request.sid, room, namespace="/")
+                self.server.leave_room(request.sid, room, namespace=NAMESPACE)
             for room in new_rooms - state.rooms:
-                self.socketio.server.enter_room(request.sid, room, namespace="/")
+                self.server.enter_room(request.sid, room, namespace=NAMESPACE)
         state.rooms, state.symbols = new_rooms, symbols
         return {"symbols": sorted(symbols) if symbols else None}
 
     def _send(self, sid: str, event: str, data: dict) -> None:
-        self.socketio.emit(event, data, to=sid, namespace="/", ignore_queue=True)
+        self.socketio.emit(event, data, to=sid, namespace=NAMESPACE, ignore_queue=True)
 
     def _queued(self, sid: str) -> int:
         """Packets waiting in the client's Engine.IO queue."""
-        return compat.engineio_queue_size(self.socketio.server, sid)
+        return compat.engineio_queue_size(self.server, sid)
 
     def _wait_drained(self, sid: str) -> bool:
         """Wait until the client has read most of what it was sent; False if it stopped reading."""
@@ -192,14 +154,16 @@ class ClientHub:
                 return False
             if time.monotonic() > deadline:
                 log.warning("client %s stopped reading during replay; disconnecting it", sid)
-                self.socketio.server.disconnect(sid, namespace="/")
+                self.server.disconnect(sid, namespace=NAMESPACE)
                 return False
             self.socketio.sleep(0.05)
         return True
 
     def _wait_for_relay(self, sid: str) -> bool:
+        """Wait until the relay has a cursor and the client's connect is complete; False if the client left."""
         deadline = time.monotonic() + 3600
-        while self.relay.epoch is None or not self.relay.subscribed:
+        # Under threads (in-process tests) this task may run before the connect handler has returned.
+        while not (self.relay.epoch and self.relay.subscribed and self.server.manager.is_connected(sid, NAMESPACE)):
             if sid not in self.clients or time.monotonic() > deadline:
                 return False
             self.socketio.sleep(0.1)
@@ -216,10 +180,10 @@ class ClientHub:
                 self._replay(sid, state, since, epoch)
             except redis.RedisError as exc:
                 log.warning("replay to %s failed (%s); it joins live", sid, exc)
-        if sid in self.clients and self.socketio.server.manager.is_connected(sid, "/"):
+        if sid in self.clients and self.server.manager.is_connected(sid, NAMESPACE):
             # No yield between the relay cursor check in _replay and this join.
             for room in state.rooms:
-                self.socketio.server.enter_room(sid, room, namespace="/")
+                self.server.enter_room(sid, room, namespace=NAMESPACE)
             state.live = True
 
     def _replay(self, sid: str, state: ClientState, cursor: int, epoch: object) -> None:
@@ -230,7 +194,7 @@ class ClientHub:
         deadline = time.monotonic() + RELAY_WAIT_S
         while cursor > relay.last_seq:
             # A cursor ahead of this relay: wait for the relay, or resync if history never had it.
-            stored_epoch, stored_seq = history.cursor(self.client)
+            stored_epoch, stored_seq = history.cursor(self.redis)
             if cursor > stored_seq or stored_epoch != relay.epoch or time.monotonic() > deadline:
                 self._send(sid, EVENT_RESYNC, {"epoch": relay.epoch})
                 cursor = 0
@@ -247,7 +211,7 @@ class ClientHub:
                 return  # caller joins the rooms before anything else runs
             if not self._wait_drained(sid):
                 return
-            batch = history.read_entries(self.client, cursor, target, count=MAX_QUEUED_PACKETS)
+            batch = history.read_entries(self.redis, cursor, target, count=MAX_QUEUED_PACKETS)
             if not batch:
                 cursor = target  # trimmed out of history: nothing left to send
                 continue

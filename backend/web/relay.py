@@ -42,12 +42,15 @@ class Relay:
         self.last_error: str | None = None
         self.heartbeat = float("-inf")
         self._backoff = BACKOFF_MIN_S
+        self._started = False
         self._stopping = False
         metrics.RELAY_SUBSCRIBED.set_function(lambda: 1.0 if self.ready() else 0.0)
 
     def start(self) -> None:
-        """Run the relay loop as a background task of the Socket.IO server."""
-        self.socketio.start_background_task(self.run)
+        """Run the relay loop as a background task of the Socket.IO server (once: later calls do nothing)."""
+        if not self._started:
+            self._started = True
+            self.socketio.start_background_task(self.run)
 
     def stop(self) -> None:
         """Ask the loop to end at its next wake-up."""
@@ -180,14 +183,16 @@ class Relay:
                 continue
             seq, epoch = signal.get("seq"), signal.get("epoch")
             if seq is None and epoch is None:
-                wanted = self._relay_numbered(wanted)  # keep the channel's order
+                self._relay_numbered(wanted)  # keep the channel's order
+                wanted = 0
                 self._emit_safely(signal)  # an outside publisher's signal: live only, not in history
                 continue
             if seq is None or not isinstance(epoch, str) or not epoch:
                 self._drop("a signal with only one of seq and epoch")
                 continue
             if epoch != self.epoch:
-                wanted = self._relay_numbered(wanted)
+                self._relay_numbered(wanted)
+                wanted = 0
                 current = self.client.get(EPOCH_KEY)
                 if epoch != current:
                     self._drop(f"epoch {epoch!r} is not the history's")  # forged, or numbered by a lost history
@@ -196,13 +201,12 @@ class Relay:
             wanted = max(wanted, seq)
         self._relay_numbered(wanted)
 
-    def _relay_numbered(self, wanted: int) -> int:
-        """Relay from history up to seq WANTED; count it as dropped if history has no such seq; 0 is the new WANTED."""
+    def _relay_numbered(self, wanted: int) -> None:
+        """Relay from history up to seq WANTED; count it as dropped if history has no such seq."""
         if wanted > self.last_seq:
             self._catch_up(upto=wanted)
             if self.last_seq < wanted:
                 self._drop(f"seq {wanted} is not in the history")
-        return 0
 
     def _drop(self, reason: str) -> None:
         metrics.MALFORMED_DROPPED.inc()

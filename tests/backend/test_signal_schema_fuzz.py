@@ -6,8 +6,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from backend.signal_schema import InvalidSignal, parse_signal, validate_signal
-from backend.web.clients import MAX_SYMBOLS, BadRequest, parse_since, parse_symbols, token_ok
+from backend.signal_schema import InvalidSignal, parse_signal, valid_symbol, validate_signal
+from backend.web.auth import token_ok
+from backend.web.params import MAX_SYMBOLS, BadRequest, parse_since, parse_symbols
 from tests.fuzz_strategies import (
     ANY_CHAR,
     JSON_VALUES,
@@ -127,7 +128,7 @@ def test_parse_symbols_is_a_filter_or_bad_request(value):
         return
     assert symbols is None or (isinstance(symbols, frozenset) and 0 < len(symbols) <= MAX_SYMBOLS)
     for symbol in symbols or ():
-        assert symbol.isalnum() and symbol == symbol.upper() and len(symbol) <= 32
+        assert valid_symbol(symbol)
         symbol.encode("utf-8")
 
 

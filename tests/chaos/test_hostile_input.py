@@ -19,8 +19,8 @@ import websocket
 
 from tests.chaos.harness import FULL, SHORT, Row, Scenario
 from tests.chaos.hostile import metric, raw_socketio
-from tests.chaos.stack import procfile_command
-from tests.support import ROOT, wait_until
+from tests.harness.polling import wait_until
+from tests.harness.processes import ROOT, procfile_command
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 
@@ -112,7 +112,9 @@ BAD_AUTH = [
     ({"since": "9" * 5000}, False),
     ({"since": 10**40}, True),
     ({"symbols": 5}, False),
-    ({"symbols": ["BTC-USD"]}, False),
+    ({"symbols": ["BTC USD"]}, False),
+    ({"symbols": ["$$$"]}, False),
+    ({"symbols": ["BTC-USD", "btc/usdt"]}, True),
     ({"symbols": ["A" * 40]}, False),
     ({"symbols": [f"X{i}" for i in range(300)]}, False),
     ({"symbols": [[["deep"]]]}, False),
@@ -266,7 +268,9 @@ HTTP_CASES = [
     ("/api/signals?limit=-1", 400),
     ("/api/signals?limit=abc", 400),
     ("/api/signals?limit=1000", 200),
-    ("/api/signals?symbol=btc-usdt", 400),
+    ("/api/signals?symbol=btc-usdt", 200),
+    ("/api/signals?symbol=btc/usdt", 200),
+    ("/api/signals?symbol=btc%20usdt", 400),
     ("/api/signals?symbol=%3Cscript%3Ealert(1)%3C/script%3E", 400),
     ("/api/signals?symbol=" + "A" * 33, 400),
     ("/api/signals?symbol=%00", 400),
@@ -333,7 +337,7 @@ BAD_ENV = [
     ("SCAN_INTERVAL", "soon"),
     ("TIMEFRAME", "7m"),
     ("SYMBOLS", ","),
-    ("SYMBOLS", "BTC-USDT"),
+    ("SYMBOLS", "BTC USDT"),
     ("MARKET_SOURCE", "ftx"),
     ("MARKET_SOURCE", "csv:"),
     ("BINANCE_API_URL", "ftp://example.com"),

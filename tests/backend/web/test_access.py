@@ -1,10 +1,13 @@
 """Auth, CORS, payload limits and the HTTP endpoints, against a real web process."""
 
+import time
+
 import requests
 import socketio
 import websocket
 
-from tests.support import NodeClient, wait_until
+from tests.harness.clients import NodeClient
+from tests.harness.polling import wait_until
 
 
 def refusal(url: str, auth: dict) -> str:
@@ -42,7 +45,8 @@ def test_js_client_sees_refusal_as_connect_error(start_web):
 
 
 def test_bad_connect_parameters_are_refused_with_the_reason(web):
-    assert '"since" must be a non-negative integer' in refusal(web.url, {"since": "yesterday"})
+    assert "since='yesterday' is not an integer" in refusal(web.url, {"since": "yesterday"})
+    assert "since=-1 is out of range" in refusal(web.url, {"since": -1})
     assert '"symbols" must be a list' in refusal(web.url, {"symbols": {"a": 1}})
 
 
@@ -110,10 +114,32 @@ def test_api_signals_since_symbol_limit(web, publisher):
 
 
 def test_api_signals_rejects_bad_parameters(web):
-    for query in ("since=-1", "since=abc", "limit=0", "limit=1001", "symbol=BTC-USD"):
+    for query in ("since=-1", "since=abc", "limit=0", "limit=1001", "symbol=BTC%20USD", "symbol=$$$"):
         answer = requests.get(web.url + "/api/signals?" + query)
         assert answer.status_code == 400, query
         assert answer.json()["error"]
+
+
+def test_symbols_follow_the_contract_rule_at_both_doors(web, connect, publisher):
+    slashed = connect(web.url, auth={"symbols": ["btc/usdt"]})
+    dashed = connect(web.url)
+    wait_until(lambda: slashed.of("welcome") and dashed.of("welcome"))
+    assert dashed.sio.call("subscribe", {"symbols": ["BTC-USDT", "ETH/USDT:USDT"]}, timeout=5) == {
+        "symbols": ["BTC-USDT", "ETH/USDT:USDT"]
+    }
+    assert "error" in dashed.sio.call("subscribe", {"symbols": ["BTC USDT"]}, timeout=5)
+    assert "symbols" in refusal(web.url, {"symbols": ["$$$"]})
+
+    for n, symbol in enumerate(["BTC/USDT", "BTC-USDT", "ETH/USDT:USDT", "ETHUSDT"]):
+        publisher.publish_signal({"type": "BUY", "price": 1 + n, "symbol": symbol, "id": f"sym{n}"})
+
+    assert [s["symbol"] for s in slashed.wait_signals(1)] == ["BTC/USDT"]
+    assert [s["symbol"] for s in dashed.wait_signals(2)] == ["BTC-USDT", "ETH/USDT:USDT"]
+    answer = requests.get(web.url + "/api/signals", params={"symbol": "btc/usdt"})
+    assert [s["symbol"] for s in answer.json()["signals"]] == ["BTC/USDT"]
+    assert requests.get(web.url + "/api/signals?symbol=BTC-USDT").json()["signals"][0]["symbol"] == "BTC-USDT"
+    time.sleep(0.3)  # nothing else arrives: rooms kept the symbols apart
+    assert len(slashed.signals()) == 1 and len(dashed.signals()) == 2
 
 
 def test_health_ready_and_metrics(web, connect, publisher):

@@ -1,9 +1,9 @@
 """The dashboard at / in headless Chromium against a real web process: live rows, filter, recovery, token."""
 
-import subprocess
-
 import pytest
 from playwright.sync_api import expect
+
+from tests.harness.redis import redis_cli_publish
 
 pytestmark = pytest.mark.browser
 
@@ -22,17 +22,6 @@ def csp_violations(page):
     page.on("console", lambda message: seen.append(message.text) if CSP_MARK in message.text else None)
     yield seen
     assert not seen, f"Content Security Policy violations in the dashboard: {seen}"
-
-
-def redis_cli_publish(redis_server, payload: str) -> None:
-    """PUBLISH with the real redis-cli, as an outside publisher would."""
-    out = subprocess.run(
-        ["redis-cli", "-p", str(redis_server.port), "PUBLISH", "quantum_signals", payload],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    assert out.returncode == 0, out.stderr
 
 
 def signal(symbol: str, kind: str, price: float, minute: int, strategy: str = "sma_cross:fast=9,slow=21") -> dict:

@@ -1,22 +1,12 @@
 """The relay end to end: real web processes, real Redis, real Socket.IO clients (Python and Node)."""
 
 import json
-import subprocess
 
 import requests
 
-from tests.support import NodeClient, wait_until
-
-
-def redis_cli_publish(redis_server, payload: str) -> None:
-    """PUBLISH with the real redis-cli, as an operator would."""
-    out = subprocess.run(
-        ["redis-cli", "-p", str(redis_server.port), "PUBLISH", "quantum_signals", payload],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    assert out.returncode == 0, out.stderr
+from tests.harness.clients import NodeClient
+from tests.harness.polling import wait_until
+from tests.harness.redis import redis_cli_publish
 
 
 def test_redis_cli_publish_reaches_python_client(web, connect, redis_server):

@@ -11,7 +11,7 @@ import requests
 import websocket
 
 from tests.chaos.hostile import metric
-from tests.support import wait_until
+from tests.harness.polling import wait_until
 
 FD_SLACK = 3  # Redis pool connections may come and go; a leak here is one descriptor per request
 
