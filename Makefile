@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 VENDOR := backend/web/static/vendor
 
-.PHONY: install run lint test chaos bench clean
+.PHONY: install run lint test test-fast chaos bench clean
 
 install: $(STAMP) $(VENDOR)/.stamp
 
@@ -30,8 +30,14 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Everything: lint, then every layer (the full chaos scenarios excepted: pyproject's addopts, `make chaos`).
 test: lint
 	$(PY) -m pytest
+
+# The in-process layer only: pure code and the web app in this process on the suite's Redis (no processes
+# of the project, no browser, no stack); tests/conftest.py marks the rest `processes`.
+test-fast: install
+	$(PY) -m pytest -m "not processes and not chaos"
 
 chaos: install
 	$(PY) -m pytest tests/chaos -m chaos -s

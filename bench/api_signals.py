@@ -18,7 +18,8 @@ import requests
 from backend.embedded_redis import EmbeddedRedis
 from backend.publisher import Publisher
 from backend.redis_client import make_redis
-from bench.procs import Child, free_port, stop_all
+from bench.procs import Child, stop_all
+from tests.harness.ports import free_port
 
 # wsgi.py with the cache switched off: the same monkey-patching first, the same server.
 SERVE_UNCACHED = """

@@ -38,13 +38,6 @@ def raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def free_port() -> int:
-    """An unused loopback TCP port."""
-    from backend.embedded_redis import free_port as _free_port
-
-    return _free_port()
-
-
 class Child:
     """One child process; stdout may be read line by line as JSON, stderr goes to a log file."""
 

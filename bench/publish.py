@@ -59,7 +59,7 @@ def publish(redis_url: str, channel: str, rate: float, count: int, round_id: str
         else:
             worst_late = max(worst_late, -wait)
         signal["t_pub"] = time.time() * 1000
-        publisher.publish(signal)
+        publisher.publish_signal(signal)
     seconds = time.perf_counter() - start
     return {
         "type": "published",

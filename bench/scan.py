@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 from bench.fanout import private_redis
-from bench.procs import Child, free_port, wait_http_ok
+from bench.procs import Child, wait_http_ok
+from tests.harness.ports import free_port
 
 STRATEGIES = "sma_cross:fast=9,slow=21"  # the default STRATEGIES
 ALL_STRATEGIES = "sma_cross;ema_cross;macd;rsi"
@@ -85,7 +86,7 @@ def run_scan(count: int, workers: int, raw: bool = False, latency_ms: float = 50
     """Scan COUNT symbols split over WORKERS processes started together; wall time of the slowest."""
     port = free_port()
     exchange = Child(
-        [sys.executable, "-m", "tests.exchange_server", "--port", str(port), "--latency-ms", str(latency_ms)],
+        [sys.executable, "-m", "tests.harness.exchange", "--port", str(port), "--latency-ms", str(latency_ms)],
         "exchange",
     ).start()
     try:
@@ -160,7 +161,7 @@ def run_compute(count: int = 1000, bars: int = 500) -> list[tuple[str, dict]]:
         timed("talib", talib_all)
     except ImportError:
         pass
-    timed("decide_last", lambda close: [s.decide_last(close) for s in strategies])
+    timed("decide_last", lambda close: [s.decisions(close, start=len(close) - 1) for s in strategies])
     timed("decisions", lambda close: [s.decisions(close) for s in strategies])
     return results
 

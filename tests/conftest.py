@@ -1,15 +1,51 @@
-"""Fixtures that start real processes: a private Redis, web servers, clients."""
+"""The suite's shared fixtures (a private Redis, project processes, clients, the exchange) and its two layers.
+
+Every test that starts a project process, a browser or a chaos stack is marked `processes` at collection;
+`make test-fast` runs the rest (pure code and in-process apps on the suite's Redis) with
+`-m "not processes and not chaos"`.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import redis as redis_py
 
 from backend.embedded_redis import EmbeddedRedis
-from backend.publisher import Publisher
-from tests.support import RecordingClient, WebServer
+from tests.harness.clients import RecordingClient
+from tests.harness.exchange import NOW_MS, ExchangeServer
+from tests.harness.processes import CeleryProcess, WebServer
+from tests.harness.redis import make_publisher
+
+# A test that requests any of these (itself or through another fixture) starts a process of the project,
+# a browser or a whole stack: it belongs to the slow layer.
+PROCESS_FIXTURES = frozenset(
+    {
+        "base_env",
+        "web",
+        "start_web",
+        "restart_web",
+        "start_celery",
+        "browser",
+        "page",
+        "stack_factory",
+        "_shared_stack",
+        "attacked_stack",
+        "exchange_process",
+        "eventlet_server",
+        "nginx",
+    }
+)
+CHAOS_DIR = Path(__file__).parent / "chaos"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark `processes` every test that starts processes: by the fixtures it uses, or by living in tests/chaos."""
+    for item in items:
+        if CHAOS_DIR in item.path.parents or PROCESS_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.processes)
 
 
 @pytest.fixture(scope="session")
@@ -46,8 +82,16 @@ def base_env(redis_url):
 
 @pytest.fixture
 def publisher(redis_client):
-    """The project's publisher on the suite's Redis."""
-    return Publisher(redis_client, "quantum_signals", 10000, 65536)
+    """The project's publisher on the suite's Redis, with the default settings."""
+    return make_publisher(redis_client)
+
+
+@pytest.fixture
+def exchange():
+    """A loopback exchange server whose clock is frozen at NOW_MS."""
+    with ExchangeServer() as server:
+        server.now_ms = NOW_MS
+        yield server
 
 
 @pytest.fixture
@@ -88,40 +132,15 @@ def connect():
 
 @pytest.fixture
 def start_celery(base_env, tmp_path):
-    """Factory: a real Celery worker or beat process (extra env as keyword arguments); stopped after the test."""
-    import sys
+    """Factory: a Celery worker (WAIT: until it answers a control ping) or beat, as the Procfile runs it."""
+    processes: list[CeleryProcess] = []
 
-    from tests.support import ServerProcess, wait_until
-
-    processes: list[ServerProcess] = []
-
-    def start(kind: str = "worker", wait: bool = True, **extra) -> ServerProcess:
-        name = f"{kind}{len(processes)}"
-        args = [sys.executable, "-m", "celery", "-A", "tasks.celery_app"]
-        if kind == "worker":
-            args += ["worker", "-E", "--loglevel=INFO", "--concurrency=1", "-n", f"{name}@%h"]
-        else:
-            args += [
-                "beat",
-                "-S",
-                "tasks.beat_scheduler:RestartSafeRedBeatScheduler",
-                "--loglevel=INFO",
-                "--pidfile",
-                str(tmp_path / f"{name}.pid"),
-                "--schedule",
-                str(tmp_path / f"{name}.db"),
-            ]
-        process = ServerProcess(args, {**base_env, **extra}, name, tmp_path)
+    def start(kind: str = "worker", wait: bool = True, **extra) -> CeleryProcess:
+        process = CeleryProcess(kind, {**base_env, **extra}, f"{kind}{len(processes)}", tmp_path)
         processes.append(process)
         process.start()
         if wait and kind == "worker":
-            wait_until(
-                lambda: " ready." in process.log() or process.process.poll() is not None,
-                60,
-                0.1,
-                message=f"{name} ready",
-            )
-            assert process.process.poll() is None, process.log()[-3000:]
+            process.wait_ready()
         return process
 
     yield start

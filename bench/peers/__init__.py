@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench.procs import ROOT, Child, free_port, wait_http_ok
+from bench.procs import ROOT, Child, wait_http_ok
+from tests.harness.ports import free_port
 
 PEERS_DIR = Path(__file__).resolve().parent
 

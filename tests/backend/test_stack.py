@@ -6,7 +6,10 @@ import sys
 
 import requests
 
-from tests.support import RecordingClient, ServerProcess, free_port, wait_until
+from tests.harness.clients import RecordingClient
+from tests.harness.polling import wait_until
+from tests.harness.ports import free_port
+from tests.harness.processes import ServerProcess
 
 
 def test_make_run_stack_with_embedded_redis_serves_simulated_signals(base_env, tmp_path):
@@ -41,7 +44,7 @@ def test_make_run_stack_with_embedded_redis_serves_simulated_signals(base_env, t
         wait_until(lambda: _status(f"http://127.0.0.1:{web_port}/readyz") == 200, 60, 0.2, message="web ready")
         client = RecordingClient(f"http://127.0.0.1:{web_port}")
         signal = client.wait_signals(1, timeout=60)[0]
-        flower = wait_until(
+        wait_until(
             lambda: _scans_seen_by_flower(f"http://127.0.0.1:{flower_port}", auth),
             60,
             0.2,
@@ -52,7 +55,6 @@ def test_make_run_stack_with_embedded_redis_serves_simulated_signals(base_env, t
         ui = [requests.get(f"http://127.0.0.1:{flower_port}/", auth=a, timeout=5).status_code for a in (None, auth)]
 
         assert signal["source"] == "simulated" and signal["seq"] >= 1
-        assert flower
         assert anonymous.status_code == 401 and wrong.status_code == 401 and ui == [401, 200]
         assert "Access-Control-Allow-Origin" not in anonymous.headers
         log = stack.log()

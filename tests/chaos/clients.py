@@ -12,7 +12,8 @@ from pathlib import Path
 import socketio
 
 from tests.chaos.ledger import ClientRecord, Key
-from tests.support import ROOT, wait_until
+from tests.harness.polling import wait_until
+from tests.harness.processes import ROOT
 
 
 class ReconnectingClient:

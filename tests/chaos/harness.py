@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from tests.chaos.ledger import Auditor, Tally, republished_ids, tally
 from tests.chaos.stack import ChaosStack
-from tests.support import wait_until
+from tests.harness.polling import wait_until
 
 
 @dataclass

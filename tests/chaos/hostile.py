@@ -10,7 +10,7 @@ import time
 import requests
 import websocket
 
-from backend.publisher import Publisher
+from tests.harness.redis import make_publisher
 
 
 def raw_socketio(url: str, auth: dict | None = None, rcvbuf: int | None = None, timeout: float = 5):
@@ -38,7 +38,7 @@ class SteadyPublisher:
 
     def __init__(self, redis_client, rate: float, prefix: str, reason_bytes: int = 200):
         """Start publishing RATE signals a second."""
-        self.publisher = Publisher(redis_client, "quantum_signals", 10000, 65536)
+        self.publisher = make_publisher(redis_client)
         self.rate, self.prefix, self.reason = rate, prefix, "x" * reason_bytes
         self.sent = 0
         self.errors = 0
@@ -72,7 +72,7 @@ class SteadyPublisher:
 
 def fill_history(redis_client, count: int, reason_bytes: int = 300) -> None:
     """Publish COUNT signals as fast as Redis takes them (a long history to replay)."""
-    publisher = Publisher(redis_client, "quantum_signals", 10000, 65536)
+    publisher = make_publisher(redis_client)
     reason = "h" * reason_bytes
     stamp = time.time_ns()
     for n in range(count):

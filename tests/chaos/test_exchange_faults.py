@@ -8,8 +8,8 @@ from datetime import datetime
 import pytest
 
 from tests.chaos.harness import FULL, SHORT, Scenario
-from tests.exchange_server import FAULTS
-from tests.support import wait_until
+from tests.harness.exchange import FAULTS
+from tests.harness.polling import wait_until
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 SHORT_FAULTS = [

@@ -12,7 +12,7 @@ import requests
 
 from tests.chaos.harness import FULL, SHORT, Scenario
 from tests.chaos.hostile import metric, raw_socketio
-from tests.support import wait_until
+from tests.harness.polling import wait_until
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 

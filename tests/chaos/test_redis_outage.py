@@ -7,8 +7,9 @@ import pytest
 
 from tests.chaos.harness import FULL, SHORT, Scenario
 from tests.chaos.ledger import missed_bars
-from tests.chaos.stack import BAR_MS, wipe_redis_data
-from tests.support import wait_until
+from tests.chaos.stack import BAR_MS
+from tests.harness.polling import wait_until
+from tests.harness.redis import wipe_redis_data
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 

@@ -10,21 +10,22 @@ import time
 import pytest
 import requests
 
-from backend.publisher import Publisher
 from backend.signal_schema import EPOCH_KEY
 from tasks.market import BinanceSource, MarketDataError
 from tasks.scanner import MarketScanner
 from tasks.strategies import parse_strategies
 from tests.chaos.clients import PythonPool
 from tests.chaos.exchange import STRATEGY, ConsistentExchange
-from tests.exchange_server import ExchangeServer
-from tests.support import ROOT, wait_until
+from tests.harness.exchange import ExchangeServer
+from tests.harness.polling import wait_until
+from tests.harness.processes import ROOT
+from tests.harness.redis import make_publisher
 
 
 def test_forged_seq_on_the_channel_does_not_silence_the_relay(stack_factory):
     """Scenario 6a: one PUBLISH with a made-up seq in the current epoch stops the relay for good."""
     stack = stack_factory(webs=1, workers=0, beats=0)
-    publisher = Publisher(stack.client(), "quantum_signals", 10000, 65536)
+    publisher = make_publisher(stack.client())
     pool = PythonPool([stack.webs[0].url], 1)
     try:
         pool.wait_welcomed()
@@ -96,11 +97,7 @@ def test_stale_klines_are_refused():
 )
 def test_a_bad_setting_exits_with_one_line_naming_it(kind, name, value, base_env):
     """Scenario 6d: the web prints a traceback; a bad ssl_cert_reqs is a ValueError; STRATEGIES goes unnamed."""
-    args = (
-        [sys.executable, "wsgi.py"]
-        if kind == "web"
-        else [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker"]
-    )
+    args = [sys.executable, "wsgi.py"] if kind == "web" else [sys.executable, "-m", "celery", "-A", "tasks", "worker"]
     done = subprocess.run(args, env={**base_env, name: value}, cwd=ROOT, capture_output=True, text=True, timeout=30)
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "Traceback" not in output and name in output.strip().splitlines()[-1], output[-800:]

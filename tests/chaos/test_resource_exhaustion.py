@@ -19,7 +19,7 @@ import requests
 from backend.web.server import raise_open_file_limit
 from tests.chaos.harness import FULL, SHORT, Scenario
 from tests.chaos.stack import ChaosStack
-from tests.support import wait_until
+from tests.harness.polling import wait_until
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 SOCKET_TIMEOUT_S = 3

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.chaos.harness import FULL, SHORT, Scenario
-from tests.support import wait_until
+from tests.harness.polling import wait_until
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 

@@ -1,14 +1,14 @@
 """A real Binance-compatible klines server on loopback, with switchable faults, for tests and benchmarks.
 
-In a test:
+In a test (or the `exchange` fixture: one frozen at NOW_MS):
 
     with ExchangeServer() as exchange:
         exchange.set_series("BTCUSDT", [100, 101, 102])   # closed bars, oldest first
         exchange.set_fault("http_500", times=1)           # the next request fails once
         BinanceSource(exchange.url).fetch("BTCUSDT", "1m", 3)
 
-As a process (benchmarks, fault suites): `python -m tests.exchange_server --port 8900 --latency-ms 50`
-prints `listening on http://127.0.0.1:8900`; `POST /_control` with JSON such as
+As a process (benchmarks, fault suites; ExchangeProcess runs it): `python -m tests.harness.exchange --port 8900
+--latency-ms 50` prints `listening on http://127.0.0.1:8900`; `POST /_control` with JSON such as
 `{"series": {"BTCUSDT": [100, 101]}, "fault": {"mode": "rate_limit_429", "retry_after": 1, "times": 2},
 "latency_ms": 50, "now_ms": null, "reset_counts": true}` changes it at runtime; `GET /_control` shows
 the state and the request counts per symbol.
@@ -23,15 +23,23 @@ import argparse
 import functools
 import json
 import math
+import os
 import re
 import signal
 import socket
+import sys
 import threading
 import time
 import zlib
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from tests.harness.ports import free_port
+from tests.harness.processes import ServerProcess
 
 FAULTS = (
     "http_500",  # HTTP 500 with Binance's error body
@@ -65,6 +73,9 @@ INTERVALS_MS = {
     "1w": 604_800_000,
 }
 DEFAULT_BARS = 1000
+NOW_MS = 1_764_000_030_000  # a frozen clock: 30 s into the 1m bar that opened at 1_764_000_000_000
+# Falling, then a jump on the last closed bar: SMA(3) crosses above SMA(5) there and only there.
+CROSS_UP = [100 - i * 0.5 for i in range(30)] + [200.0]
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 
 
@@ -410,9 +421,45 @@ class _Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
 
+class ExchangeProcess(ServerProcess):
+    """`python -m MODULE --port N` (this module, or a subclass's such as tests.chaos.exchange) as its own process."""
+
+    def __init__(self, log_dir: Path, module: str = "tests.harness.exchange", latency_ms: float = 0.0):
+        """Pick the port; start() runs it."""
+        self.port = free_port()
+        args = [sys.executable, "-m", module, "--port", str(self.port)]
+        if latency_ms:
+            args += ["--latency-ms", str(latency_ms)]
+        super().__init__(args, {**os.environ, "PYTHONUNBUFFERED": "1"}, "exchange", log_dir)
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def ready(self) -> bool:
+        """True when the API answers a ping."""
+        try:
+            return requests.get(self.url + "/api/v3/ping", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def start(self, timeout: float = 20.0) -> ExchangeProcess:
+        """Start and wait until it answers."""
+        super().start()
+        self.wait_for(self.ready, timeout, "exchange answering")
+        return self
+
+    def control(self, **command) -> dict:
+        """Apply a /_control command; return the state."""
+        answer = requests.post(self.url + "/_control", json=command, timeout=5)
+        answer.raise_for_status()
+        return answer.json()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the server until SIGINT/SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m tests.exchange_server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.exchange", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before every API answer")
