@@ -20,6 +20,7 @@ from backend.web.server import raise_open_file_limit
 from tests.chaos.harness import FULL, SHORT, Scenario
 from tests.chaos.stack import ChaosStack
 from tests.harness.polling import wait_until
+from tests.harness.ports import is_closed
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 SOCKET_TIMEOUT_S = 3
@@ -84,16 +85,6 @@ def no_body_post(web) -> None:
             f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n"
             f"Content-Type: text/plain\r\nContent-Length: 99999999\r\n\r\n".encode()
         )
-
-
-def is_closed(sock: socket.socket) -> bool:
-    """True once the server has closed SOCK (EOF or reset); never blocks."""
-    try:
-        return sock.recv(1024, socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False
-    except ConnectionResetError:
-        return True
 
 
 @pytest.mark.parametrize("profile", PROFILES, ids=["short", "full"])

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 import engineio.payload
 import pytest
 import requests
-import socketio
 from requests.adapters import HTTPAdapter
 
+from tests.harness.clients import RecordingClient
 from tests.harness.polling import wait_until
 from tests.harness.ports import free_port
 
@@ -79,14 +79,12 @@ class SourceAddressAdapter(HTTPAdapter):
         super().init_poolmanager(connections, maxsize, block, source_address=(self.source, 0), **pool_kwargs)
 
 
-class Client:
+class Client(RecordingClient):
     """A python-socketio client on one transport, connecting from its own loopback address; records every event."""
 
     def __init__(self, url: str, transport: str, source: str, auth: dict | None = None):
         """Connect to URL (nginx) over TRANSPORT from SOURCE with AUTH."""
         self.transport, self.source = transport, source
-        self.events: list[tuple[str, object]] = []
-        self.lock = threading.Lock()
         http = requests.Session()
         http.mount("http://", SourceAddressAdapter(source))
         options: dict = {"http_session": http}
@@ -95,19 +93,7 @@ class Client:
             parts = urlsplit(url)
             sock = socket.create_connection((parts.hostname, parts.port), timeout=10, source_address=(source, 0))
             options["websocket_extra_options"] = {"socket": sock}
-        self.sio = socketio.Client(reconnection=False, **options)
-        self.sio.on("*", self._record)
-        self.sio.on("disconnect", lambda *_: self._record("disconnect"))
-        self.sio.connect(url, auth=auth, transports=[transport], wait_timeout=10)
-
-    def _record(self, event, data=None):
-        with self.lock:
-            self.events.append((event, data))
-
-    def of(self, event: str) -> list:
-        """Payloads of EVENT received so far."""
-        with self.lock:
-            return [data for name, data in self.events if name == event]
+        super().__init__(url, auth, transports=(transport,), client_options=options)
 
     def seqs(self) -> list[int]:
         """The seq of every new_signal received so far, in arrival order."""
@@ -116,11 +102,6 @@ class Client:
     def gone(self) -> bool:
         """True once the connection was lost."""
         return bool(self.of("disconnect")) or not self.sio.connected
-
-    def close(self) -> None:
-        """Disconnect if still connected."""
-        if self.sio.connected:
-            self.sio.disconnect()
 
 
 class Nginx:

@@ -15,13 +15,16 @@ from tests.harness.processes import ROOT
 class RecordingClient:
     """A real python-socketio client that records every event it receives."""
 
-    def __init__(self, url: str, auth: dict | None = None, transports=("websocket",), **connect_kwargs):
-        """Connect to URL with AUTH and start recording."""
+    def __init__(
+        self, url: str, auth: dict | None = None, transports=("websocket",), client_options=None, **connect_kwargs
+    ):
+        """Connect to URL with AUTH (CLIENT_OPTIONS go to socketio.Client) and start recording."""
         self.events: list[tuple[str, object]] = []
         self.lock = threading.Lock()
-        self.sio = socketio.Client(reconnection=False)
+        self.sio = socketio.Client(reconnection=False, **(client_options or {}))
         self.sio.on("*", self._record)
         self.sio.on("connect_error", lambda data: self._record("connect_error", data))
+        self.sio.on("disconnect", lambda *_: self._record("disconnect"))
         self.sio.connect(url, auth=auth, transports=list(transports), wait_timeout=10, **connect_kwargs)
 
     def _record(self, event, data=None):

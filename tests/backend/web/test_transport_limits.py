@@ -12,6 +12,7 @@ import websocket
 
 from tests.chaos.hostile import metric
 from tests.harness.polling import wait_until
+from tests.harness.ports import is_closed
 
 FD_SLACK = 3  # Redis pool connections may come and go; a leak here is one descriptor per request
 
@@ -51,16 +52,6 @@ def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
             return data
         data += chunk
     raise AssertionError(f"the server kept the connection open for {timeout}s; got {data[:200]!r}")
-
-
-def is_closed(sock: socket.socket) -> bool:
-    """True once the server has closed SOCK (EOF or reset); never blocks."""
-    try:
-        return sock.recv(1024, socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False
-    except ConnectionResetError:
-        return True
 
 
 def raw_websocket(web, connect_namespace: bool = True) -> websocket.WebSocket:
