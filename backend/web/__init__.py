@@ -31,10 +31,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_socketio(app, settings)
 
     from backend.web import http_api
+    from backend.web.broadcast import Broadcaster
     from backend.web.clients import ClientHub
     from backend.web.relay import Relay
 
-    relay = Relay(socketio, settings, client)
+    # FAST_BROADCAST: live signals written once-framed to idle websockets (backend/web/broadcast.py); the
+    # eventlet hook it needs is installed by backend/web/server.py.
+    relay = Relay(socketio, settings, client, Broadcaster(socketio) if settings.fast_broadcast else None)
     app.extensions["qs_relay"] = relay
     app.extensions["qs_clients"] = ClientHub(
         socketio, relay, client, settings.auth_tokens, settings.subscribe_rate_limit

@@ -14,6 +14,7 @@ def test_defaults_match_the_design():
     assert settings.symbols == ("BTCUSDT",) and settings.timeframe == "1m"
     assert settings.market_source == "binance" and settings.strategies == "sma_cross:fast=9,slow=21"
     assert settings.auth_tokens == () and settings.cors_origins == ()
+    assert settings.fast_broadcast is True
 
 
 def test_overrides_are_parsed():
@@ -24,12 +25,14 @@ def test_overrides_are_parsed():
             "PORT": "8080",
             "MARKET_SOURCE": "csv:data.csv",
             "CORS_ORIGINS": "https://x.example",
+            "FAST_BROADCAST": "0",
         }
     )
 
     assert settings.symbols == ("BTCUSDT", "ETHUSDT")
     assert settings.auth_tokens == ("a", "b") and settings.port == 8080
     assert settings.market_source == "csv:data.csv" and settings.cors_origins == ("https://x.example",)
+    assert settings.fast_broadcast is False
 
 
 @pytest.mark.parametrize(
@@ -45,6 +48,7 @@ def test_overrides_are_parsed():
         ({"SYMBOLS": ","}, "SYMBOLS is empty"),
         ({"SYMBOLS": "BTC/USDT"}, "SYMBOLS has invalid entries"),
         ({"BINANCE_API_URL": "api.binance.com"}, "must start with http"),
+        ({"FAST_BROADCAST": "yes"}, "FAST_BROADCAST='yes' is not a switch; set it to 1 (on) or 0 (off)"),
     ],
 )
 def test_bad_values_name_the_setting_and_the_fix(env, words):

@@ -3,9 +3,16 @@
 import json
 import subprocess
 
+import pytest
 import requests
 
 from tests.support import NodeClient, wait_until
+
+
+@pytest.fixture(params=["1", "0"], ids=["fast", "queued"])
+def base_env(base_env, request):
+    """Every test here runs with the broadcast fast path on and off (FAST_BROADCAST)."""
+    return {**base_env, "FAST_BROADCAST": request.param}
 
 
 def redis_cli_publish(redis_server, payload: str) -> None:
