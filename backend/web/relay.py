@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 ALL_ROOM = "all"
 IDLE_WAKE_S = 1.0
 MAX_BURST = 500
+# Once a message has begun to arrive, the time the rest of it may take. redis-py reads the remainder with
+# the timeout it waited with: get_message(timeout=0) on a large message half-arrived raised TimeoutError
+# and dropped the subscription (and with it the unnumbered messages published meanwhile).
+READ_TIMEOUT_S = 10.0
 HEARTBEAT_STALE_S = 5.0  # readiness fails when the loop has not beaten for this long
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 5.0
 
@@ -129,12 +133,12 @@ class Relay:
             )
             while not self._stopping:
                 self.beat()
-                message = pubsub.get_message(timeout=IDLE_WAKE_S)
+                message = _next_message(pubsub, IDLE_WAKE_S)
                 if not message:
                     continue
                 # Take what else is already buffered, so one history read serves the whole burst.
                 burst = [message]
-                while len(burst) < MAX_BURST and (more := pubsub.get_message(timeout=0)):
+                while len(burst) < MAX_BURST and (more := _next_message(pubsub, 0)):
                     burst.append(more)
                 self.handle_many([m["data"] for m in burst if m["type"] == "message"])
         finally:
@@ -235,6 +239,13 @@ class Relay:
             self.socketio.emit(EVENT_NEW_SIGNAL, signal, to=rooms, namespace="/", ignore_queue=True)
         metrics.SIGNALS_RELAYED.inc()
         _observe_lag(signal)
+
+
+def _next_message(pubsub, wait: float):
+    """The next pub/sub message: wait up to WAIT for one to begin, then give it READ_TIMEOUT_S to arrive whole."""
+    if not pubsub.connection.can_read(timeout=wait):
+        return None
+    return pubsub.get_message(timeout=READ_TIMEOUT_S)
 
 
 def _observe_lag(signal: dict) -> None:

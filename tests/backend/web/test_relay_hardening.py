@@ -173,3 +173,16 @@ def test_readiness_follows_the_loop_heartbeat(redis_client):
     relay.heartbeat -= HEARTBEAT_STALE_S + 1  # as if the loop had hung that long
 
     assert not relay.alive() and not relay.ready()
+
+
+def test_large_messages_in_a_burst_keep_the_relay_subscribed(web, connect, redis_client):
+    client = connect(web.url)
+    wait_until(lambda: client.of("welcome"), message="welcome")
+    big = b'{"type":"BUY","price":1,"x":"' + b"a" * 8_000_000 + b'"}'  # over MAX_SIGNAL_BYTES: dropped
+
+    for n in range(5):
+        redis_client.publish("quantum_signals", big)
+        redis_client.publish("quantum_signals", json.dumps({"type": "SELL", "price": 1 + n}))
+
+    assert [s["price"] for s in client.wait_signals(5, timeout=20)] == [1, 2, 3, 4, 5]
+    assert metric(web.url, "qs_relay_reconnects_total") == 0
