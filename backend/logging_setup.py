@@ -8,6 +8,7 @@ python-socketio attach to packets they reject become one line, and each kind of 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 
@@ -17,6 +18,8 @@ MAX_LINE = 300
 PEER_LOGGERS = ("engineio", "socketio")
 BURST = 5  # lines of one kind logged at once …
 REFILL_S = 10.0  # … then one more per REFILL_S seconds, with a count of those suppressed meanwhile
+# Publish tokens travel in ?token= (TradingView cannot set headers): no line shows one, whoever logs a URL.
+TOKEN_RE = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
 
 
 def _is_peer(name: str) -> bool:
@@ -24,7 +27,7 @@ def _is_peer(name: str) -> bool:
 
 
 class BoundedLogFilter(logging.Filter):
-    """Cuts long lines, folds peer tracebacks into one line, rate-limits each kind of warning."""
+    """Cuts long lines, hides tokens, folds peer tracebacks into one line, rate-limits each kind of warning."""
 
     def __init__(self, burst: int = BURST, refill_s: float = REFILL_S):
         """BURST lines of one kind at once, then one per REFILL_S seconds."""
@@ -46,6 +49,9 @@ class BoundedLogFilter(logging.Filter):
             record.msg, record.args = f"{record.getMessage()}: {type(exc).__name__}: {exc}", None
             record.exc_info, record.exc_text = None, None
         message = record.getMessage()
+        redacted = TOKEN_RE.sub(r"\1***", message)
+        if redacted != message:
+            record.msg, record.args, message = redacted, None, redacted
         if len(message) > MAX_LINE:
             record.msg, record.args = f"{message[:MAX_LINE]}… ({len(message)} chars)", None
         return True

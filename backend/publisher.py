@@ -45,6 +45,10 @@ return {1, signal}
 """
 
 
+class SignalTooLarge(InvalidSignal):
+    """A signal whose stored form would exceed MAX_SIGNAL_BYTES."""
+
+
 class Publisher:
     """Publishes signals on one channel with one history; one per process."""
 
@@ -63,15 +67,15 @@ class Publisher:
 
     def publish_signal(self, signal: Mapping[str, object]) -> dict:
         """Store and broadcast SIGNAL; return the stored signal (the earlier one for a duplicate id)."""
-        return self._publish(signal)[0]
+        return self.publish(signal)[0]
 
     def publish_if_new(self, signal: Mapping[str, object]) -> dict | None:
         """Store and broadcast SIGNAL unless its id was published before; the stored signal, None for a duplicate."""
-        stored, created = self._publish(signal)
+        stored, created = self.publish(signal)
         return stored if created else None
 
-    def _publish(self, signal: Mapping[str, object]) -> tuple[dict, bool]:
-        """Run the publish script; (stored signal, True if new, False if a duplicate id)."""
+    def publish(self, signal: Mapping[str, object]) -> tuple[dict, bool]:
+        """Store and broadcast SIGNAL unless its id was published before; (stored signal, True if it is new)."""
         validate_signal(signal)
         body = {k: v for k, v in signal.items() if k not in ("seq", "epoch")}
         body.setdefault("v", SCHEMA_VERSION)
@@ -79,7 +83,7 @@ class Publisher:
         encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         # Leave room for the seq and epoch the script prepends.
         if len(encoded.encode()) + 80 > self.max_bytes:
-            raise InvalidSignal(f"signal of {len(encoded)} bytes exceeds MAX_SIGNAL_BYTES={self.max_bytes}")
+            raise SignalTooLarge(f"signal of {len(encoded)} bytes exceeds MAX_SIGNAL_BYTES={self.max_bytes}")
         keys = [SEQ_KEY, HISTORY_KEY, EPOCH_KEY]
         if body.get("id"):
             keys.append(SENT_PREFIX + str(body["id"]))

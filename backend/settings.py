@@ -150,6 +150,8 @@ class Settings:
     http_rate_limit: str = "50/second"
     subscribe_rate_limit: str = "5/second"
     fast_broadcast: bool = True
+    publish_tokens: tuple[str, ...] = field(default=(), repr=False)
+    publish_rate_limit: str = "120/minute"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -178,6 +180,8 @@ class Settings:
             http_rate_limit=_rate(env, "HTTP_RATE_LIMIT", default["http_rate_limit"]),
             subscribe_rate_limit=_rate(env, "SUBSCRIBE_RATE_LIMIT", default["subscribe_rate_limit"]),
             fast_broadcast=_bool(env, "FAST_BROADCAST", default["fast_broadcast"]),
+            publish_tokens=_list(env, "SIGNALS_PUBLISH_TOKEN", default["publish_tokens"]),
+            publish_rate_limit=_rate(env, "PUBLISH_RATE_LIMIT", default["publish_rate_limit"]),
         )
 
 

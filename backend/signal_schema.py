@@ -33,6 +33,7 @@ DEDUPE_TTL_S = 7 * 24 * 3600
 SCANNED_PREFIX = "qs:scanned:"  # + timeframe:strategy:symbol: the open time of the last bar the scan evaluated
 SCANNED_TTL_S = 7 * 24 * 3600
 SCAN_LOCK_KEY = "qs:scan-lock"
+PUBLISH_LIMIT_PREFIX = "qs:publish-limit"  # + a publish token's hash: its PUBLISH_RATE_LIMIT window
 REDBEAT_PREFIX = "qs:redbeat:"
 
 # An exchange's market id (BTCUSDT) or ccxt's unified form (BTC/USDT, BTC/USDT:USDT).

@@ -1,17 +1,23 @@
-"""The HTTP API under /api/: /api/signals, the retained history, behind a small cache of bodies."""
+"""The HTTP API under /api/: GET /api/signals, the retained history, behind a small cache of bodies; POST
+/api/signals, the intake of outside signals (TradingView alerts, other services) through the publisher."""
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 
 import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from backend import history
+from backend.intake import normalize_signal, parse_body
+from backend.publisher import Publisher, SignalTooLarge
+from backend.signal_schema import InvalidSignal
 from backend.web.auth import bearer_token, token_ok
 from backend.web.ops import redis_down, redis_up
 from backend.web.params import MAX_STREAM_SEQ, BadRequest, parse_limit, parse_since, parse_symbol
 
+log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 CACHE_ENTRIES = 256
@@ -46,8 +52,10 @@ class BodyCache:
 
 @bp.record_once
 def _setup(state) -> None:
-    """Give the app its /api/signals cache."""
+    """Give the app its /api/signals cache and the intake's publisher."""
     state.app.extensions["qs_signals_cache"] = BodyCache()
+    publisher = Publisher.from_settings(state.app.config["SETTINGS"], state.app.extensions["qs_redis"])
+    state.app.extensions["qs_publisher"] = publisher
 
 
 def _error(status: int, message: str):
@@ -85,3 +93,39 @@ def list_signals():
         return _error(503, redis_down(exc))
     redis_up()
     return Response(body, mimetype="application/json")
+
+
+@bp.post("/signals")
+def publish_signal():
+    """Publish one outside signal: 201 with the stored signal, 200 with the earlier one for an id already published."""
+    settings = current_app.config["SETTINGS"]
+    if not settings.publish_tokens:
+        return _error(403, "publishing over HTTP is disabled: set SIGNALS_PUBLISH_TOKEN")
+    # ?token= because TradingView's webhooks cannot set headers. No URL is logged (eventlet's access log is off in
+    # server.py; the log filter masks token= in any line), so the token stays out of the logs.
+    token = bearer_token(request.headers.get("Authorization")) or request.args.get("token")
+    if not token_ok(token, settings.publish_tokens):
+        return _error(401, "unauthorized: send Authorization: Bearer <token> or ?token=<token> (SIGNALS_PUBLISH_TOKEN)")
+    try:
+        over = current_app.extensions["qs_publish_limit"].hit(token)
+    except redis.RedisError as exc:
+        return _error(503, redis_down(exc))
+    if over is not None:
+        limit, retry = over
+        message = f"rate limit exceeded: {limit} per publish token; retry after {retry} s (PUBLISH_RATE_LIMIT)"
+        return jsonify({"error": message}), 429, {"Retry-After": str(retry)}
+    raw = request.get_data(cache=False)
+    if len(raw) > settings.max_signal_bytes:
+        return _error(413, f"body of {len(raw)} bytes exceeds MAX_SIGNAL_BYTES={settings.max_signal_bytes}")
+    try:
+        signal = normalize_signal(parse_body(raw), default_source="webhook")
+        stored, created = current_app.extensions["qs_publisher"].publish(signal)
+    except SignalTooLarge as exc:
+        return _error(413, str(exc))
+    except InvalidSignal as exc:
+        return _error(400, str(exc))
+    except redis.RedisError as exc:
+        return _error(503, redis_down(exc))
+    redis_up()
+    log.info("HTTP intake: %s seq %d (%s)", "new" if created else "retry of", stored["seq"], stored.get("id", "no id"))
+    return jsonify(stored), 201 if created else 200

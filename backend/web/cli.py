@@ -10,9 +10,10 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from backend import history
+from backend.intake import normalize_signal
 from backend.publisher import Publisher
 from backend.redis_client import make_redis
-from backend.signal_schema import InvalidSignal, parse_signal, signal_id, utc_iso
+from backend.signal_schema import InvalidSignal, parse_signal, utc_iso
 
 signals_cli = AppGroup("signals", help="Publish or watch trading signals.")
 
@@ -21,7 +22,7 @@ signals_cli = AppGroup("signals", help="Publish or watch trading signals.")
 @click.option("--type", "kind", type=click.Choice(["BUY", "SELL"], case_sensitive=False), required=True)
 @click.option("--price", type=float, required=True)
 @click.option("--symbol", default="BTCUSDT", show_default=True)
-@click.option("--json", "extra", default=None, help="More fields as a JSON object.")
+@click.option("--json", "extra", default=None, help="More fields as a JSON object (those of POST /api/signals).")
 def publish_command(kind: str, price: float, symbol: str, extra: str | None):
     """Publish one signal through the project's publisher and print the stored signal."""
     settings = current_app.config["SETTINGS"]
@@ -33,23 +34,20 @@ def publish_command(kind: str, price: float, symbol: str, extra: str | None):
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--json") from None
         if not isinstance(fields, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--json")
-    now_ms = int(time.time() * 1000)
-    signal = {
-        "type": kind.upper(),
+    # Milliseconds in bar_time, hence in the derived id: two manual signals within one second are both published.
+    body = {
+        "type": kind,
         "price": price,
-        "symbol": symbol.upper(),
+        "symbol": symbol,
         "timeframe": "manual",
         "strategy": "manual",
-        "bar_time": utc_iso(now_ms),
-        "source": "manual",
+        "bar_time": utc_iso(int(time.time() * 1000), millis=True),
         **fields,
     }
-    signal.setdefault(
-        "id", signal_id(signal["symbol"], signal["strategy"], signal["timeframe"], now_ms, signal["type"])
-    )
-    publisher = Publisher.from_settings(settings, current_app.extensions["qs_redis"])
     try:
-        stored = publisher.publish_signal(signal)
+        # The HTTP intake's normalization: one way in for outside signals.
+        signal = normalize_signal(body, default_source="manual")
+        stored = Publisher.from_settings(settings, current_app.extensions["qs_redis"]).publish_signal(signal)
     except InvalidSignal as exc:
         raise click.ClickException(f"not a valid signal: {exc}") from None
     click.echo(json.dumps(stored))

@@ -1,10 +1,10 @@
 """Bounded resources for strangers at the transport level.
 
 `ConnectionLimits` (WSGI middleware, outermost): at most MAX_CONNECTIONS_PER_IP in-flight requests and open
-websockets per REMOTE_ADDR (503 over it), request bodies bigger than the largest client packet refused (413)
-without reading them, and a body that does not arrive within SOCKET_TIMEOUT cut (408); every refusal
-closes the connection. `SessionSweeper`: Engine.IO sessions that have not connected the `/` namespace
-within CONNECT_TIMEOUT are closed.
+websockets per REMOTE_ADDR (503 over it), request bodies bigger than the largest client packet (for the HTTP
+intake: MAX_SIGNAL_BYTES) refused (413) without reading them, and a body that does not arrive within
+SOCKET_TIMEOUT cut (408); every refusal closes the connection. `SessionSweeper`: Engine.IO sessions that have
+not connected the `/` namespace within CONNECT_TIMEOUT are closed.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from backend.web import metrics
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/"
+INTAKE_PATH = "/api/signals"
 
 
 class _Released:
@@ -56,11 +57,19 @@ def _body_deadline(environ, seconds: float):
 class ConnectionLimits:
     """WSGI middleware: a per-IP cap on concurrent requests (websockets included) and bounded request bodies."""
 
-    def __init__(self, app, max_per_ip: int, max_body_bytes: int, body_timeout_s: float):
-        """Wrap APP; MAX_PER_IP 0 means no cap."""
+    def __init__(
+        self,
+        app,
+        max_per_ip: int,
+        max_body_bytes: int,
+        body_timeout_s: float,
+        body_limits: dict[str, int] | None = None,
+    ):
+        """Wrap APP; MAX_PER_IP 0 means no cap; BODY_LIMITS: a larger body limit for some paths."""
         self.app = app
         self.max_per_ip = max_per_ip
         self.max_body_bytes = max_body_bytes
+        self.body_limits = body_limits or {}
         self.body_timeout_s = body_timeout_s
         # One eventlet hub runs every request: nothing switches between reading and writing a count.
         self.active: dict[str, int] = {}
@@ -113,17 +122,18 @@ class ConnectionLimits:
             return None  # eventlet answers a malformed Content-Length itself before the app runs
         if not chunked and length <= 0:
             return None
+        limit = self.body_limits.get(environ.get("PATH_INFO", ""), self.max_body_bytes)
         too_large = (
             "body_too_large",
             "413 Content Too Large",
-            f"request body larger than {self.max_body_bytes} bytes\n",
+            f"request body larger than {limit} bytes\n",
         )
-        if length > self.max_body_bytes:
+        if length > limit:
             return too_large
         incomplete = ("body_incomplete", "400 Bad Request", "request body ended before its Content-Length\n")
         try:
             with _body_deadline(environ, self.body_timeout_s):
-                body = environ["wsgi.input"].read(self.max_body_bytes + 1 if chunked else length)
+                body = environ["wsgi.input"].read(limit + 1 if chunked else length)
         except TimeoutError:  # the deadline or the socket timeout
             return (
                 "body_timeout",
@@ -132,7 +142,7 @@ class ConnectionLimits:
             )
         except (OSError, ValueError):  # a reset, or broken chunked framing
             return incomplete
-        if len(body) > self.max_body_bytes:
+        if len(body) > limit:
             return too_large
         if not chunked and len(body) < length:
             return incomplete
@@ -209,7 +219,9 @@ class SessionSweeper:
 
 def install(app, socketio, settings, max_body_bytes: int) -> None:
     """Wrap APP's WSGI callable in ConnectionLimits; keep a SessionSweeper in app.extensions for the server."""
+    # The HTTP intake takes a whole signal, up to MAX_SIGNAL_BYTES; every other body is a client packet.
+    intake = {INTAKE_PATH: max(max_body_bytes, settings.max_signal_bytes)}
     app.wsgi_app = ConnectionLimits(
-        app.wsgi_app, settings.max_connections_per_ip, max_body_bytes, settings.socket_timeout
+        app.wsgi_app, settings.max_connections_per_ip, max_body_bytes, settings.socket_timeout, intake
     )
     app.extensions["qs_session_sweeper"] = SessionSweeper(socketio, settings.connect_timeout)

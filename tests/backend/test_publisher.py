@@ -7,7 +7,7 @@ import time
 import pytest
 
 from backend import history
-from backend.publisher import Publisher
+from backend.publisher import Publisher, SignalTooLarge
 from backend.settings import Settings
 from backend.signal_schema import InvalidSignal
 
@@ -40,6 +40,15 @@ def test_duplicate_id_is_not_published_twice(redis_client, publisher):
 
     assert first is not None and again is None
     assert stored == first
+    assert history.cursor(redis_client)[1] == 1
+
+
+def test_publish_tells_a_new_signal_from_a_duplicate_in_one_step(redis_client, publisher):
+    first, created = publisher.publish({"type": "SELL", "price": 2, "id": "twice"})
+    again, created_again = publisher.publish({"type": "SELL", "price": 3, "id": "twice"})
+
+    assert (created, created_again) == (True, False)
+    assert again == first and again["price"] == 2
     assert history.cursor(redis_client)[1] == 1
 
 
@@ -81,7 +90,7 @@ def test_invalid_or_oversized_signal_is_refused_and_nothing_stored(redis_client)
 
     with pytest.raises(InvalidSignal, match='"price"'):
         publisher.publish_signal({"type": "BUY", "price": float("nan")})
-    with pytest.raises(InvalidSignal, match="exceeds MAX_SIGNAL_BYTES=200"):
+    with pytest.raises(SignalTooLarge, match="exceeds MAX_SIGNAL_BYTES=200"):
         publisher.publish_signal({"type": "BUY", "price": 1, "reason": "x" * 300})
 
     assert history.read_range(redis_client, 0) == []
