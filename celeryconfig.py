@@ -1,7 +1,7 @@
 """Celery configuration, from the project's settings (REDIS_URL, SCAN_INTERVAL)."""
 
 from backend.redis_client import strip_tls_query, tls_options
-from backend.signal_schema import REDBEAT_PREFIX
+from backend.signal_schema import NOTIFY_QUEUE, REDBEAT_PREFIX
 from tasks.config import worker_config
 
 _settings = worker_config().settings
@@ -36,6 +36,8 @@ redbeat_redis_url = broker_url
 if _tls:
     redbeat_redis_use_ssl = _tls
 redbeat_key_prefix = REDBEAT_PREFIX
+# Notifications on their own queue: a slow destination never holds a scan back (the Procfile worker consumes both).
+task_routes = {"tasks.notify.*": {"queue": NOTIFY_QUEUE}}
 beat_schedule = {
     "scan-market": {
         "task": "tasks.scan.scan_market",
@@ -43,6 +45,9 @@ beat_schedule = {
         # A scan that waited a whole interval in the queue is stale: the next one replaces it.
         "options": {"expires": float(_settings.scan_interval)},
     },
+    # Reads new history entries through the consumer group: a run that waited is replaced by the next one,
+    # and nothing is lost meanwhile (entries stay unread, or pending, in the group).
+    "notify-dispatch": {"task": "tasks.notify.dispatch", "schedule": 1.0, "options": {"expires": 5.0}},
 }
 # Beat waits for Redis (at start and after a restart) instead of exiting.
 redbeat_redis_options = {"retry_period": -1}

@@ -12,6 +12,7 @@ from backend.signal_schema import (
     DEDUPE_TTL_S,
     EPOCH_KEY,
     HISTORY_KEY,
+    NOTIFY_GROUP,
     SCHEMA_VERSION,
     SENT_PREFIX,
     SEQ_KEY,
@@ -25,12 +26,17 @@ from backend.signal_schema import (
 # A missing epoch means Redis lost its data: start a new epoch with seq and history reset.
 # The dedupe claim (KEYS[4]) is taken in the same step: a retried publish whose reply was
 # lost returns the stored signal instead of publishing it twice.
+# A history started here gets the notification dispatcher's consumer group (ARGV[7]) at its very start, so
+# after Redis lost its data no signal published before the dispatcher's next run is skipped.
 _PUBLISH_LUA = """
 local epoch = redis.call('GET', KEYS[3])
 if not epoch then
   epoch = ARGV[4]
   redis.call('SET', KEYS[3], epoch)
   redis.call('DEL', KEYS[1], KEYS[2])
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('XGROUP', 'CREATE', KEYS[2], ARGV[7], '0', 'MKSTREAM')
 end
 if #KEYS == 4 then
   local stored = redis.call('GET', KEYS[4])
@@ -87,6 +93,14 @@ class Publisher:
         keys = [SEQ_KEY, HISTORY_KEY, EPOCH_KEY]
         if body.get("id"):
             keys.append(SENT_PREFIX + str(body["id"]))
-        args = [self.channel, encoded, self.history_maxlen, new_epoch(), DEDUPE_TTL_S, body.get("symbol") or ""]
+        args = [
+            self.channel,
+            encoded,
+            self.history_maxlen,
+            new_epoch(),
+            DEDUPE_TTL_S,
+            body.get("symbol") or "",
+            NOTIFY_GROUP,
+        ]
         created, stored = self._script(keys=keys, args=args)
         return json.loads(stored), bool(created)

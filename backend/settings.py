@@ -152,6 +152,12 @@ class Settings:
     fast_broadcast: bool = True
     publish_tokens: tuple[str, ...] = field(default=(), repr=False)
     publish_rate_limit: str = "120/minute"
+    # Parsed by the worker (tasks/config.py, backend/notify.py); the web only reads the dead letters and counts.
+    notify_urls: tuple[str, ...] = field(default=(), repr=False)
+    notify_webhook_secret: str = field(default="", repr=False)
+    notify_config: str = ""
+    notify_max_age_s: int = 3600
+    notify_timeout_s: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -182,6 +188,11 @@ class Settings:
             fast_broadcast=_bool(env, "FAST_BROADCAST", default["fast_broadcast"]),
             publish_tokens=_list(env, "SIGNALS_PUBLISH_TOKEN", default["publish_tokens"]),
             publish_rate_limit=_rate(env, "PUBLISH_RATE_LIMIT", default["publish_rate_limit"]),
+            notify_urls=tuple(env.get("NOTIFY_URLS", "").split()),
+            notify_webhook_secret=env.get("NOTIFY_WEBHOOK_SECRET", "").strip(),
+            notify_config=env.get("NOTIFY_CONFIG", "").strip(),
+            notify_max_age_s=_int(env, "NOTIFY_MAX_AGE_S", default["notify_max_age_s"], 1, 7 * 24 * 3600),
+            notify_timeout_s=_int(env, "NOTIFY_TIMEOUT_S", default["notify_timeout_s"], 1, 300),
         )
 
 

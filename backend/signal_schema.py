@@ -35,6 +35,16 @@ SCANNED_TTL_S = 7 * 24 * 3600
 SCAN_LOCK_KEY = "qs:scan-lock"
 PUBLISH_LIMIT_PREFIX = "qs:publish-limit"  # + a publish token's hash: its PUBLISH_RATE_LIMIT window
 REDBEAT_PREFIX = "qs:redbeat:"
+# Notifications (docs/architecture.md, "Notifications"): the dispatcher reads HISTORY_KEY as this consumer group.
+NOTIFY_GROUP = "notify"
+NOTIFY_QUEUE = "notify"  # the Celery queue of the dispatcher and the deliveries
+NOTIFY_STATS_KEY = "qs:notify:stats"  # hash: "<kind>:<sent|retried|dead>" -> count (read by the web's /metrics)
+NOTIFY_DEAD_KEY = "qs:notify:dead"  # stream of dead letters (capped at NOTIFY_DEAD_MAXLEN)
+NOTIFY_DEAD_MAXLEN = 1000
+NOTIFY_RESEND_KEY = "qs:notify:resend"  # list: dead letters put back by `flask notify resend`, drained by dispatch
+NOTIFY_SLOW_PREFIX = "qs:notify:slow:"  # + destination id: set while it times out or refuses connections
+NOTIFY_SLOW_TTL_S = 60
+NOTIFY_PROBE_PREFIX = "qs:notify:probe:"  # + destination id: the one attempt in flight to a slow destination
 
 # An exchange's market id (BTCUSDT) or ccxt's unified form (BTC/USDT, BTC/USDT:USDT).
 SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9/:._-]{0,31}")

@@ -12,5 +12,5 @@ try:  # fail at start-up, with the reason, rather than on the first scan
 except ConfigError as exc:
     raise SystemExit(f"configuration error: {exc}") from None
 
-app = Celery("quantum_signals", include=["tasks.scan"])
+app = Celery("quantum_signals", include=["tasks.scan", "tasks.notify"])
 app.config_from_object("celeryconfig")

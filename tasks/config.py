@@ -1,10 +1,11 @@
-"""The worker's configuration: the settings (MARKET_SOURCE already parsed) and STRATEGIES parsed once."""
+"""The worker's configuration: the settings (MARKET_SOURCE already parsed), STRATEGIES and destinations parsed once."""
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
 
+from backend.notify import Destination, load_destinations
 from backend.settings import ConfigError, Settings, load_settings
 from tasks.strategies import Strategy, StrategyError, parse_strategies
 
@@ -15,15 +16,20 @@ class WorkerConfig:
 
     settings: Settings
     strategies: tuple[Strategy, ...]
+    destinations: tuple[Destination, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
-        """Parse the strategies of SETTINGS; raise ConfigError naming STRATEGIES when they are invalid."""
+        """Parse the strategies and destinations of SETTINGS; raise ConfigError naming the variable when invalid."""
         try:
             strategies = parse_strategies(settings.strategies)
         except StrategyError as exc:
             raise ConfigError(f"STRATEGIES={settings.strategies!r}: {exc}") from None
-        return cls(settings, tuple(strategies))
+        return cls(settings, tuple(strategies), load_destinations(settings))
+
+    def destination(self, destination_id: str) -> Destination | None:
+        """The configured destination of that id, None when it is no longer configured."""
+        return next((d for d in self.destinations if d.id == destination_id), None)
 
 
 @functools.cache

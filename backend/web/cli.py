@@ -1,4 +1,4 @@
-"""`flask signals …`: publish a signal by hand or tail the live channel."""
+"""`flask signals …`: publish a signal by hand or tail the live channel; `flask notify …`: the dead letters."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from backend import history
+from backend import history, notify
 from backend.intake import normalize_signal
 from backend.publisher import Publisher
 from backend.redis_client import make_redis
@@ -77,6 +77,43 @@ def tail_command(since: int | None):
         click.echo(json.dumps(signal), nl=True)
 
 
+notify_cli = AppGroup("notify", help="Notifications that gave up: list them, send them again.")
+
+
+@notify_cli.command("dead")
+def dead_command():
+    """List the dead-lettered notifications, oldest first, one per line."""
+    letters = notify.dead_letters(current_app.extensions["qs_redis"])
+    if not letters:
+        click.echo("no dead letters")
+    for letter in letters:
+        try:
+            signal = json.loads(letter.get("sig", ""))
+            what = f"{signal.get('epoch')}:{signal.get('seq')} {signal.get('type')} {signal.get('symbol', '')}".strip()
+        except ValueError:
+            what = "?"
+        click.echo(
+            f"{letter['id']}  {letter.get('at')}  {letter.get('kind')} {letter.get('target')}  {what}  "
+            f"attempts={letter.get('attempts')}  {letter.get('error')}"
+        )
+
+
+@notify_cli.command("resend")
+@click.option("--all", "everything", is_flag=True, help="Every dead letter.")
+@click.argument("ids", nargs=-1)
+def resend_command(everything: bool, ids: tuple[str, ...]):
+    """Send dead letters (IDS as `flask notify dead` lists them, or --all) again through the notify queue."""
+    if not everything and not ids:
+        raise click.UsageError("give dead-letter ids (see `flask notify dead`) or --all")
+    # Back on the durable list the dispatcher drains: the web never imports or queues Celery tasks itself.
+    moved = notify.resend(current_app.extensions["qs_redis"], None if everything else set(ids))
+    click.echo(f"queued {len(moved)} dead letter(s) for delivery again")
+    missing = sorted(set(ids) - set(moved))
+    if missing:
+        raise click.ClickException(f"no dead letter {', '.join(missing)}")
+
+
 def init_app(app: Flask) -> None:
-    """Register the `signals` command group."""
+    """Register the `signals` and `notify` command groups."""
     app.cli.add_command(signals_cli)
+    app.cli.add_command(notify_cli)

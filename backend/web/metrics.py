@@ -1,6 +1,11 @@
-"""Prometheus metrics of the web process."""
+"""Prometheus metrics of the web process, and the notification counts the workers keep in Redis."""
 
-from prometheus_client import Counter, Gauge, Histogram
+import redis
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from backend import notify
+from backend.signal_schema import NOTIFY_DEAD_KEY
 
 SIGNALS_RELAYED = Counter("qs_signals_relayed_total", "Signals emitted to Socket.IO clients by this relay")
 SIGNALS_REPLAYED = Counter("qs_signals_replayed_total", "Signals sent from history to recovering clients")
@@ -30,3 +35,34 @@ BROADCAST_DELIVERIES = Counter(
     "transport, queued, busy, blocked, failed",
     ["path"],
 )
+
+
+class NotifyCollector:
+    """Notification counts of every worker (qs:notify:stats) and the dead letters kept, read at each scrape."""
+
+    def __init__(self, client: redis.Redis):
+        """Read through CLIENT."""
+        self.client = client
+
+    def collect(self):
+        """The families; nothing when Redis does not answer (the scrape still gets the process's own metrics)."""
+        try:
+            counts, dead = notify.stats(self.client), self.client.xlen(NOTIFY_DEAD_KEY)
+        except redis.RedisError:
+            return
+        deliveries = CounterMetricFamily(
+            "qs_notify_deliveries",
+            "Notification attempts by destination kind and outcome (sent, retried, dead), across all workers",
+            labels=["kind", "outcome"],
+        )
+        for (kind, outcome), value in sorted(counts.items()):
+            deliveries.add_metric([kind, outcome], value)
+        yield deliveries
+        yield GaugeMetricFamily("qs_notify_dead_letters", "Dead-lettered notifications kept (flask notify dead)", dead)
+
+
+def notify_metrics(client: redis.Redis) -> bytes:
+    """Prometheus text of NotifyCollector: the workers count in Redis, since their own registries are not scraped."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NotifyCollector(client))
+    return generate_latest(registry)

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from backend.signal_schema import LAST_SCAN_KEY
+from backend.web.metrics import notify_metrics
 from backend.web.relay import HEARTBEAT_STALE_S
 
 log = logging.getLogger(__name__)
@@ -85,5 +86,6 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    """Prometheus text."""
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    """Prometheus text: this process's metrics, then the notification counts kept in Redis."""
+    body = generate_latest() + notify_metrics(current_app.extensions["qs_redis"])
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,289 @@
+"""Notification tasks: the dispatcher (history's consumer group → one delivery per signal and destination) and delivery.
+
+docs/architecture.md, "Notifications": at least once. The dispatcher acknowledges history entries only after their
+deliveries are queued, so a crash in between queues them again (same Idempotency-Key), never loses them.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import functools
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis
+import requests
+
+from backend import notify
+from backend.history import decode_entry
+from backend.notify import Destination
+from backend.redis_client import make_redis
+from backend.signal_schema import (
+    HISTORY_KEY,
+    NOTIFY_GROUP,
+    NOTIFY_PROBE_PREFIX,
+    NOTIFY_QUEUE,
+    NOTIFY_RESEND_KEY,
+    NOTIFY_SLOW_PREFIX,
+    NOTIFY_SLOW_TTL_S,
+)
+from tasks.celery import app
+from tasks.config import worker_config
+
+log = logging.getLogger(__name__)
+# Apprise's own lines can quote a service's tokens (a chat id, a webhook path); ours name the redacted label.
+logging.getLogger("apprise").setLevel(logging.CRITICAL)
+
+CONSUMER = "dispatcher"
+CLAIM_IDLE_MS = 60_000  # a dispatcher that read entries and did not ack them within this is taken to be dead
+BATCH = 500
+DISPATCH_BUDGET_S = 0.8  # a run ends before the next one is due
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 300.0
+RETRY_STATUSES = frozenset({408, 425, 429})
+SLOW_AFTER_S = 1.0  # an attempt still waiting after this marks its destination slow
+
+
+@functools.cache
+def _client() -> redis.Redis:
+    return make_redis(worker_config().settings.redis_url)
+
+
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    """A session per thread (keep-alive to each webhook); `-P threads` workers share the process."""
+    if not hasattr(_local, "session"):
+        _local.session = requests.Session()
+    return _local.session
+
+
+def _emitted(signal: dict) -> float | None:
+    try:
+        return datetime.fromisoformat(str(signal.get("emitted_at"))).timestamp()
+    except ValueError:
+        return None
+
+
+@app.task(name="tasks.notify.dispatch", ignore_result=True)
+def dispatch() -> int:
+    """Queue the deliveries of new (and stale pending) history entries and of resent dead letters; return how many."""
+    client = _client()
+    queued = _drain_resends(client)
+    deadline = time.monotonic() + DISPATCH_BUDGET_S
+    entries = _claim_stale(client)
+    while True:
+        entries += _read_new(client)
+        if not entries:
+            return queued
+        queued += _enqueue(client, entries)
+        if time.monotonic() > deadline:
+            return queued
+        entries = []
+
+
+def _create_group(client: redis.Redis) -> None:
+    # No group on an existing history: notifications are new to it, so they start from now. (A history the
+    # publisher starts gets the group at its first entry, so after Redis lost its data nothing is skipped.)
+    try:
+        client.xgroup_create(HISTORY_KEY, NOTIFY_GROUP, id="$", mkstream=True)
+        log.info("created the consumer group %r on %s", NOTIFY_GROUP, HISTORY_KEY)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _read_new(client: redis.Redis) -> list:
+    try:
+        reply = client.xreadgroup(NOTIFY_GROUP, CONSUMER, {HISTORY_KEY: ">"}, count=BATCH)
+    except redis.ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
+        _create_group(client)
+        return []
+    return list(reply[0][1]) if reply else []
+
+
+def _claim_stale(client: redis.Redis) -> list:
+    try:
+        reply = client.xautoclaim(HISTORY_KEY, NOTIFY_GROUP, CONSUMER, CLAIM_IDLE_MS, "0-0", count=BATCH)
+    except redis.ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
+        return []
+    # Entries trimmed from the capped history while pending come back as ids only: ack them too.
+    deleted = reply[2] if len(reply) > 2 else []
+    if deleted:
+        log.warning("%d pending history entries were trimmed before their notifications were queued", len(deleted))
+        client.xack(HISTORY_KEY, NOTIFY_GROUP, *deleted)
+    return list(reply[1])
+
+
+def _enqueue(client: redis.Redis, entries: list) -> int:
+    config = worker_config()
+    max_age = config.settings.notify_max_age_s
+    queued, ids = 0, []
+    for entry_id, fields in entries:
+        ids.append(entry_id)
+        signal = decode_entry(fields or {})
+        if signal is None or not config.destinations:
+            continue
+        since = _emitted(signal) or time.time()
+        if time.time() - since > max_age:  # e.g. notifications switched on over an old backlog
+            log.info("not notifying seq %s: older than NOTIFY_MAX_AGE_S=%d", signal.get("seq"), max_age)
+            continue
+        for destination in config.destinations:
+            if destination.matches(signal):
+                deliver.apply_async((destination.id, fields["sig"], since), queue=NOTIFY_QUEUE)
+                queued += 1
+    client.xack(HISTORY_KEY, NOTIFY_GROUP, *ids)
+    return queued
+
+
+def _drain_resends(client: redis.Redis) -> int:
+    letters = client.lrange(NOTIFY_RESEND_KEY, 0, BATCH - 1)
+    for text in letters:
+        letter = json.loads(text)
+        # A resend is a new attempt: its age counts from now, not from the old signal.
+        deliver.apply_async((letter["dest"], letter["sig"], time.time()), queue=NOTIFY_QUEUE)
+    if letters:
+        # Trimmed after queueing (a crash in between resends twice, never zero times); later pushes go to the tail.
+        client.ltrim(NOTIFY_RESEND_KEY, len(letters), -1)
+        log.info("queued %d resent dead letters", len(letters))
+    return len(letters)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt's result: delivered, worth retrying (after RETRY_AFTER seconds if the destination said), or not."""
+
+    ok: bool
+    retry: bool = False
+    error: str = ""
+    retry_after: float | None = None
+    slow: bool = False  # timed out or refused the connection
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def post_webhook(destination: Destination, raw: str, secret: str, timeout: float) -> Outcome:
+    """POST the stored signal, signed; classify the answer."""
+    body = raw.encode("utf-8")
+    signal = json.loads(raw)
+    headers = {
+        "Content-Type": "application/json",
+        notify.IDEMPOTENCY_HEADER: f"{signal.get('epoch')}:{signal.get('seq')}",
+        notify.SIGNATURE_HEADER: notify.signature_header(secret, body),
+        "User-Agent": "quantum-signals-notify/1",
+    }
+    try:
+        # No redirects: requests would turn a 301/302 POST into a GET without the body.
+        answer = _session().post(destination.url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        return Outcome(False, retry=True, error=type(exc).__name__, slow=True)
+    except requests.RequestException as exc:
+        return Outcome(False, error=type(exc).__name__)
+    answer.close()
+    if 200 <= answer.status_code < 300:
+        return Outcome(True)
+    error = f"HTTP {answer.status_code}"
+    if answer.status_code >= 500 or answer.status_code in RETRY_STATUSES:
+        return Outcome(False, retry=True, error=error, retry_after=_retry_after(answer.headers.get("Retry-After")))
+    return Outcome(False, error=error)
+
+
+def send_apprise(destination: Destination, raw: str, timeout: float) -> Outcome:
+    """Send the human message through Apprise; any failure is retried (Apprise does not say which failures last)."""
+    import apprise
+
+    sender = apprise.Apprise()
+    sender.add(destination.url)
+    result = sender.notify(body=notify.message(json.loads(raw)), timeout=timeout)
+    if result:
+        return Outcome(True)
+    return Outcome(False, retry=True, error=f"apprise {getattr(result, 'status', 'failed')}")
+
+
+def _backoff(retries: int) -> float:
+    """Exponential with equal jitter: half the step fixed, half random, so retries of one outage spread out."""
+    step = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**retries)
+    return step / 2 + random.uniform(0, step / 2)
+
+
+def _attempt(client: redis.Redis, destination: Destination, raw: str) -> Outcome:
+    settings = worker_config().settings
+    slow_key, probe_key = NOTIFY_SLOW_PREFIX + destination.id, NOTIFY_PROBE_PREFIX + destination.id
+    token, lease_s = uuid.uuid4().hex, settings.notify_timeout_s * 2 + 5
+    # A destination that hangs or refuses gets one attempt at a time (the probe): the others wait their turn
+    # without holding a worker process, so it cannot take every process from the destinations that answer.
+    slow = bool(client.exists(slow_key))
+    if slow and not client.set(probe_key, token, nx=True, ex=lease_s):
+        return Outcome(False, retry=True, error="destination slow, one attempt already in flight")
+
+    def mark_slow():  # this attempt hangs: hold the probe now, before the next attempts take more processes
+        client.set(slow_key, 1, ex=NOTIFY_SLOW_TTL_S)
+        client.set(probe_key, token, nx=True, ex=lease_s)
+
+    marker = threading.Timer(SLOW_AFTER_S, mark_slow)
+    marker.start()
+    try:
+        if destination.kind == notify.WEBHOOK:
+            outcome = post_webhook(destination, raw, settings.notify_webhook_secret, settings.notify_timeout_s)
+        else:
+            outcome = send_apprise(destination, raw, settings.notify_timeout_s)
+    finally:
+        marker.cancel()
+        marker.join()
+        if client.get(probe_key) == token:
+            client.delete(probe_key)
+    if outcome.slow:
+        client.set(slow_key, 1, ex=NOTIFY_SLOW_TTL_S)
+    elif slow and outcome.ok:
+        client.delete(slow_key)
+    return outcome
+
+
+@app.task(name="tasks.notify.deliver", bind=True, ignore_result=True, max_retries=None, acks_late=True)
+def deliver(self, destination_id: str, raw: str, since: float) -> None:
+    """Deliver one stored signal to one destination; retry until NOTIFY_MAX_AGE_S after SINCE, then dead-letter."""
+    config, client = worker_config(), _client()
+    attempts = self.request.retries + 1
+    destination = config.destination(destination_id)
+    if destination is None:
+        notify.add_dead_letter(client, destination_id, "unknown", "?", raw, "destination no longer configured", 1)
+        log.warning("notification for destination %s dead-lettered: no longer configured", destination_id)
+        return
+    outcome = _attempt(client, destination, raw)
+    if outcome.ok:
+        notify.count(client, destination.kind, "sent")
+        return
+    error = outcome.error
+    if outcome.retry:
+        delay = outcome.retry_after if outcome.retry_after is not None else _backoff(self.request.retries)
+        if time.time() + delay <= since + config.settings.notify_max_age_s:
+            notify.count(client, destination.kind, "retried")
+            log.info("notification to %s failed (%s); retry %d in %.1f s", destination.label, error, attempts, delay)
+            raise self.retry(countdown=delay)
+        error += f"; gave up {config.settings.notify_max_age_s} s (NOTIFY_MAX_AGE_S) after the signal"
+    letter = notify.add_dead_letter(client, destination.id, destination.kind, destination.label, raw, error, attempts)
+    log.warning(
+        "notification to %s dead-lettered as %s after %d attempts: %s", destination.label, letter, attempts, error
+    )
