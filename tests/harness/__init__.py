@@ -3,5 +3,5 @@
 Modules by concern: `ports` (free_port), `polling` (wait_until), `processes` (ServerProcess, WebServer,
 CeleryProcess, the Procfile's command lines), `redis` (TLS Redis, redis-cli, the project's publisher),
 `exchange` (the loopback Binance-compatible server, in-process or as a process), `clients` (RecordingClient,
-NodeClient).
+NodeClient), `receiver` (a recording HTTP receiver of notifications).
 """

@@ -1,7 +1,13 @@
-"""A notification receiver on 127.0.0.1: records every POST; answers each path by a plan, or hangs."""
+"""A notification receiver on 127.0.0.1: records every POST; answers each path by a plan, or hangs.
+
+`python -m tests.harness.receiver --port 8099` prints what it gets (the `make run` demo of NOTIFY_URLS).
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -22,8 +28,8 @@ class Received:
 class Receiver:
     """A real HTTP server in a thread; `plan(path, [(status, headers), …])` answers the next requests of a path."""
 
-    def __init__(self):
-        """Listen on a free port; serving starts at once."""
+    def __init__(self, port: int = 0, on_request=None):
+        """Listen on PORT (0: a free one); serving starts at once; ON_REQUEST(Received) is called for each."""
         self.requests: list[Received] = []
         self.plans: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self.hanging: set[str] = set()
@@ -42,7 +48,10 @@ class Receiver:
                     hang = path in receiver.hanging
                     plan = receiver.plans.get(path)
                     status, headers = (plan.pop(0) if plan else (200, {})) if not hang else (None, {})
-                    receiver.requests.append(Received(at, path, dict(self.headers.items()), body, status))
+                    received = Received(at, path, dict(self.headers.items()), body, status)
+                    receiver.requests.append(received)
+                if on_request:
+                    on_request(received)
                 if hang:
                     receiver.released.wait(120)  # until the test ends: the caller's read timeout must cut it
                     self.close_connection = True
@@ -56,7 +65,7 @@ class Receiver:
             def log_message(self, format, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, name="receiver", daemon=True)
@@ -92,3 +101,30 @@ class Receiver:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _print(received: Received) -> None:
+    try:
+        body = json.loads(received.body)
+        text = body.get("message") if isinstance(body, dict) and "message" in body else json.dumps(body)
+    except ValueError:
+        text = received.body.decode(errors="replace")
+    key = received.headers.get("Idempotency-Key")
+    print(f"{received.path}{f'  [{key}]' if key else ''}  {text}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print every notification received until SIGINT/SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.receiver", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8099)
+    args = parser.parse_args(argv)
+    done = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: done.set())
+    with Receiver(args.port, _print) as receiver:
+        print(f"receiving notifications at {receiver.url('/')}", flush=True)
+        done.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from backend import notify
-from backend.signal_schema import HISTORY_KEY, NOTIFY_GROUP, NOTIFY_QUEUE, NOTIFY_SLOW_PREFIX
+from backend.signal_schema import EPOCH_KEY, HISTORY_KEY, NOTIFY_GROUP, NOTIFY_QUEUE, NOTIFY_SLOW_PREFIX
 from tests.harness.polling import wait_until
 from tests.harness.processes import ROOT
 from tests.harness.receiver import Receiver
@@ -94,6 +94,22 @@ def test_a_webhook_gets_each_signal_once_signed_in_order(notify_stack, publisher
         check_signed(request, request.body)
         assert request.headers["Content-Type"] == "application/json"
         assert request.headers["Idempotency-Key"] == f"{signal['epoch']}:{signal['seq']}"
+
+
+def test_no_signal_is_missed_while_no_worker_runs_nor_across_an_epoch_reset(
+    notify_stack, publisher, redis_client, receiver
+):
+    before = [publisher.publish_signal(make_signal(n)) for n in range(2)]  # no worker, no dispatcher yet
+    notify_stack(NOTIFY_URLS=receiver.url("/hook"))
+    wait_until(lambda: len(receiver.received()) == 2, 30, message="the backlog")
+
+    redis_client.delete(EPOCH_KEY)  # Redis lost its data: the next publish starts a new epoch and history
+    after = publisher.publish_signal(make_signal(3))
+
+    wait_until(lambda: len(receiver.received()) == 3, 15, message="the first signal of the new epoch")
+    keys = [r.headers["Idempotency-Key"] for r in receiver.received()]
+    assert keys == [f"{s['epoch']}:{s['seq']}" for s in [*before, after]]
+    assert after["seq"] == 1 and after["epoch"] != before[0]["epoch"]
 
 
 def test_apprise_and_filters_from_the_config_file(notify_stack, publisher, redis_client, receiver, tmp_path):
