@@ -45,7 +45,10 @@ CLAIM_IDLE_MS = 60_000  # a dispatcher that read entries and did not ack them wi
 BATCH = 500
 DISPATCH_BUDGET_S = 0.8  # a run ends before the next one is due
 BACKOFF_BASE_S = 1.0
-BACKOFF_CAP_S = 300.0
+# A Celery ETA longer than the Redis broker's visibility timeout (celeryconfig: at least 300 s) is delivered a
+# second time: longer waits (a long Retry-After) are taken in steps of at most this.
+MAX_COUNTDOWN_S = 240.0
+BACKOFF_CAP_S = MAX_COUNTDOWN_S
 RETRY_STATUSES = frozenset({408, 425, 429})
 SLOW_AFTER_S = 1.0  # an attempt still waiting after this marks its destination slow
 
@@ -262,8 +265,11 @@ def _attempt(client: redis.Redis, destination: Destination, raw: str) -> Outcome
 
 
 @app.task(name="tasks.notify.deliver", bind=True, ignore_result=True, max_retries=None, acks_late=True)
-def deliver(self, destination_id: str, raw: str, since: float) -> None:
+def deliver(self, destination_id: str, raw: str, since: float, not_before: float = 0.0) -> None:
     """Deliver one stored signal to one destination; retry until NOTIFY_MAX_AGE_S after SINCE, then dead-letter."""
+    wait = not_before - time.time()
+    if wait > 0:  # the rest of a long wait
+        raise self.retry(countdown=min(wait, MAX_COUNTDOWN_S), kwargs={"not_before": not_before})
     config, client = worker_config(), _client()
     attempts = self.request.retries + 1
     destination = config.destination(destination_id)
@@ -281,7 +287,7 @@ def deliver(self, destination_id: str, raw: str, since: float) -> None:
         if time.time() + delay <= since + config.settings.notify_max_age_s:
             notify.count(client, destination.kind, "retried")
             log.info("notification to %s failed (%s); retry %d in %.1f s", destination.label, error, attempts, delay)
-            raise self.retry(countdown=delay)
+            raise self.retry(countdown=min(delay, MAX_COUNTDOWN_S), kwargs={"not_before": time.time() + delay})
         error += f"; gave up {config.settings.notify_max_age_s} s (NOTIFY_MAX_AGE_S) after the signal"
     letter = notify.add_dead_letter(client, destination.id, destination.kind, destination.label, raw, error, attempts)
     log.warning(
