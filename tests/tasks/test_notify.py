@@ -112,6 +112,21 @@ def test_no_signal_is_missed_while_no_worker_runs_nor_across_an_epoch_reset(
     assert after["seq"] == 1 and after["epoch"] != before[0]["epoch"]
 
 
+def test_an_entry_read_by_a_dispatcher_that_died_is_delivered(notify_stack, publisher, redis_client, receiver):
+    lost = publisher.publish_signal(make_signal(1))
+    # A dispatcher read the entry and died before queueing its deliveries: it stays pending in the group. Its
+    # idle time is set past the reclaim threshold (XCLAIM … IDLE), as if two minutes had gone by.
+    redis_client.xreadgroup(NOTIFY_GROUP, "crashed", {HISTORY_KEY: ">"}, count=1)
+    redis_client.xclaim(HISTORY_KEY, NOTIFY_GROUP, "crashed", 0, [f"{lost['seq']}-0"], idle=120_000)
+    notify_stack(NOTIFY_URLS=receiver.url("/hook"))
+    later = publisher.publish_signal(make_signal(2))
+
+    wait_until(lambda: len(receiver.received()) >= 2, 30, message="both signals")
+    wait_until(lambda: settled(redis_client), 10, message="the dispatcher settled")
+    keys = sorted(r.headers["Idempotency-Key"] for r in receiver.received())
+    assert keys == sorted(f"{s['epoch']}:{s['seq']}" for s in (lost, later))
+
+
 def test_apprise_and_filters_from_the_config_file(notify_stack, publisher, redis_client, receiver, tmp_path):
     config = tmp_path / "notify.toml"
     config.write_text(
