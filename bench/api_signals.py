@@ -19,6 +19,7 @@ from backend.embedded_redis import EmbeddedRedis
 from backend.publisher import Publisher
 from backend.redis_client import make_redis
 from bench.procs import Child, stop_all
+from tests.harness.polling import wait_until
 from tests.harness.ports import free_port
 
 # wsgi.py with the cache switched off: the same monkey-patching first, the same server.
@@ -39,16 +40,17 @@ def start_web(name: str, args: list[str], redis_url: str) -> tuple[Child, str]:
     env = {"REDIS_URL": redis_url, "PORT": str(port), "HTTP_RATE_LIMIT": "1000000/second", "PYTHONUNBUFFERED": "1"}
     child = Child(args, name, env=env).start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+
+    def ready() -> bool:
         try:
-            if requests.get(url + "/readyz", timeout=1).status_code == 200:
-                return child, url
+            return requests.get(url + "/readyz", timeout=1).status_code == 200
         except requests.RequestException:
-            pass
-        if not child.alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"{name} not ready; log {child.log_path}:\n{child.log()[-2000:]}")
-        time.sleep(0.05)
+            return False
+
+    wait_until(lambda: ready() or not child.alive(), 30, 0.05, f"{name} ready")
+    if not child.alive():
+        raise RuntimeError(f"{name} exited; log {child.log_path}:\n{child.log()[-2000:]}")
+    return child, url
 
 
 def rate(session: requests.Session, url: str, count: int) -> float:

@@ -1,7 +1,6 @@
 """Every way of running the web app relays: `python wsgi.py`, another server of `wsgi:app`, an in-process app."""
 
 import sys
-import time
 
 import pytest
 import requests
@@ -22,7 +21,9 @@ eventlet.wsgi.server(eventlet.listen(("127.0.0.1", int(sys.argv[1]))), app, log_
 
 
 def test_start_logs_no_deprecation_warning(web):
-    time.sleep(1)  # the first seconds of the log, beyond readiness
+    # Eventlet warns when it is imported, the first thing wsgi.py does; the relay subscribes after the app is
+    # built. So once the relay's line is in the log, the start-up part of the log is complete.
+    wait_until(lambda: "relay subscribed" in web.log(), message="the relay's start line")
 
     assert "Deprecat" not in web.log(), web.log()[:3000]
 
