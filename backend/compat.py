@@ -204,11 +204,54 @@ class MaxWaitRetry(Retry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
-def redbeat_maybe_due_kwargs(scheduler) -> dict:
-    """The keyword arguments RedBeat's own `tick` passes to `maybe_due` for SCHEDULER (a RedBeatScheduler).
+def restart_safe_redbeat_scheduler():
+    """RedBeat's scheduler class, with a `tick` that waits out a Redis restart instead of exiting the beat.
 
-    Reaches into redbeat's private `RedBeatScheduler._maybe_due_kwargs` (the producer, under the name this Celery
-    expects): RestartSafeRedBeatScheduler.tick (tasks/beat_scheduler.py) is a copy of RedBeat's tick that survives a
-    Redis restart, and must send due entries exactly as the original does.
+    Stock RedBeat's tick extends its lock and raises when Redis lost it, which ends the beat process. This
+    subclass's tick is a copy of RedBeat's that re-takes a lost lock, re-seeds a lost schedule and retries while
+    Redis is down. The copy reaches into RedBeat's undocumented parts: `redbeat.schedulers.get_redis`,
+    `app.redbeat_conf.schedule_key`, the scheduler's `lock`, `lock_key`, `lock_timeout` and the private
+    `_maybe_due_kwargs` (what RedBeat's own tick passes to `maybe_due`). Built on demand so that importing this
+    module (the web process does) never imports RedBeat.
     """
-    return scheduler._maybe_due_kwargs
+    import logging
+
+    import redis
+    from redbeat import RedBeatScheduler
+    from redbeat.schedulers import get_redis
+    from redis.exceptions import LockError
+
+    log = logging.getLogger("tasks.beat_scheduler")
+
+    class RestartSafeRedBeatScheduler(RedBeatScheduler):
+        """RedBeat that waits out a Redis outage, re-takes a lost lock and re-seeds a lost schedule."""
+
+        def tick(self, min=min, **kwargs):
+            """One beat: hold the lock, restore the schedule if Redis lost it, send what is due."""
+            try:
+                if self.lock_key and not self._hold_lock():
+                    return self.max_interval  # another beat schedules; stand by
+                if not get_redis(self.app).exists(self.app.redbeat_conf.schedule_key):
+                    log.warning("beat: the schedule is gone from Redis (restarted without data); restoring it")
+                    self.setup_schedule()
+                remaining = [self.maybe_due(entry, **self._maybe_due_kwargs) for entry in self.schedule.values()]
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("beat: Redis unavailable (%s); retrying", exc)
+                return 1.0
+            return min([t for t in remaining if t] + [self.max_interval])
+
+        def _hold_lock(self) -> bool:
+            """Extend our lock; when Redis lost it, try to take it again without blocking."""
+            if self.lock is None:
+                self.lock = get_redis(self.app).lock(self.lock_key, timeout=self.lock_timeout)
+            try:
+                self.lock.extend(int(self.lock_timeout), replace_ttl=True)
+                return True
+            except LockError:
+                if self.lock.acquire(blocking=False):
+                    log.warning("beat: re-acquired the scheduling lock after Redis lost it")
+                    return True
+                return False
+
+    RestartSafeRedBeatScheduler.__module__ = "tasks.beat_scheduler"
+    return RestartSafeRedBeatScheduler

@@ -352,21 +352,24 @@ def test_max_wait_retry():
     )
 
 
-def test_redbeat_maybe_due_kwargs():
-    hook = "redbeat_maybe_due_kwargs"
+def test_restart_safe_redbeat_scheduler():
+    hook = "restart_safe_redbeat_scheduler"
     from celery import Celery
     from redbeat import RedBeatScheduler
 
-    require(
-        "self._maybe_due_kwargs" in inspect.getsource(RedBeatScheduler.tick),
-        hook,
-        "RedBeat's own tick no longer passes _maybe_due_kwargs: compare tasks/beat_scheduler.py's copy of it",
-    )
+    cls = call(hook, compat.restart_safe_redbeat_scheduler)
+    require(issubclass(cls, RedBeatScheduler) and cls.tick is not RedBeatScheduler.tick, hook, "no tick of ours")
+    source = inspect.getsource(RedBeatScheduler.tick)
+    for name in ("self._maybe_due_kwargs", "self.lock"):
+        require(name in source, hook, f"RedBeat's own tick no longer uses {name}: compare our copy of it")
     app = Celery("compat-test", broker="memory://", set_as_current=False)
     app.conf.redbeat_redis_url = "redis://127.0.0.1:1/0"  # never reached: the scheduler is lazy
     try:
-        scheduler = RedBeatScheduler(app, lazy=True)
-        kwargs = call(hook, compat.redbeat_maybe_due_kwargs, scheduler)
+        scheduler = cls(app, lazy=True)
+        for name in ("lock", "lock_key", "lock_timeout", "_maybe_due_kwargs"):
+            require(hasattr(scheduler, name), hook, f"RedBeatScheduler.{name} is gone")
+        require(isinstance(app.redbeat_conf.schedule_key, str), hook, "RedBeat's app.redbeat_conf.schedule_key is gone")
+        kwargs = scheduler._maybe_due_kwargs
         require(
             isinstance(kwargs, dict) and kwargs.get("producer") is scheduler.producer,
             hook,
