@@ -1,23 +1,20 @@
 """Outside signals (TradingView alerts, other services, the CLI) turned into contract signals: pure, no I/O.
 
-One function per step, shared by `POST /api/signals` and `flask signals publish`: parse_body reads the raw
-bytes as JSON, normalize_signal checks the fields and normalizes what outside senders send differently from
+Shared by `POST /api/signals` and `flask signals publish` (the body is decoded by signal_schema.decode_json):
+normalize_signal checks the fields and normalizes what outside senders send differently from
 the project's publisher (a lower-case type, a price as a numeric string, a lower-case symbol, a local time).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
 
 from backend.signal_schema import (
     InvalidSignal,
-    _reject_constant,
-    _short,
+    shorten,
     signal_id,
     valid_symbol,
-    validate_signal,
 )
 
 FIELDS = ("type", "price", "symbol", "timeframe", "strategy", "bar_time", "reason", "indicators", "id", "source")
@@ -30,25 +27,13 @@ MAX_NUMBER_CHARS = 64
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def parse_body(raw: bytes) -> object:
-    """RAW (an HTTP body, whatever its content type) as a JSON value; raise InvalidSignal with the reason."""
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError as exc:
-        raise InvalidSignal(f"body is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except RecursionError:
-        raise InvalidSignal("body JSON is nested too deeply") from None
-    except ValueError as exc:
-        raise InvalidSignal(f"body is not JSON: {_short(str(exc), 120)}") from None
-
-
 def normalize_signal(body: object, default_source: str) -> dict:
     """The contract signal of an outside BODY; raise InvalidSignal naming what is wrong."""
     if not isinstance(body, dict):
         raise InvalidSignal(f"signal must be a JSON object, got {type(body).__name__}")
     unknown = [name for name in body if name not in FIELDS]
     if unknown:
-        shown = ", ".join(_short(name, 40) for name in unknown[:5]) + (", …" if len(unknown) > 5 else "")
+        shown = ", ".join(shorten(name, 40) for name in unknown[:5]) + (", …" if len(unknown) > 5 else "")
         raise InvalidSignal(f"unknown fields {shown}; a signal has only {', '.join(FIELDS)}")
     signal = dict(body)
     if isinstance(signal.get("type"), str):
@@ -66,31 +51,30 @@ def normalize_signal(body: object, default_source: str) -> dict:
     bar_ms = None
     if "bar_time" in signal:
         signal["bar_time"], bar_ms = _bar_time(signal["bar_time"])
-    signal.setdefault("source", default_source)
-    validate_signal(signal)
+    signal.setdefault("source", default_source)  # the publisher runs the contract's full check
     if "id" not in signal and bar_ms is not None and all(k in signal for k in ("symbol", "timeframe", "strategy")):
         signal["id"] = signal_id(signal["symbol"], signal["strategy"], signal["timeframe"], bar_ms, signal["type"])
     return signal
 
 
 def _number(name: str, value: object) -> object:
-    """VALUE, or the float of a numeric string; anything else is left for validate_signal to refuse."""
+    """VALUE, or the float of a numeric string; anything else is left for the publisher's check to refuse."""
     if not isinstance(value, str):
         return value
     if len(value) > MAX_NUMBER_CHARS or not NUMBER_RE.fullmatch(value):
-        raise InvalidSignal(f'signal "{name}" must be a number or a numeric string, got {_short(value)}')
+        raise InvalidSignal(f'signal "{name}" must be a number or a numeric string, got {shorten(value)}')
     return float(value)
 
 
 def _symbol(value: object) -> str:
     if not isinstance(value, str) or not value.isascii() or not valid_symbol(value.upper()):
-        raise InvalidSignal(f'signal "symbol" must be a symbol such as BTCUSDT or BTC/USDT, got {_short(value)}')
+        raise InvalidSignal(f'signal "symbol" must be a symbol such as BTCUSDT or BTC/USDT, got {shorten(value)}')
     return value.upper()
 
 
 def _label(name: str, value: object, limit: int) -> None:
     if not isinstance(value, str) or not 1 <= len(value) <= limit or not value.isprintable():
-        raise InvalidSignal(f'signal "{name}" must be printable text of 1-{limit} characters, got {_short(value)}')
+        raise InvalidSignal(f'signal "{name}" must be printable text of 1-{limit} characters, got {shorten(value)}')
 
 
 def _indicators(value: object) -> dict:
@@ -98,10 +82,10 @@ def _indicators(value: object) -> dict:
         raise InvalidSignal(f'signal "indicators" must be an object of numbers, got {type(value).__name__}')
     indicators = {}
     for key, item in value.items():
-        name = f"indicators[{_short(key, 40)}]"
+        name = f"indicators[{shorten(key, 40)}]"
         number = _number(name, item)
         if isinstance(number, bool) or not isinstance(number, (int, float)):
-            raise InvalidSignal(f'signal "{name}" must be a number or a numeric string, got {_short(item)}')
+            raise InvalidSignal(f'signal "{name}" must be a number or a numeric string, got {shorten(item)}')
         indicators[key] = number
     return indicators
 
@@ -110,14 +94,14 @@ def _bar_time(value: object) -> tuple[str, int]:
     """(ISO-8601 UTC text with Z, epoch milliseconds) of an ISO-8601 VALUE with a time zone."""
     hint = 'signal "bar_time" must be ISO-8601 with a time zone, e.g. 2026-11-25T16:42:00Z'
     if not isinstance(value, str) or len(value) > 64:
-        raise InvalidSignal(f"{hint}, got {_short(value)}")
+        raise InvalidSignal(f"{hint}, got {shorten(value)}")
     try:
         moment = datetime.fromisoformat(value)
         if moment.tzinfo is None:  # a local time of an unknown zone would shift the bar and its id
             raise ValueError("no time zone")
         moment = moment.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise InvalidSignal(f"{hint}, got {_short(value)}") from None
+        raise InvalidSignal(f"{hint}, got {shorten(value)}") from None
     moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
     text = moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds").replace("+00:00", "Z")
     return text, (moment - EPOCH) // timedelta(milliseconds=1)

@@ -115,16 +115,19 @@ def parse_signal(raw: bytes | str, max_bytes: int) -> dict:
         raw = raw.encode("utf-8", "surrogatepass")
     if len(raw) > max_bytes:
         raise InvalidSignal(f"message of {len(raw)} bytes exceeds MAX_SIGNAL_BYTES={max_bytes}")
+    return validate_signal(decode_json(raw, "message"))
+
+
+def decode_json(raw: bytes, what: str) -> object:
+    """RAW as a JSON value (NaN/Infinity refused); raise InvalidSignal saying what about WHAT was wrong."""
     try:
-        text = raw.decode("utf-8")
-        signal = json.loads(text, parse_constant=_reject_constant)
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
-        raise InvalidSignal(f"message is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+        raise InvalidSignal(f"{what} is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     except RecursionError:
-        raise InvalidSignal("message JSON is nested too deeply") from None
+        raise InvalidSignal(f"{what} JSON is nested too deeply") from None
     except ValueError as exc:
-        raise InvalidSignal(f"message is not JSON: {_short(str(exc), 120)}") from None
-    return validate_signal(signal)
+        raise InvalidSignal(f"{what} is not JSON: {shorten(str(exc), 120)}") from None
 
 
 def validate_signal(signal: object) -> dict:
@@ -133,21 +136,21 @@ def validate_signal(signal: object) -> dict:
         raise InvalidSignal(f"signal must be a JSON object, got {type(signal).__name__}")
     kind = signal.get("type")
     if kind not in (SignalType.BUY.value, SignalType.SELL.value):
-        raise InvalidSignal(f'signal "type" must be "BUY" or "SELL", got {_short(kind)}')
+        raise InvalidSignal(f'signal "type" must be "BUY" or "SELL", got {shorten(kind)}')
     price = signal.get("price")
     if isinstance(price, bool) or not isinstance(price, (int, float)):
         raise InvalidSignal(f'signal "price" must be a JSON number, got {type(price).__name__}')
     if not 0 < price <= sys.float_info.max:  # NaN, ±inf, and ints a float (a browser) cannot hold
-        raise InvalidSignal(f'signal "price" must be finite and > 0, got {_short(price)}')
+        raise InvalidSignal(f'signal "price" must be finite and > 0, got {shorten(price)}')
     symbol = signal.get("symbol")
     if symbol is not None and not isinstance(symbol, str):
         raise InvalidSignal(f'signal "symbol" must be a string, got {type(symbol).__name__}')
     seq = signal.get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_SEQ):
-        raise InvalidSignal(f'signal "seq" must be a positive integer up to 2**63-1, got {_short(seq)}')
+        raise InvalidSignal(f'signal "seq" must be a positive integer up to 2**63-1, got {shorten(seq)}')
     epoch = signal.get("epoch")
     if epoch is not None and not (isinstance(epoch, str) and EPOCH_RE.fullmatch(epoch)):
-        raise InvalidSignal(f'signal "epoch" must be 1-64 letters, digits or ._:-, got {_short(epoch)}')
+        raise InvalidSignal(f'signal "epoch" must be 1-64 letters, digits or ._:-, got {shorten(epoch)}')
     _check_values(signal)
     return signal
 
@@ -188,7 +191,7 @@ def _check_text(text: str) -> None:
         ) from None
 
 
-def _short(value: object, limit: int = 60) -> str:
+def shorten(value: object, limit: int = 60) -> str:
     """repr of VALUE cut to LIMIT characters: error messages and logs quote what strangers sent."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_ABS_INT:
         return "an integer of over 64 digits"  # repr of a huge int is slow, or refused past 4,300 digits

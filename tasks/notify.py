@@ -6,7 +6,6 @@ deliveries are queued, so a crash in between queues them again (same Idempotency
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import json
 import logging
@@ -19,6 +18,8 @@ from datetime import datetime
 
 import redis
 import requests
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
 
 from backend import notify
 from backend.history import decode_entry
@@ -175,15 +176,12 @@ class Outcome:
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), parsed as the exchange client does."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
+        return Retry().parse_retry_after(value)
+    except InvalidHeader:
         return None
 
 

@@ -10,9 +10,9 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from backend import history
-from backend.intake import normalize_signal, parse_body
+from backend.intake import normalize_signal
 from backend.publisher import Publisher, SignalTooLarge
-from backend.signal_schema import InvalidSignal
+from backend.signal_schema import InvalidSignal, decode_json
 from backend.web.auth import bearer_token, token_ok
 from backend.web.ops import redis_down, redis_up
 from backend.web.params import MAX_STREAM_SEQ, BadRequest, parse_limit, parse_since, parse_symbol
@@ -118,7 +118,7 @@ def publish_signal():
     if len(raw) > settings.max_signal_bytes:
         return _error(413, f"body of {len(raw)} bytes exceeds MAX_SIGNAL_BYTES={settings.max_signal_bytes}")
     try:
-        signal = normalize_signal(parse_body(raw), default_source="webhook")
+        signal = normalize_signal(decode_json(raw, "body"), default_source="webhook")
         stored, created = current_app.extensions["qs_publisher"].publish(signal)
     except SignalTooLarge as exc:
         return _error(413, str(exc))

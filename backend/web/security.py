@@ -36,18 +36,10 @@ MAX_HOST_SHOWN = 253  # the longest DNS name: the error echoes no more of a host
 
 
 def init_app(app: Flask) -> None:
-    """Add the security headers to every response; wrap the whole WSGI app in the ALLOWED_HOSTS check."""
-    app.after_request(add_security_headers)
+    """Wrap the whole WSGI app: the ALLOWED_HOSTS check, and the security headers on every response."""
     # Wraps whatever is there, Socket.IO included: /socket.io/ is checked, and its answers (made outside
     # Flask, so after_request never sees them) get the headers too.
     app.wsgi_app = HostCheck(app.wsgi_app, app.config["SETTINGS"].allowed_hosts)
-
-
-def add_security_headers(response):
-    """Set the security headers unless the view set its own."""
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
 
 
 def split_host(host: str) -> str:
