@@ -32,7 +32,7 @@ def backtest(path: str, specs: list[str], symbol: str) -> list[dict]:
     timeframe = timeframe_of(candles.open_time)
     fired = []
     for order, strategy in enumerate(strategies):
-        for decision in strategy.decisions(candles.close):
+        for decision in strategy.decisions(candles):
             fired.append((decision.index, order, make_signal(symbol, timeframe, strategy, decision, candles, "csv")))
     return [signal for _index, _order, signal in sorted(fired, key=lambda item: item[:2])]
 

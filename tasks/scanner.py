@@ -90,7 +90,7 @@ class MarketScanner:
                 cursor_key = f"{SCANNED_PREFIX}{self.timeframe}:{strategy.spec}:{symbol}"
                 first = self._first_unscanned(cursor_key, candles)
                 gave_up = False
-                for decision in strategy.decisions(candles.close, start=first):
+                for decision in strategy.decisions(candles, start=first):
                     signal = make_signal(symbol, self.timeframe, strategy, decision, candles, self.source.name)
                     stale_at = int(candles.close_time[-1]) / 1000 + timeframe_ms(self.timeframe) / 1000
                     try:

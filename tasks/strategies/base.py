@@ -157,9 +157,19 @@ class Strategy(ABC):
         values = {key: _rounded(line[index]) for key, line in lines.items()}
         return Decision(index, kind, self._reason(kind), values)
 
-    def decisions(self, close: np.ndarray, start: int = 0) -> list[Decision]:
-        """Every decision at bars start.. of close, oldest first (indicators still use all bars)."""
-        close = as_prices(close)
+    def series(self, candles) -> dict[str, np.ndarray]:
+        """Indicator series by name over CANDLES (a Candles, or an array of closes), NaN where undefined.
+
+        These are the lines a chart draws and the keys of Decision.indicators.
+        """
+        return self._lines(as_prices(getattr(candles, "close", candles)))
+
+    def decisions(self, candles, start: int = 0) -> list[Decision]:
+        """Every decision at bars start.. of CANDLES (a Candles, or an array of closes), oldest first.
+
+        Indicators still use all bars.
+        """
+        close = as_prices(getattr(candles, "close", candles))
         lines = self._lines(close)
         buy, sell = self._events(lines, close)
         fired = np.flatnonzero(buy | sell)
