@@ -164,6 +164,13 @@ class Strategy(ABC):
         """
         return self._lines(as_prices(getattr(candles, "close", candles)))
 
+    def panes(self) -> dict[str, str]:
+        """Where a chart draws each series: "price" over the candles, else the label of a pane below them.
+
+        Series sharing a label share a pane. By default all of a strategy's series share one pane named by its spec.
+        """
+        return dict.fromkeys(self.series(np.ones(2)), self.spec)
+
     def decisions(self, candles, start: int = 0) -> list[Decision]:
         """Every decision at bars start.. of CANDLES (a Candles, or an array of closes), oldest first.
 

@@ -51,6 +51,9 @@ class _AverageCross(_LineCross):
     def _labels(self):
         return f"{self.label}({self.fast})", f"{self.label}({self.slow})"
 
+    def panes(self):
+        return dict.fromkeys(self.series(np.ones(2)), "price")
+
     def _lines(self, close):
         prefix = self.label.lower()
         return {f"{prefix}_fast": self.average(close, self.fast), f"{prefix}_slow": self.average(close, self.slow)}
@@ -96,6 +99,9 @@ class MacdCross(_LineCross):
     def _labels(self):
         return f"MACD({self.fast},{self.slow})", f"signal({self.signal})"
 
+    def panes(self):
+        return dict.fromkeys(("macd", "signal", "hist"), f"MACD({self.fast},{self.slow},{self.signal})")
+
     def _lines(self, close):
         line, signal, hist = macd(close, self.fast, self.slow, self.signal)
         return {"macd": line, "signal": signal, "hist": hist}
@@ -129,6 +135,9 @@ class RsiBands(Strategy):
 
     def _settle_bars(self) -> int:
         return settle_bars(1 / self.period)
+
+    def panes(self):
+        return {"rsi": f"RSI({self.period})"}
 
     def _lines(self, close):
         return {"rsi": rsi(close, self.period)}

@@ -94,3 +94,12 @@ def test_one_decorated_class_adds_a_strategy(registry, short_closes):
     assert [s.spec for s in strategies] == ["breakout:period=10", "sma_cross:fast=9,slow=21"]
     assert all(d.type == SignalType.BUY for d in strategies[0].decisions(short_closes))
     assert "breakout:period=20" in str(pytest.raises(ValueError, parse_strategy, "nope").value)
+
+
+def test_panes_put_averages_on_price_and_oscillators_below():
+    strategies = parse_strategies("sma_cross;macd;rsi")
+    assert strategies[0].panes() == {"sma_fast": "price", "sma_slow": "price"}
+    assert set(strategies[1].panes().values()) == {"MACD(12,26,9)"}
+    assert strategies[2].panes() == {"rsi": "RSI(14)"}
+    for strategy in strategies:
+        assert set(strategy.panes()) == set(strategy.series(np.linspace(1, 2, 60)))
