@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -22,6 +23,8 @@ SETTLED_WEIGHT = 1e-9
 # |a - b| at or below this fraction of the scale counts as a tie (0): on a flat market the
 # two lines are equal and only rounding noise, whose sign depends on summation order, is left.
 TIE = 1e-12
+# A parameter's value as a spec writes it.
+NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 
 REGISTRY: dict[str, type[Strategy]] = {}
 
@@ -37,7 +40,7 @@ class Decision:
     index: int
     type: SignalType
     reason: str
-    indicators: dict[str, float] = field(hash=False)
+    indicators: dict[str, float | None] = field(hash=False)
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
@@ -58,6 +61,20 @@ def crossings(d: np.ndarray, scale: np.ndarray | float) -> tuple[np.ndarray, np.
     return up, down
 
 
+def level_crossings(x: np.ndarray, lower: float, upper: float) -> tuple[np.ndarray, np.ndarray]:
+    """Masks (buy, sell): x crossed up through lower, or down through upper (the rsi rule)."""
+    # Ties are judged against the levels' scale, whatever the price (RSI lives on 0-100).
+    scale = max(abs(lower), abs(upper))
+    buy, _ = crossings(x - lower, scale)
+    _, sell = crossings(x - upper, scale)
+    return buy, sell
+
+
+def closes(candles) -> np.ndarray:
+    """The closes of CANDLES (a Candles, or already an array of closes) as a 1-D float array."""
+    return as_prices(getattr(candles, "close", candles))
+
+
 def settle_bars(alpha: float) -> int:
     """Bars after which a seed smoothed with factor alpha weighs less than SETTLED_WEIGHT."""
     return 0 if alpha >= 1 else math.ceil(math.log(SETTLED_WEIGHT) / math.log(1 - alpha))
@@ -75,13 +92,17 @@ def _shown(value) -> str:
     return repr(value)
 
 
-def _rounded(value: float) -> float:
-    """A plain float with 10 significant digits, whatever the price scale."""
-    return float(f"{value:.10g}")
+def _rounded(value: float) -> float | None:
+    """A plain float with 10 significant digits, whatever the price scale; None where undefined (JSON null)."""
+    value = float(value)
+    return float(f"{value:.10g}") if math.isfinite(value) else None
 
 
 class Strategy(ABC):
-    """Turns an array of closed-bar closes into BUY/SELL decisions."""
+    """Turns closed bars (Candles, or an array of closes for the presets) into BUY/SELL decisions.
+
+    Your own strategies derive from `tasks.strategies.CandleStrategy` (docs/strategies.md).
+    """
 
     name: ClassVar[str]
     # Parameter defaults in canonical order; an int default marks a period (a whole number).
@@ -96,6 +117,10 @@ class Strategy(ABC):
         for key, value in self.params.items():
             setattr(self, key, value)
         self._check()
+        self._check_fits()
+
+    def _check_fits(self) -> None:
+        """Raise StrategyError if the first decision needs more bars than a scan can fetch."""
         if self.min_bars > MAX_LOOKBACK:
             raise StrategyError(
                 f"{self.spec} needs {self.min_bars} bars before its first decision, "
@@ -124,7 +149,8 @@ class Strategy(ABC):
     @property
     def spec(self) -> str:
         """Canonical spec: name, then every parameter in definition order."""
-        return self.name + ":" + ",".join(f"{k}={format_number(v)}" for k, v in self.params.items())
+        params = ",".join(f"{k}={format_number(v)}" for k, v in self.params.items())
+        return f"{self.name}:{params}" if params else self.name
 
     @property
     @abstractmethod
@@ -140,13 +166,17 @@ class Strategy(ABC):
         """Recommended number of bars to fetch for a live decision (at most MAX_LOOKBACK)."""
         return min(MAX_LOOKBACK, self.min_bars + self._settle_bars())
 
-    @abstractmethod
     def _lines(self, close: np.ndarray) -> dict[str, np.ndarray]:
-        """Indicator series by name; these names are the keys of Decision.indicators."""
+        """Indicator series by name over the closes; a strategy reading more than closes overrides series()."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither series() nor _lines()")
 
-    @abstractmethod
     def _events(self, lines: dict[str, np.ndarray], close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Masks (buy, sell) over the bars of lines (close gives the price scale)."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither _signals() nor _events()")
+
+    def _signals(self, candles, lines: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Masks (buy, sell) over the bars of CANDLES, given their series LINES."""
+        return self._events(lines, closes(candles))
 
     @abstractmethod
     def _reason(self, kind: SignalType) -> str:
@@ -162,7 +192,7 @@ class Strategy(ABC):
 
         These are the lines a chart draws and the keys of Decision.indicators.
         """
-        return self._lines(as_prices(getattr(candles, "close", candles)))
+        return self._lines(closes(candles))
 
     def panes(self) -> dict[str, str]:
         """Where a chart draws each series: "price" over the candles, else the label of a pane below them.
@@ -176,9 +206,8 @@ class Strategy(ABC):
 
         Indicators still use all bars.
         """
-        close = as_prices(getattr(candles, "close", candles))
-        lines = self._lines(close)
-        buy, sell = self._events(lines, close)
+        lines = self.series(candles)
+        buy, sell = self._signals(candles, lines)
         fired = np.flatnonzero(buy | sell)
         return [
             self._decision(lines, i, SignalType.BUY if buy[i] else SignalType.SELL)

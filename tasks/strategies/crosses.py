@@ -10,7 +10,7 @@ import numpy as np
 
 from backend.signal_schema import SignalType
 
-from .base import Strategy, StrategyError, crossings, format_number, register, settle_bars
+from .base import Strategy, StrategyError, crossings, format_number, level_crossings, register, settle_bars
 from .indicators import ema, macd, rsi, sma
 
 
@@ -143,10 +143,7 @@ class RsiBands(Strategy):
         return {"rsi": rsi(close, self.period)}
 
     def _events(self, lines, close):
-        # RSI lives on a 0-100 scale whatever the price, so ties are judged against 100.
-        buy, _ = crossings(lines["rsi"] - self.lower, 100.0)
-        _, sell = crossings(lines["rsi"] - self.upper, 100.0)
-        return buy, sell
+        return level_crossings(lines["rsi"], self.lower, self.upper)
 
     def _reason(self, kind: SignalType) -> str:
         if kind == SignalType.BUY:

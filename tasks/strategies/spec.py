@@ -1,18 +1,19 @@
-"""Parse strategy specs such as 'sma_cross:fast=5; rsi' into Strategy objects."""
+"""Parse strategy specs such as 'sma_cross:fast=5; level:of=RSI(14),lower=30,upper=70' into Strategy objects."""
 
 from __future__ import annotations
 
-import re
-
 from . import crosses  # noqa: F401  (registers the built-in strategies)
-from .base import REGISTRY, Strategy, StrategyError
+from .base import NUMBER, REGISTRY, Strategy, StrategyError
+from .custom import load_strategy
+from .generic import Cross, Level, split_args
 
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+GENERIC = {"cross": Cross, "level": Level}
+FORMS = "cross:fast=<A>,slow=<B>; level:of=<A>,lower=L,upper=U; py:<module>.<Class>[:key=value,…]"
 
 
 def known_specs() -> str:
-    """Every registered strategy with its defaults, for error messages."""
-    return "; ".join(cls().spec for cls in REGISTRY.values())
+    """Every spec form: the presets with their defaults, then the generic ones, for error messages."""
+    return "; ".join(cls().spec for cls in REGISTRY.values()) + "; " + FORMS
 
 
 def parse_strategies(text: str) -> list[Strategy]:
@@ -40,22 +41,30 @@ def _parse(spec: str) -> Strategy:
     name = name.strip().lower()
     if not name:
         raise StrategyError(f"no strategy name; expected one of: {known_specs()}")
+    if name in GENERIC:
+        return GENERIC[name].parse(args)
+    if name == "py":
+        path, _, args = args.partition(":")
+        return load_strategy(path, _numbers(args, None))
     cls = REGISTRY.get(name)
     if cls is None:
         raise StrategyError(f"unknown strategy {name!r}; valid: {known_specs()}")
+    return cls(**_numbers(args, cls))
+
+
+def _numbers(args: str, cls: type[Strategy] | None) -> dict[str, float]:
+    """The key=number items of ARGS; with CLS, keys are checked against its parameters."""
     params: dict[str, float] = {}
-    for item in args.split(","):
-        if not item.strip():
-            continue
+    for item in split_args(args):
         key, equals, raw = (part.strip() for part in item.partition("="))
         key = key.lower()
         if not equals or not key:
             raise StrategyError(f"expected key=value, got {item.strip()!r}")
-        if key not in cls.defaults:
-            raise StrategyError(f"unknown parameter {key!r} for {name}; valid: {', '.join(cls.defaults)}")
+        if cls is not None and key not in cls.defaults:
+            raise StrategyError(f"unknown parameter {key!r} for {cls.name}; valid: {', '.join(cls.defaults)}")
         if key in params:
             raise StrategyError(f"parameter {key!r} given twice")
-        if not _NUMBER.fullmatch(raw):
+        if not NUMBER.fullmatch(raw):
             raise StrategyError(f"{key}={raw!r} is not a number")
         params[key] = float(raw)
-    return cls(**params)
+    return params
