@@ -30,6 +30,12 @@ class CandleStrategy(Strategy):
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = f"py:{cls.__module__}.{cls.__qualname__}"
+        clashes = [key for key in cls.defaults if hasattr(CandleStrategy, key)]
+        if clashes:
+            raise TypeError(
+                f"parameter {clashes[0]!r} of {cls.__qualname__} would hide CandleStrategy.{clashes[0]}; "
+                "name it differently (e.g. period)"
+            )
 
     def _checked(self, key: str, value: float) -> int | float:
         if isinstance(self.defaults[key], int):
@@ -69,6 +75,8 @@ class CandleStrategy(Strategy):
         buy, sell = (np.asarray(mask, dtype=bool) for mask in self.signals(candles, lines))
         if buy.shape != (len(candles),) or sell.shape != (len(candles),):
             raise StrategyError(f"{self.spec}: signals() must return two masks of {len(candles)} values")
+        early = slice(0, max(self.min_bars - 1, 0))  # as for every strategy: no decision before min_bars bars
+        buy[early] = sell[early] = False
         return buy, sell
 
     def _reason(self, kind: SignalType) -> str:
