@@ -69,9 +69,12 @@ class CandleStrategy(Strategy):
         """Every series in one pane named by the spec; override to draw some on "price"."""
         return dict.fromkeys(self.series(_flat_candles(max(self.min_bars, 2))), self.spec)
 
-    def _signals(self, candles, lines):
+    def decisions(self, candles, start: int = 0):
         if not hasattr(candles, "high"):
             raise StrategyError(f"{self.spec} is given Candles, not an array of closes")
+        return super().decisions(candles, start)
+
+    def _signals(self, candles, lines):
         buy, sell = (np.asarray(mask, dtype=bool) for mask in self.signals(candles, lines))
         if buy.shape != (len(candles),) or sell.shape != (len(candles),):
             raise StrategyError(f"{self.spec}: signals() must return two masks of {len(candles)} values")
