@@ -72,7 +72,8 @@ class _OperandStrategy(Strategy):
         return max(o.settle for o in self.operands)
 
     def series(self, candles) -> dict[str, np.ndarray]:
-        return {o.label: o.compute(candles) for o in self.operands}
+        computed: dict = {}
+        return {o.label: o.compute(candles, computed) for o in self.operands}
 
     def panes(self) -> dict[str, str]:
         return {o.label: o.pane for o in self.operands}

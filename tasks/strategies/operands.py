@@ -6,6 +6,7 @@ import difflib
 import math
 import os
 import re
+import threading
 from dataclasses import dataclass
 from functools import cache
 
@@ -24,6 +25,7 @@ _WILDER = {"RSI", "RMA", "ATR", "NATR", "CMO", "DX", "ADX", "ADXR", "PLUS_DI", "
 _WILDER |= {"STOCHRSI"}
 # TA-Lib's MA types (matype): 1 EMA, 3 DEMA, 4 TEMA, 6 KAMA, 7 MAMA and 8 T3 remember every bar they saw.
 _RECURSIVE_MATYPES = {1: 1, 3: 2, 4: 3, 6: 0, 7: 0, 8: 6}
+_THREAD = threading.local()
 
 
 @cache
@@ -117,8 +119,11 @@ class Operand:
             return "price" if self.price != "volume" else "volume"
         return self.call
 
-    def compute(self, candles) -> np.ndarray:
-        """The series over CANDLES (a Candles, or an array of closes when only the close is read)."""
+    def compute(self, candles, computed: dict | None = None) -> np.ndarray:
+        """The series over CANDLES (a Candles, or an array of closes when only the close is read).
+
+        COMPUTED, when given, keeps each function call's result so outputs of one call are computed once.
+        """
         columns = {}
         for name in set(self.inputs):
             if name == "close":
@@ -129,13 +134,23 @@ class Operand:
                 raise StrategyError(f"{self.label} reads {name}: give it Candles, not an array of closes")
         if self.function is None:
             return columns[self.price]
-        n = len(columns["close"] if "close" in columns else next(iter(columns.values())))
-        for name in PRICES:
-            columns.setdefault(name, np.zeros(n))  # abstract functions check every column they might read
-        result = abstract.Function(self.function, **self.params)(columns)
+        computed = {} if computed is None else computed
+        if self.call not in computed:
+            n = len(next(iter(columns.values())))
+            for name in PRICES:
+                columns.setdefault(name, np.zeros(n))  # abstract functions check every column they might read
+            computed[self.call] = self._function()(columns)
+        result = computed[self.call]
         if isinstance(result, list):
             result = result[_info(self.function)["output_names"].index(self.output)]
         return np.asarray(result, dtype=np.float64)
+
+    def _function(self) -> abstract.Function:
+        """This thread's TA-Lib abstract Function for the call (one holds its inputs while it runs)."""
+        functions = _THREAD.__dict__.setdefault("functions", {})
+        if self.call not in functions:
+            functions[self.call] = abstract.Function(self.function, **self.params)
+        return functions[self.call]
 
 
 def parse_operand(text: str) -> Operand:

@@ -134,3 +134,9 @@ def test_a_bad_py_spec_names_what_is_wrong(on_path, spec, message):
 def test_a_candle_strategy_is_given_candles_not_closes(on_path, closes):
     with pytest.raises(StrategyError, match="is given Candles, not an array of closes"):
         parse_strategy("py:breakout.Breakout").decisions(closes)
+
+
+def test_the_docs_show_the_example_file_as_it_is():
+    docs = (EXAMPLES.parent / "strategies.md").read_text()
+
+    assert "```python\n" + (EXAMPLES / "breakout.py").read_text() + "```" in docs

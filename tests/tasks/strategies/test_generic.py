@@ -186,3 +186,16 @@ def test_the_classes_are_exported():
     assert isinstance(parse_strategy("cross:fast=EMA(9),slow=close"), Cross)
     assert isinstance(parse_strategy("level:of=RSI(14),lower=30,upper=70"), Level)
     assert np.isnan(parse_strategy("cross:fast=EMA(9),slow=close").series(np.arange(5.0))["EMA(9)"]).all()
+
+
+def test_threads_computing_at_once_get_their_own_results(candles):
+    from concurrent.futures import ThreadPoolExecutor
+
+    strategy = parse_strategy("cross:fast=MACD(12,26,9).macd,slow=MACD(12,26,9).macdsignal")
+    windows = [candles[i * 300 : i * 300 + 600] for i in range(8)]
+    alone = [strategy.decisions(w) for w in windows]
+
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(strategy.decisions, windows * 4))
+
+    assert together == alone * 4
