@@ -204,3 +204,39 @@ def assert_contract(signal: object) -> None:
     assert isinstance(frame, str), "a signal must never become a binary packet"
     frame.encode("utf-8")
     assert packet.Packet(encoded_packet=frame).data == ["new_signal", signal], "python-socketio cannot decode it"
+
+
+# Strategy specs as an operator might mistype them: the parsers' own characters, names and numbers, spliced.
+SPEC_PIECES = st.sampled_from(
+    [
+        "cross:",
+        "level:",
+        "py:",
+        "sma_cross",
+        "rsi",
+        "fast=",
+        "slow=",
+        "of=",
+        "lower=",
+        "upper=",
+        "EMA",
+        "BBANDS",
+        "MACD",
+        "close",
+        "(",
+        ")",
+        ",",
+        ".",
+        ".upperband",
+        "=",
+        ":",
+        ";",
+        "9",
+        "2.5",
+        "-1",
+        "0",
+        "1e3",
+        " ",
+    ]
+)
+SPEC_TEXT = st.one_of(st.lists(SPEC_PIECES, max_size=16).map("".join), TEXT)
