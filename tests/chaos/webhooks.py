@@ -129,7 +129,12 @@ class DestinationTally:
     repeats: int  # accepted again under the same key (allowed: at least once)
     stray: list[str]  # accepted keys never produced
     mismatched: list[str]  # a body whose epoch:seq or id is not its key's
-    lags: list[float]  # publish → first acceptance, seconds
+    timed: list[tuple[float, float]]  # (publish time, seconds from publish to first acceptance)
+
+    @property
+    def lags(self) -> list[float]:
+        """Seconds from publish to first acceptance, per signal."""
+        return [lag for _at, lag in self.timed]
 
 
 def tally_destination(hooks: Webhooks, path: str, expected: Expected) -> DestinationTally:
@@ -153,7 +158,7 @@ def tally_destination(hooks: Webhooks, path: str, expected: Expected) -> Destina
         sum(n - 1 for n in counts.values()),
         sorted(set(counts) - set(wanted)),
         mismatched,
-        [first[k] - at for k, (_id, at) in wanted.items() if k in first],
+        [(at, first[k] - at) for k, (_id, at) in wanted.items() if k in first],
     )
 
 
