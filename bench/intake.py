@@ -1,0 +1,151 @@
+"""`python -m bench.intake`: the POST /api/signals rate at which the relay's p99 lag to a Socket.IO client stays
+under 100 ms.
+
+A private redis-server and `python wsgi.py` as deployed (PUBLISH_RATE_LIMIT and HTTP_RATE_LIMIT raised out of
+the way); POSTERS processes post signals on keep-alive connections at a paced total rate, while this process
+holds one python-socketio client and times each signal from its `emitted_at` (the publish step in Redis) to
+its arrival. The rate steps up ×1.5 from 20/s, STEP_S seconds a step, until a step fails: p99 ≥ 100 ms, an
+accepted rate under 90 % of the target, or a signal lost. A run's figure is the accepted signals/s of its last
+passing step; RUNS runs give the median and the spread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
+
+import numpy as np
+import requests
+import socketio
+
+from backend.embedded_redis import EmbeddedRedis
+from bench.api_signals import start_web
+from bench.procs import stop_all
+
+TOKEN = "bench-publish-token"
+LAG_LIMIT_MS = 100.0
+START_RATE, FACTOR = 20.0, 1.5
+
+
+def post_at(url: str, rate: float, seconds: float, prefix: str) -> tuple[int, int]:
+    """In a poster process: POST RATE signals a second for SECONDS on one connection; (sent, accepted)."""
+    session = requests.Session()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    start, sent, accepted = time.monotonic(), 0, 0
+    while time.monotonic() - start < seconds:
+        body = {"id": f"{prefix}-{sent}", "type": "buy", "price": 100 + sent % 50, "symbol": "BTCUSDT"}
+        try:
+            accepted += session.post(url, json=body, headers=headers, timeout=10).status_code == 201
+        except requests.RequestException:
+            pass
+        sent += 1
+        time.sleep(max(0.0, start + sent / rate - time.monotonic()))  # pacing the load, not waiting
+    return sent, accepted
+
+
+class Listener:
+    """One Socket.IO client: every signal's lag from emitted_at to arrival, in ms, by seq."""
+
+    def __init__(self, url: str):
+        """Connect (websocket) and start recording."""
+        self.lock = threading.Lock()
+        self.lags: dict[int, float] = {}
+        self.sio = socketio.Client(reconnection=False)
+        self.sio.on("new_signal", self._on_signal)
+        self.sio.connect(url, transports=["websocket"], wait_timeout=10)
+
+    def _on_signal(self, data) -> None:
+        now = time.time()
+        emitted = datetime.fromisoformat(data["emitted_at"]).timestamp()
+        with self.lock:
+            self.lags[data["seq"]] = (now - emitted) * 1000
+
+    def since(self, seq: int) -> dict[int, float]:
+        """Lags of the signals after SEQ."""
+        with self.lock:
+            return {s: lag for s, lag in self.lags.items() if s > seq}
+
+
+def step(url: str, listener: Listener, posters: ProcessPoolExecutor, count: int, rate: float, seconds: float):
+    """One step at RATE: (accepted/s, p99 ms, p50 ms, lost)."""
+    last = max(listener.since(0), default=0)
+    prefix = f"bench-{time.time_ns()}"
+    futures = [posters.submit(post_at, url, rate / count, seconds, f"{prefix}-{n}") for n in range(count)]
+    accepted = sum(f.result()[1] for f in futures)
+    deadline = time.monotonic() + 10
+    while len(listener.since(last)) < accepted and time.monotonic() < deadline:
+        time.sleep(0.05)  # the last signals still on their way; bounded
+    lags = list(listener.since(last).values())
+    lost = accepted - len(lags)
+    p50, p99 = (float(np.percentile(lags, q)) for q in (50, 99)) if lags else (float("inf"),) * 2
+    return accepted / seconds, p99, p50, lost
+
+
+def run_once(url: str, posters: ProcessPoolExecutor, count: int, seconds: float, log) -> tuple[float, list[str]]:
+    """Step up until a step fails; the accepted rate of the last step that held, and one line per step."""
+    held, lines, rate = 0.0, [], START_RATE
+    listener = Listener(url)
+    try:
+        step(url + "/api/signals", listener, posters, count, START_RATE / 2, 2.0)  # warm-up: connections, caches
+        while True:
+            achieved, p99, p50, lost = step(url + "/api/signals", listener, posters, count, rate, seconds)
+            ok = p99 < LAG_LIMIT_MS and achieved >= 0.9 * rate and lost == 0
+            line = f"target {rate:6.0f}/s: accepted {achieved:6.1f}/s, lag p50 {p50:5.1f} ms p99 {p99:6.1f} ms"
+            lines.append(line + f", lost {lost}" + ("" if ok else "  <- fails"))
+            log(lines[-1])
+            if not ok:
+                return held, lines
+            held, rate = achieved, rate * FACTOR
+    finally:
+        listener.sio.disconnect()
+
+
+def measure(runs: int = 3, posters: int = 4, seconds: float = 5.0, log=print) -> dict:
+    """RUNS runs against one web process; the held rates, their median and spread, and every step's line."""
+    with EmbeddedRedis() as redis_server:
+        try:
+            _web, url = start_web(
+                "web-intake",
+                [sys.executable, "wsgi.py"],
+                redis_server.url,
+                SIGNALS_PUBLISH_TOKEN=TOKEN,
+                PUBLISH_RATE_LIMIT="100000000/minute",
+            )
+            context = multiprocessing.get_context("spawn")
+            held, steps = [], []
+            with ProcessPoolExecutor(posters, mp_context=context) as pool:
+                list(pool.map(time.sleep, [0] * posters))  # the poster processes up before the first step
+                for n in range(runs):
+                    log(f"run {n + 1}/{runs}")
+                    rate, lines = run_once(url, pool, posters, seconds, log)
+                    held.append(rate)
+                    steps.append(lines)
+        finally:
+            stop_all()
+    return {"held": held, "median": statistics.median(held), "min": min(held), "max": max(held), "steps": steps}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print."""
+    parser = argparse.ArgumentParser(prog="python -m bench.intake", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--posters", type=int, default=4, help="concurrent posting processes")
+    parser.add_argument("--step-s", type=float, default=5.0, help="seconds per rate step")
+    args = parser.parse_args(argv)
+    result = measure(args.runs, args.posters, args.step_s)
+    print(
+        f"POST /api/signals with {args.posters} posters, {args.step_s:g} s steps: highest accepted rate with relay "
+        f"p99 < {LAG_LIMIT_MS:.0f} ms: median {result['median']:.0f}/s (min {result['min']:.0f}, max "
+        f"{result['max']:.0f}; runs {', '.join(f'{r:.0f}' for r in result['held'])})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
