@@ -6,7 +6,9 @@ the way); POSTERS processes post signals on keep-alive connections at a paced to
 holds one python-socketio client and times each signal from its `emitted_at` (the publish step in Redis) to
 its arrival. The rate steps up ×1.5 from 20/s, STEP_S seconds a step, until a step fails: p99 ≥ 100 ms, an
 accepted rate under 90 % of the target, or a signal lost. A run's figure is the accepted signals/s of its last
-passing step; RUNS runs give the median and the spread.
+passing step; RUNS runs give the median and the spread. The baseline, stepped in the same runs against the same
+web process and listener: the same signals published straight into Redis by the project's publisher (no HTTP),
+so the ratio is what the intake costs the relay on this machine at this moment.
 """
 
 from __future__ import annotations
@@ -49,6 +51,22 @@ def post_at(url: str, rate: float, seconds: float, prefix: str) -> tuple[int, in
     return sent, accepted
 
 
+def publish_at(redis_url: str, rate: float, seconds: float, prefix: str) -> tuple[int, int]:
+    """The baseline, in a poster process: the same signals through the project's publisher straight into Redis."""
+    from backend.redis_client import make_redis
+    from tests.harness.redis import make_publisher
+
+    publisher = make_publisher(make_redis(redis_url))
+    start, sent = time.monotonic(), 0
+    while time.monotonic() - start < seconds:
+        publisher.publish_signal(
+            {"id": f"{prefix}-{sent}", "type": "BUY", "price": 100 + sent % 50, "symbol": "BTCUSDT"}
+        )
+        sent += 1
+        time.sleep(max(0.0, start + sent / rate - time.monotonic()))  # pacing the load, not waiting
+    return sent, sent
+
+
 class Listener:
     """One Socket.IO client: every signal's lag from emitted_at to arrival, in ms, by seq."""
 
@@ -72,11 +90,12 @@ class Listener:
             return {s: lag for s, lag in self.lags.items() if s > seq}
 
 
-def step(url: str, listener: Listener, posters: ProcessPoolExecutor, count: int, rate: float, seconds: float):
-    """One step at RATE: (accepted/s, p99 ms, p50 ms, lost)."""
+def step(target, listener: Listener, posters: ProcessPoolExecutor, count: int, rate: float, seconds: float):
+    """One step at RATE through TARGET (an /api/signals URL, or ("direct", redis URL)): (accepted/s, p99, p50, lost)."""
+    send, where = (publish_at, target[1]) if isinstance(target, tuple) else (post_at, target)
     last = max(listener.since(0), default=0)
     prefix = f"bench-{time.time_ns()}"
-    futures = [posters.submit(post_at, url, rate / count, seconds, f"{prefix}-{n}") for n in range(count)]
+    futures = [posters.submit(send, where, rate / count, seconds, f"{prefix}-{n}") for n in range(count)]
     accepted = sum(f.result()[1] for f in futures)
     deadline = time.monotonic() + 10
     while len(listener.since(last)) < accepted and time.monotonic() < deadline:
@@ -87,14 +106,14 @@ def step(url: str, listener: Listener, posters: ProcessPoolExecutor, count: int,
     return accepted / seconds, p99, p50, lost
 
 
-def run_once(url: str, posters: ProcessPoolExecutor, count: int, seconds: float, log) -> tuple[float, list[str]]:
+def run_once(url: str, target, posters: ProcessPoolExecutor, count: int, seconds: float, log):
     """Step up until a step fails; the accepted rate of the last step that held, and one line per step."""
     held, lines, rate = 0.0, [], START_RATE
     listener = Listener(url)
     try:
-        step(url + "/api/signals", listener, posters, count, START_RATE / 2, 2.0)  # warm-up: connections, caches
+        step(target, listener, posters, count, START_RATE / 2, 2.0)  # warm-up: connections, caches
         while True:
-            achieved, p99, p50, lost = step(url + "/api/signals", listener, posters, count, rate, seconds)
+            achieved, p99, p50, lost = step(target, listener, posters, count, rate, seconds)
             ok = p99 < LAG_LIMIT_MS and achieved >= 0.9 * rate and lost == 0
             line = f"target {rate:6.0f}/s: accepted {achieved:6.1f}/s, lag p50 {p50:5.1f} ms p99 {p99:6.1f} ms"
             lines.append(line + f", lost {lost}" + ("" if ok else "  <- fails"))
@@ -107,7 +126,9 @@ def run_once(url: str, posters: ProcessPoolExecutor, count: int, seconds: float,
 
 
 def measure(runs: int = 3, posters: int = 4, seconds: float = 5.0, log=print) -> dict:
-    """RUNS runs against one web process; the held rates, their median and spread, and every step's line."""
+    """RUNS runs against one web process, each of the HTTP intake then of the baseline (the publisher straight
+    into Redis, same rates, same listener): per mode the held rates, their median and spread, every step's line."""
+    result: dict = {mode: {"held": [], "steps": []} for mode in ("http", "direct")}
     with EmbeddedRedis() as redis_server:
         try:
             _web, url = start_web(
@@ -117,18 +138,22 @@ def measure(runs: int = 3, posters: int = 4, seconds: float = 5.0, log=print) ->
                 SIGNALS_PUBLISH_TOKEN=TOKEN,
                 PUBLISH_RATE_LIMIT="100000000/minute",
             )
+            targets = {"http": url + "/api/signals", "direct": ("direct", redis_server.url)}
             context = multiprocessing.get_context("spawn")
-            held, steps = [], []
             with ProcessPoolExecutor(posters, mp_context=context) as pool:
                 list(pool.map(time.sleep, [0] * posters))  # the poster processes up before the first step
                 for n in range(runs):
-                    log(f"run {n + 1}/{runs}")
-                    rate, lines = run_once(url, pool, posters, seconds, log)
-                    held.append(rate)
-                    steps.append(lines)
+                    for mode, target in targets.items():
+                        log(f"run {n + 1}/{runs}, {mode}")
+                        rate, lines = run_once(url, target, pool, posters, seconds, log)
+                        result[mode]["held"].append(rate)
+                        result[mode]["steps"].append(lines)
         finally:
             stop_all()
-    return {"held": held, "median": statistics.median(held), "min": min(held), "max": max(held), "steps": steps}
+    for figures in result.values():
+        held = figures["held"]
+        figures.update(median=statistics.median(held), min=min(held), max=max(held))
+    return result
 
 
 def scenario(cfg) -> list:
@@ -140,15 +165,17 @@ def scenario(cfg) -> list:
     runs = 1 if cfg.quick else 3
     result = measure(runs, 4, 3.0 if cfg.quick else 5.0, log)
     cfg.findings["intake"] = result
+    what = {"http": "accepted POSTs/s", "direct": "signals/s published straight into Redis (baseline)"}
     rows = [
         Row(
             "intake",
-            "project",
-            {"throughput": result["median"]},
-            None,
-            f"accepted POSTs/s with relay p99 < {LAG_LIMIT_MS:.0f} ms, median of {runs} runs "
-            f"(min {result['min']:.0f}, max {result['max']:.0f})",
+            mode,
+            {"throughput": figures["median"]},
+            "intake/direct",
+            f"{what[mode]} with relay p99 < {LAG_LIMIT_MS:.0f} ms, median of {runs} runs "
+            f"(min {figures['min']:.0f}, max {figures['max']:.0f})",
         )
+        for mode, figures in result.items()
     ]
     latencies = []
     for n in range(runs):
@@ -178,11 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-s", type=float, default=5.0, help="seconds per rate step")
     args = parser.parse_args(argv)
     result = measure(args.runs, args.posters, args.step_s)
-    print(
-        f"POST /api/signals with {args.posters} posters, {args.step_s:g} s steps: highest accepted rate with relay "
-        f"p99 < {LAG_LIMIT_MS:.0f} ms: median {result['median']:.0f}/s (min {result['min']:.0f}, max "
-        f"{result['max']:.0f}; runs {', '.join(f'{r:.0f}' for r in result['held'])})"
-    )
+    print(f"{args.posters} posters, {args.step_s:g} s steps: highest rate with relay p99 < {LAG_LIMIT_MS:.0f} ms")
+    for mode, label in (("http", "POST /api/signals"), ("direct", "publisher into Redis (baseline)")):
+        figures = result[mode]
+        print(
+            f"  {label:32s} median {figures['median']:.0f}/s (min {figures['min']:.0f}, max {figures['max']:.0f}; "
+            f"runs {', '.join(f'{r:.0f}' for r in figures['held'])})"
+        )
+    print(f"  ratio: {result['http']['median'] / max(result['direct']['median'], 1e-9):.2f}x")
     return 0
 
 
