@@ -4,11 +4,11 @@ under 100 ms.
 A private redis-server and `python wsgi.py` as deployed (PUBLISH_RATE_LIMIT and HTTP_RATE_LIMIT raised out of
 the way); POSTERS processes post signals on keep-alive connections at a paced total rate, while this process
 holds one python-socketio client and times each signal from its `emitted_at` (the publish step in Redis) to
-its arrival. The rate steps up ×1.5 from 20/s, STEP_S seconds a step, until a step fails: p99 ≥ 100 ms, an
-accepted rate under 90 % of the target, or a signal lost. A run's figure is the accepted signals/s of its last
-passing step; RUNS runs give the median and the spread. The baseline, stepped in the same runs against the same
-web process and listener: the same signals published straight into Redis by the project's publisher (no HTTP),
-so the ratio is what the intake costs the relay on this machine at this moment.
+its arrival. The rate steps up ×1.5 from 20/s, STEP_S seconds a step, until two steps in a row fail (p99 ≥ 100
+ms, an accepted rate under 90 % of the target, or a signal lost). A run's figure is the highest accepted
+signals/s of a passing step; RUNS runs give the median and the spread. The baseline, stepped in the same runs
+against the same web process and listener: the same signals published straight into Redis by the project's
+publisher (no HTTP), so the ratio is what the intake costs the relay on this machine at this moment.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def step(target, listener: Listener, posters: ProcessPoolExecutor, count: int, r
 
 def run_once(url: str, target, posters: ProcessPoolExecutor, count: int, seconds: float, log):
     """Step up until a step fails; the accepted rate of the last step that held, and one line per step."""
-    held, lines, rate = 0.0, [], START_RATE
+    held, lines, rate, failures = 0.0, [], START_RATE, 0
     listener = Listener(url)
     try:
         step(target, listener, posters, count, START_RATE / 2, 2.0)  # warm-up: connections, caches
@@ -118,9 +118,10 @@ def run_once(url: str, target, posters: ProcessPoolExecutor, count: int, seconds
             line = f"target {rate:6.0f}/s: accepted {achieved:6.1f}/s, lag p50 {p50:5.1f} ms p99 {p99:6.1f} ms"
             lines.append(line + f", lost {lost}" + ("" if ok else "  <- fails"))
             log(lines[-1])
-            if not ok:
+            failures = 0 if ok else failures + 1
+            if failures == 2:  # one failing step may be the shared machine's hiccup; two in a row end the run
                 return held, lines
-            held, rate = achieved, rate * FACTOR
+            held, rate = max(held, achieved) if ok else held, rate * FACTOR
     finally:
         listener.sio.disconnect()
 
