@@ -16,12 +16,14 @@ import time
 import traceback
 from pathlib import Path
 
+from bench import intake
 from bench.procs import ROOT, log_dir, stop_all
 from bench.report import Row, machine, table, write_docs
 from bench.scenarios import PEERS, SCENARIOS, Config, log
 from bench.targets import judge
 
 DOCS = ROOT / "docs" / "benchmarks.md"
+SCENARIOS["intake"] = (intake.scenario, False)  # POST /api/signals rate under the relay's lag, and notify latency
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -34,10 +34,11 @@ serve(app, app.config["SETTINGS"].port)
 """
 
 
-def start_web(name: str, args: list[str], redis_url: str) -> tuple[Child, str]:
-    """Start a web process; return it and its base URL once /readyz answers 200."""
+def start_web(name: str, args: list[str], redis_url: str, **extra: str) -> tuple[Child, str]:
+    """Start a web process (EXTRA added to its environment); return it and its base URL once /readyz answers 200."""
     port = free_port()
     env = {"REDIS_URL": redis_url, "PORT": str(port), "HTTP_RATE_LIMIT": "1000000/second", "PYTHONUNBUFFERED": "1"}
+    env.update(extra)
     child = Child(args, name, env=env).start()
     url = f"http://127.0.0.1:{port}"
 

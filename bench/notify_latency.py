@@ -28,12 +28,8 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run once and print the figures."""
-    parser = argparse.ArgumentParser(prog="python -m bench.notify_latency", description=__doc__.splitlines()[0])
-    parser.add_argument("--signals", type=int, default=100)
-    parser.add_argument("--rate", type=float, default=10.0, help="signals published per second")
-    args = parser.parse_args(argv)
+def measure(signals: int = 100, rate: float = 10.0) -> dict:
+    """One run: p50/p99/max ms of publish → webhook receipt for SIGNALS signals published at RATE a second."""
     logs = Path(tempfile.mkdtemp(prefix="qs-notify-bench-"))
     with EmbeddedRedis() as redis_server, Receiver() as receiver:
         env = {
@@ -50,23 +46,41 @@ def main(argv: list[str] | None = None) -> None:
             processes[0].wait_ready()
             publisher = make_publisher(make_redis(redis_server.url))
             sent: dict[int, float] = {}
-            for _ in range(args.signals):
+            for _ in range(signals):
                 started = time.time()
                 signal = publisher.publish_signal({"type": "BUY", "price": 100.0, "symbol": "BTCUSDT"})
                 sent[signal["seq"]] = started
-                time.sleep(max(0.0, 1 / args.rate - (time.time() - started)))  # pacing the load, not waiting
-            wait_until(lambda: len(receiver.received()) >= args.signals, 60, 0.05, "every webhook")
+                time.sleep(max(0.0, 1 / rate - (time.time() - started)))  # pacing the load, not waiting
+            wait_until(lambda: len(receiver.received()) >= signals, 60, 0.05, "every webhook")
             got = [(json.loads(r.body)["seq"], r.at) for r in receiver.received()]
             assert sorted(seq for seq, _ in got) == sorted(sent), "a signal was lost or repeated"
             latencies = [(at - sent[seq]) * 1000 for seq, at in got]
-            print(
-                f"{len(latencies)} signals at {args.rate:g}/s, publish → webhook receipt: "
-                f"p50 {percentile(latencies, 50):.0f} ms, p99 {percentile(latencies, 99):.0f} ms, "
-                f"max {max(latencies):.0f} ms (logs: {logs})"
-            )
         finally:
             for process in processes:
                 process.stop()
+    return {
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "max_ms": max(latencies),
+        "logs": str(logs),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run RUNS times and print the figures."""
+    parser = argparse.ArgumentParser(prog="python -m bench.notify_latency", description=__doc__.splitlines()[0])
+    parser.add_argument("--signals", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=10.0, help="signals published per second")
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args(argv)
+    for _ in range(args.runs):
+        result = measure(args.signals, args.rate)
+        print(
+            f"{args.signals} signals at {args.rate:g}/s, publish → webhook receipt: "
+            f"p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms, max {result['max_ms']:.0f} ms "
+            f"(logs: {result['logs']})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,11 @@ class Received:
 class Receiver:
     """A real HTTP server in a thread; `plan(path, [(status, headers), …])` answers the next requests of a path."""
 
-    def __init__(self, port: int = 0, on_request=None):
-        """Listen on PORT (0: a free one); serving starts at once; ON_REQUEST(Received) is called for each."""
+    def __init__(self, port: int = 0, on_request=None, answer=None):
+        """Listen on PORT (0: a free one); serving starts at once; ON_REQUEST(Received) is called for each.
+
+        ANSWER(path, headers) may choose a request's (status, headers) itself (None: the plan's or 200).
+        """
         self.requests: list[Received] = []
         self.plans: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self.hanging: set[str] = set()
@@ -47,7 +50,8 @@ class Receiver:
                 with receiver.lock:
                     hang = path in receiver.hanging
                     plan = receiver.plans.get(path)
-                    status, headers = (plan.pop(0) if plan else (200, {})) if not hang else (None, {})
+                    chosen = answer(path, dict(self.headers.items())) if answer and not hang else None
+                    status, headers = chosen or ((plan.pop(0) if plan else (200, {})) if not hang else (None, {}))
                     received = Received(at, path, dict(self.headers.items()), body, status)
                     receiver.requests.append(received)
                 if on_request:
@@ -84,6 +88,11 @@ class Receiver:
         """Never answer PATH (until close)."""
         with self.lock:
             self.hanging.add(path)
+
+    def release(self, path: str) -> None:
+        """Answer PATH again from now on (requests already hanging stay so until close)."""
+        with self.lock:
+            self.hanging.discard(path)
 
     def received(self, path: str | None = None) -> list[Received]:
         """The requests so far (to PATH), in arrival order."""
