@@ -12,7 +12,15 @@ import numpy as np
 import redis
 
 from backend.publisher import Publisher
-from backend.signal_schema import SCANNED_PREFIX, SCANNED_TTL_S, SCHEMA_VERSION, Signal, signal_id, utc_iso
+from backend.signal_schema import (
+    FETCHED_PREFIX,
+    SCANNED_PREFIX,
+    SCANNED_TTL_S,
+    SCHEMA_VERSION,
+    Signal,
+    signal_id,
+    utc_iso,
+)
 from tasks.market import Candles, MarketDataError, MarketSource, fetch_many, timeframe_ms
 from tasks.strategies import Decision, Strategy
 from tasks.strategies.base import MAX_LOOKBACK
@@ -56,57 +64,88 @@ class ScanReport:
 
 
 class MarketScanner:
-    """Runs the strategies on the last closed bar of each symbol and publishes what fired."""
+    """Runs the strategies on the last closed bars of each symbol × timeframe and publishes what fired."""
 
     def __init__(
         self,
         source: MarketSource,
         strategies: Sequence[Strategy],
         publisher: Publisher,
-        timeframe: str,
+        timeframes: str | Sequence[str],
         max_workers: int = 32,
     ):
-        """Bind the market source, strategies and publisher."""
+        """Bind the market source, strategies, publisher and the timeframes (one, or several) to scan."""
         self.source = source
         self.strategies = strategies
         self.publisher = publisher
-        self.timeframe = timeframe
+        self.timeframes = (timeframes,) if isinstance(timeframes, str) else tuple(timeframes)
         self.max_workers = max_workers
         self.lookback = min(MAX_LOOKBACK, max(s.lookback for s in strategies) + MAX_CATCH_UP_BARS)
 
     def scan(self, symbols: list[str] | tuple[str, ...], now_ms: int | None = None) -> ScanReport:
-        """Scan SYMBOLS once; a symbol whose data is broken is reported and skipped."""
+        """Scan every symbol × timeframe whose next bar may have closed; broken data is reported and skipped."""
         started = time.monotonic()
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         report = ScanReport(symbols=len(symbols))
-        results = fetch_many(self.source, symbols, self.timeframe, self.lookback, self.max_workers, now_ms)
-        for symbol, candles in results.items():
+        results = fetch_many(self.source, self._due(symbols, now_ms), self.lookback, self.max_workers, now_ms)
+        for (symbol, timeframe), candles in results.items():
             if isinstance(candles, MarketDataError):
-                report.errors[symbol] = str(candles)
-                log.warning("market data for %s unusable: %s", symbol, candles)
+                report.errors[symbol] = "; ".join(filter(None, [report.errors.get(symbol), str(candles)]))
+                log.warning("market data for %s %s unusable: %s", symbol, timeframe, candles)
                 continue
             if len(candles) < 2:
                 continue
-            for strategy in self.strategies:
-                cursor_key = f"{SCANNED_PREFIX}{self.timeframe}:{strategy.spec}:{symbol}"
-                first = self._first_unscanned(cursor_key, candles)
-                gave_up = False
-                for decision in strategy.decisions(candles, start=first):
-                    signal = make_signal(symbol, self.timeframe, strategy, decision, candles, self.source.name)
-                    stale_at = int(candles.close_time[-1]) / 1000 + timeframe_ms(self.timeframe) / 1000
-                    try:
-                        stored = self.publish_until_stale(signal, stale_at)
-                    except (redis.ConnectionError, redis.TimeoutError):
-                        report.errors[symbol] = f"publish of {signal['id']} gave up: bar stale"
-                        gave_up = True
-                        continue
-                    if stored is None:
-                        report.duplicates += 1
-                    else:
-                        report.published.append(stored)
-                if not gave_up:
-                    self._set_scanned(cursor_key, candles)
+            if self._evaluate(symbol, timeframe, candles, report):
+                self._set_fetched(symbol, timeframe, candles)
         report.seconds = time.monotonic() - started
         return report
+
+    def _evaluate(self, symbol: str, timeframe: str, candles: Candles, report: ScanReport) -> bool:
+        """Run every strategy on the bars not evaluated yet and publish; False when a publish gave up."""
+        done = True
+        for strategy in self.strategies:
+            cursor_key = f"{SCANNED_PREFIX}{timeframe}:{strategy.spec}:{symbol}"
+            first = self._first_unscanned(cursor_key, candles)
+            gave_up = False
+            for decision in strategy.decisions(candles, start=first):
+                signal = make_signal(symbol, timeframe, strategy, decision, candles, self.source.name)
+                stale_at = int(candles.close_time[-1]) / 1000 + timeframe_ms(timeframe) / 1000
+                try:
+                    stored = self.publish_until_stale(signal, stale_at)
+                except (redis.ConnectionError, redis.TimeoutError):
+                    report.errors[symbol] = f"publish of {signal['id']} gave up: bar stale"
+                    gave_up = True
+                    continue
+                if stored is None:
+                    report.duplicates += 1
+                else:
+                    report.published.append(stored)
+            if not gave_up:
+                self._set_scanned(cursor_key, candles)
+            done = done and not gave_up
+        return done
+
+    def _due(self, symbols: Sequence[str], now_ms: int) -> list[tuple[str, str]]:
+        """The (symbol, timeframe) pairs whose next bar may have closed since they were last fetched.
+
+        A fresh scan (no state in Redis, or Redis unreachable) fetches every pair once; then a 1h series is
+        fetched once an hour, not every SCAN_INTERVAL.
+        """
+        pairs = [(symbol, timeframe) for timeframe in self.timeframes for symbol in dict.fromkeys(symbols)]
+        try:
+            fetched = self.publisher.client.mget([f"{FETCHED_PREFIX}{t}:{s}" for s, t in pairs])
+        except redis.RedisError:
+            return pairs
+        # The newest closed bar seen opened at `last`; the next one closes at last + 2 bars.
+        return [
+            (s, t) for (s, t), last in zip(pairs, fetched) if last is None or now_ms >= int(last) + 2 * timeframe_ms(t)
+        ]
+
+    def _set_fetched(self, symbol: str, timeframe: str, candles: Candles) -> None:
+        with contextlib.suppress(redis.RedisError):
+            self.publisher.client.set(
+                f"{FETCHED_PREFIX}{timeframe}:{symbol}", int(candles.open_time[-1]), ex=SCANNED_TTL_S
+            )
 
     def _first_unscanned(self, cursor_key: str, candles: Candles) -> int:
         """Index of the first bar not evaluated yet: the last bar, or earlier ones a lost scan never got to."""

@@ -1,10 +1,10 @@
-"""Market sources: closed candles from Binance, a simulated feed or a CSV file, behind one interface."""
+"""Market sources: closed candles from any ccxt exchange, Binance, a simulated feed or a CSV file."""
 
 from __future__ import annotations
 
 from backend.settings import MarketSourceSpec
-from tasks.market.base import MarketDataError, MarketSource
-from tasks.market.binance import BinanceSource, build_session
+from tasks.market.base import MarketDataError, MarketSource, UnknownMarket
+from tasks.market.binance import BINANCE_API_URL, BinanceSource, build_session
 from tasks.market.candles import Candles, timeframe_ms
 from tasks.market.csv_replay import CsvSource
 from tasks.market.fetch import fetch_many
@@ -17,6 +17,7 @@ __all__ = [
     "MarketDataError",
     "MarketSource",
     "SimulatedSource",
+    "UnknownMarket",
     "build_session",
     "fetch_many",
     "make_source",
@@ -24,11 +25,15 @@ __all__ = [
 ]
 
 
-def make_source(spec: MarketSourceSpec, binance_api_url: str) -> MarketSource:
-    """The source MARKET_SOURCE names; a csv file is replayed bar by bar."""
+def make_source(spec: MarketSourceSpec, exchange_api_url: str = "") -> MarketSource:
+    """The source MARKET_SOURCE names (EXCHANGE_API_URL replacing the exchange's host); csv is replayed bar by bar."""
     if spec.kind == "csv":
         return CsvSource(spec.path, replay=True)
     if spec.kind == "simulated":
         return SimulatedSource()
-    # Short read timeout: with retries, a hanging exchange must not eat a whole scan interval.
-    return BinanceSource(binance_api_url, read_timeout=4)
+    # Short timeouts: with retries, a hanging exchange must not eat a whole scan interval.
+    if spec.kind == "binance":
+        return BinanceSource(exchange_api_url or BINANCE_API_URL, read_timeout=4)
+    from tasks.market.exchange import CcxtSource  # ccxt takes ~0.3 s to import: only the processes that scan pay
+
+    return CcxtSource(spec.exchange, exchange_api_url, timeout_s=4)

@@ -15,6 +15,7 @@ from backend.compat import MaxWaitRetry
 from tasks.market.base import MarketDataError, MarketSource, check_limit
 from tasks.market.candles import Candles, timeframe_ms
 
+BINANCE_API_URL = "https://api.binance.com"
 KLINES_PATH = "/api/v3/klines"
 MAX_KLINES = 1000  # Binance's most klines per request; one is spent on the still-open bar
 RETRY_STATUSES = frozenset({418, 429, 500, 502, 503, 504})

@@ -1,7 +1,8 @@
-"""Fetching many symbols at once over a bounded thread pool."""
+"""Fetching many (symbol, timeframe) series at once over a bounded thread pool."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from tasks.market.base import MarketDataError, MarketSource
@@ -10,24 +11,23 @@ from tasks.market.candles import Candles
 
 def fetch_many(
     source: MarketSource,
-    symbols: list[str] | tuple[str, ...],
-    timeframe: str,
+    series: Iterable[tuple[str, str]],
     limit: int,
     max_workers: int = 32,
     now_ms: int | None = None,
-) -> dict[str, Candles | MarketDataError]:
-    """Fetch every symbol concurrently; each maps to its Candles or the MarketDataError it raised.
+) -> dict[tuple[str, str], Candles | MarketDataError]:
+    """Fetch every (symbol, timeframe) concurrently; each maps to its Candles or the MarketDataError it raised.
 
     Other exceptions (bugs, bad arguments) propagate. Keep max_workers at or below the source's
     connection pool size (32 for BinanceSource) so no thread waits for a connection.
     """
-    unique = list(dict.fromkeys(symbols))
+    unique = list(dict.fromkeys(series))
     if not unique:
         return {}
 
-    def one(symbol: str) -> Candles | MarketDataError:
+    def one(key: tuple[str, str]) -> Candles | MarketDataError:
         try:
-            return source.fetch(symbol, timeframe, limit, now_ms)
+            return source.fetch(key[0], key[1], limit, now_ms)
         except MarketDataError as exc:
             return exc
 

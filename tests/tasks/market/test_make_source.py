@@ -2,13 +2,21 @@
 
 from backend.settings import MarketSourceSpec
 from tasks.market import BinanceSource, CsvSource, SimulatedSource, make_source
+from tasks.market.exchange import CcxtSource
 
 
-def test_binance_uses_the_api_url():
-    source = make_source(MarketSourceSpec("binance"), "https://api.binance.com")
+def test_binance_uses_the_api_url_or_binance_s_own():
+    source = make_source(MarketSourceSpec("binance"), "http://127.0.0.1:8900")
 
-    assert isinstance(source, BinanceSource) and source.api_url == "https://api.binance.com"
-    assert source.name == "binance"
+    assert isinstance(source, BinanceSource) and source.api_url == "http://127.0.0.1:8900"
+    assert source.name == "binance" and make_source(MarketSourceSpec("binance")).api_url == "https://api.binance.com"
+
+
+def test_ccxt_exchange_gets_its_urls_rebased_and_spot_markets_only():
+    source = make_source(MarketSourceSpec.parse("ccxt:kraken"), "http://127.0.0.1:8900")
+
+    assert isinstance(source, CcxtSource) and source.name == "kraken"
+    assert source._markets.urls["api"]["public"] == "http://127.0.0.1:8900"  # was https://api.kraken.com
 
 
 def test_simulated():
