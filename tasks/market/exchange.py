@@ -207,8 +207,9 @@ class CcxtSource(MarketSource):
                 raise MarketDataError(f"{where}: malformed answer ({type(exc).__name__}: {_short(exc)})") from None
             except ccxt.OperationFailed as exc:  # NetworkError: ExchangeNotAvailable (5xx), RequestTimeout, …
                 if last:
+                    what = "timed out" if isinstance(exc, ccxt.RequestTimeout) else "failed"
                     raise MarketDataError(
-                        f"{where} failed after {self.retries + 1} attempts "
+                        f"{where} {what} {self.retries + 1} times "
                         f"(timeout {self.timeout_s:g} s each): {type(exc).__name__}: {_short(exc)}"
                     ) from None
                 time.sleep(self._backoff(attempt))

@@ -37,4 +37,6 @@ def test_an_exchange_ccxt_does_not_list_stops_the_start_with_close_matches():
     with pytest.raises(ConfigError) as error:
         WorkerConfig.from_settings(settings)
 
-    assert str(error.value).startswith("MARKET_SOURCE=ccxt:binanse: ccxt has no exchange 'binanse'; did you mean 'binance'")
+    assert str(error.value).startswith(
+        "MARKET_SOURCE=ccxt:binanse: ccxt has no exchange 'binanse'; did you mean 'binance'"
+    )
