@@ -88,24 +88,38 @@ class MarketScanner:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         report = ScanReport(symbols=len(symbols))
         results = fetch_many(self.source, self._due(symbols, now_ms), self.lookback, self.max_workers, now_ms)
+        usable = {}
         for (symbol, timeframe), candles in results.items():
             if isinstance(candles, MarketDataError):
                 report.errors[symbol] = "; ".join(filter(None, [report.errors.get(symbol), str(candles)]))
                 log.warning("market data for %s %s unusable: %s", symbol, timeframe, candles)
-                continue
-            if len(candles) < 2:
-                continue
-            if self._evaluate(symbol, timeframe, candles, report):
-                self._set_fetched(symbol, timeframe, candles)
+            elif len(candles) >= 2:
+                usable[symbol, timeframe] = candles
+        # Cursors are read in one round trip and written in one: a scan of 1,000 series × 4 strategies is not
+        # 9,000 sequential Redis calls.
+        cursors = self._read(self._cursor_key(s, t, strategy) for s, t in usable for strategy in self.strategies)
+        marks: dict[str, int] = {}
+        for (symbol, timeframe), candles in usable.items():
+            if self._evaluate(symbol, timeframe, candles, cursors, marks, report):
+                marks[f"{FETCHED_PREFIX}{timeframe}:{symbol}"] = int(candles.open_time[-1])
+        self._write(marks)
         report.seconds = time.monotonic() - started
         return report
 
-    def _evaluate(self, symbol: str, timeframe: str, candles: Candles, report: ScanReport) -> bool:
+    def _evaluate(
+        self,
+        symbol: str,
+        timeframe: str,
+        candles: Candles,
+        cursors: dict[str, int | None],
+        marks: dict[str, int],
+        report: ScanReport,
+    ) -> bool:
         """Run every strategy on the bars not evaluated yet and publish; False when a publish gave up."""
         done = True
         for strategy in self.strategies:
-            cursor_key = f"{SCANNED_PREFIX}{timeframe}:{strategy.spec}:{symbol}"
-            first = self._first_unscanned(cursor_key, candles)
+            cursor_key = self._cursor_key(symbol, timeframe, strategy)
+            first = _first_unscanned(cursors.get(cursor_key), candles)
             gave_up = False
             for decision in strategy.decisions(candles, start=first):
                 signal = make_signal(symbol, timeframe, strategy, decision, candles, self.source.name)
@@ -121,9 +135,13 @@ class MarketScanner:
                 else:
                     report.published.append(stored)
             if not gave_up:
-                self._set_scanned(cursor_key, candles)
+                marks[cursor_key] = int(candles.open_time[-1])
             done = done and not gave_up
         return done
+
+    @staticmethod
+    def _cursor_key(symbol: str, timeframe: str, strategy: Strategy) -> str:
+        return f"{SCANNED_PREFIX}{timeframe}:{strategy.spec}:{symbol}"
 
     def _due(self, symbols: Sequence[str], now_ms: int) -> list[tuple[str, str]]:
         """The (symbol, timeframe) pairs whose next bar may have closed since they were last fetched.
@@ -132,36 +150,34 @@ class MarketScanner:
         fetched once an hour, not every SCAN_INTERVAL.
         """
         pairs = [(symbol, timeframe) for timeframe in self.timeframes for symbol in dict.fromkeys(symbols)]
-        try:
-            fetched = self.publisher.client.mget([f"{FETCHED_PREFIX}{t}:{s}" for s, t in pairs])
-        except redis.RedisError:
-            return pairs
+        fetched = self._read(f"{FETCHED_PREFIX}{t}:{s}" for s, t in pairs)
         # The newest closed bar seen opened at `last`; the next one closes at last + 2 bars.
         return [
-            (s, t) for (s, t), last in zip(pairs, fetched) if last is None or now_ms >= int(last) + 2 * timeframe_ms(t)
+            (s, t)
+            for s, t in pairs
+            if (last := fetched.get(f"{FETCHED_PREFIX}{t}:{s}")) is None or now_ms >= last + 2 * timeframe_ms(t)
         ]
 
-    def _set_fetched(self, symbol: str, timeframe: str, candles: Candles) -> None:
-        with contextlib.suppress(redis.RedisError):
-            self.publisher.client.set(
-                f"{FETCHED_PREFIX}{timeframe}:{symbol}", int(candles.open_time[-1]), ex=SCANNED_TTL_S
-            )
-
-    def _first_unscanned(self, cursor_key: str, candles: Candles) -> int:
-        """Index of the first bar not evaluated yet: the last bar, or earlier ones a lost scan never got to."""
-        last = len(candles) - 1
+    def _read(self, keys) -> dict[str, int | None]:
+        """KEYS' integer values in one MGET; none known when Redis is unreachable."""
+        keys = list(keys)
+        if not keys:
+            return {}
         try:
-            scanned = self.publisher.client.get(cursor_key)
+            values = self.publisher.client.mget(keys)
         except redis.RedisError:
-            return last
-        if scanned is None:
-            return last
-        after = int(np.searchsorted(candles.open_time, int(scanned), side="right"))
-        return max(min(after, last), last - MAX_CATCH_UP_BARS + 1, 1)  # the last bar always: dedupe covers it
+            return {}
+        return {key: None if value is None else int(value) for key, value in zip(keys, values)}
 
-    def _set_scanned(self, cursor_key: str, candles: Candles) -> None:
+    def _write(self, marks: dict[str, int]) -> None:
+        """Set every mark in one round trip (a pipeline, not a transaction); lost marks only cost a re-check."""
+        if not marks:
+            return
         with contextlib.suppress(redis.RedisError):
-            self.publisher.client.set(cursor_key, int(candles.open_time[-1]), ex=SCANNED_TTL_S)
+            pipe = self.publisher.client.pipeline(transaction=False)
+            for key, value in marks.items():
+                pipe.set(key, value, ex=SCANNED_TTL_S)
+            pipe.execute()
 
     def publish_until_stale(self, signal: Signal, stale_at: float) -> dict | None:
         """publish_if_new, retried while Redis is unreachable until the next bar closes (then its error is raised)."""
@@ -179,3 +195,12 @@ class MarketScanner:
                 log.warning("publish of %s failed (%s); retrying in %.1fs", signal["id"], exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
+
+
+def _first_unscanned(scanned: int | None, candles: Candles) -> int:
+    """Index of the first bar not evaluated yet: the last bar, or earlier ones a lost scan never got to."""
+    last = len(candles) - 1
+    if scanned is None:
+        return last
+    after = int(np.searchsorted(candles.open_time, scanned, side="right"))
+    return max(min(after, last), last - MAX_CATCH_UP_BARS + 1, 1)  # the last bar always: dedupe covers it
