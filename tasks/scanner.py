@@ -21,7 +21,7 @@ from backend.signal_schema import (
     signal_id,
     utc_iso,
 )
-from tasks.market import Candles, MarketDataError, MarketSource, fetch_many, timeframe_ms
+from tasks.market import Candles, MarketDataError, MarketSource, fetch_each, timeframe_ms
 from tasks.strategies import Decision, Strategy
 from tasks.strategies.base import MAX_LOOKBACK
 
@@ -87,20 +87,16 @@ class MarketScanner:
         started = time.monotonic()
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         report = ScanReport(symbols=len(symbols))
-        results = fetch_many(self.source, self._due(symbols, now_ms), self.lookback, self.max_workers, now_ms)
-        usable = {}
-        for (symbol, timeframe), candles in results.items():
+        due = self._due(symbols, now_ms)
+        # Cursors are read in one round trip and written in one: a scan of 1,000 series × 4 strategies is not
+        # 9,000 sequential Redis calls. Each series is evaluated as it arrives, while the others are fetched.
+        cursors = self._read(self._cursor_key(s, t, strategy) for s, t in due for strategy in self.strategies)
+        marks: dict[str, int] = {}
+        for (symbol, timeframe), candles in fetch_each(self.source, due, self.lookback, self.max_workers, now_ms):
             if isinstance(candles, MarketDataError):
                 report.errors[symbol] = "; ".join(filter(None, [report.errors.get(symbol), str(candles)]))
                 log.warning("market data for %s %s unusable: %s", symbol, timeframe, candles)
-            elif len(candles) >= 2:
-                usable[symbol, timeframe] = candles
-        # Cursors are read in one round trip and written in one: a scan of 1,000 series × 4 strategies is not
-        # 9,000 sequential Redis calls.
-        cursors = self._read(self._cursor_key(s, t, strategy) for s, t in usable for strategy in self.strategies)
-        marks: dict[str, int] = {}
-        for (symbol, timeframe), candles in usable.items():
-            if self._evaluate(symbol, timeframe, candles, cursors, marks, report):
+            elif len(candles) >= 2 and self._evaluate(symbol, timeframe, candles, cursors, marks, report):
                 marks[f"{FETCHED_PREFIX}{timeframe}:{symbol}"] = int(candles.open_time[-1])
         self._write(marks)
         report.seconds = time.monotonic() - started

@@ -7,7 +7,7 @@ from tasks.market.base import MarketDataError, MarketSource, UnknownMarket
 from tasks.market.binance import BINANCE_API_URL, BinanceSource, build_session
 from tasks.market.candles import Candles, timeframe_ms
 from tasks.market.csv_replay import CsvSource
-from tasks.market.fetch import fetch_many
+from tasks.market.fetch import fetch_each, fetch_many
 from tasks.market.simulated import SimulatedSource
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "SimulatedSource",
     "UnknownMarket",
     "build_session",
+    "fetch_each",
     "fetch_many",
     "make_source",
     "timeframe_ms",

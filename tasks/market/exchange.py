@@ -20,6 +20,7 @@ from tasks.market.candles import Candles, timeframe_ms
 
 MAX_OHLCV = 1000  # most exchanges' largest page; one bar is spent on the still-open bar
 STALE_BARS = 2  # the newest closed bar may have ended at most this many bars ago
+LOAD_RETRY_S = 5.0  # after a failed load_markets, the next attempt waits this long
 
 
 def exchange_ids() -> list[str]:
@@ -96,6 +97,7 @@ class CcxtSource(MarketSource):
         self._pool: queue.SimpleQueue = queue.SimpleQueue()
         self._load_lock = threading.Lock()
         self._loaded = False
+        self._load_error: tuple[float, MarketDataError] | None = None
 
     def _new_exchange(self) -> ccxt.Exchange:
         exchange = self.exchange_class({"enableRateLimit": True, "timeout": int(self.timeout_s * 1000)})
@@ -112,10 +114,20 @@ class CcxtSource(MarketSource):
         return dict(self._markets.timeframes or {})
 
     def load_markets(self) -> dict:
-        """The exchange's markets, fetched by the first caller in this process only; MarketDataError when it fails."""
+        """The exchange's markets, fetched by the first caller in this process only; MarketDataError when it fails.
+
+        After a failure, callers get the same error for LOAD_RETRY_S without a request: the threads of a scan
+        against an unreachable exchange fail at once instead of each waiting out its own retries.
+        """
         with self._load_lock:
             if not self._loaded:
-                self._call(self._markets, self._markets.load_markets, f"{self.name} load_markets")
+                if self._load_error is not None and time.monotonic() - self._load_error[0] < LOAD_RETRY_S:
+                    raise self._load_error[1]
+                try:
+                    self._call(self._markets, self._markets.load_markets, f"{self.name} load_markets")
+                except MarketDataError as exc:
+                    self._load_error = (time.monotonic(), exc)
+                    raise
                 self._loaded = True
         return self._markets.markets
 

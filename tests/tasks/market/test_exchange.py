@@ -96,12 +96,16 @@ def test_5xx_is_retried_then_reported(exchange):
     assert exchange.request_count("BTCUSDT") == 2
 
 
-def test_an_unreachable_exchange_is_a_market_data_error_naming_it(exchange):
+def test_an_unreachable_exchange_is_a_market_data_error_naming_it_and_not_retried_by_every_thread(exchange):
     url = exchange.url
     exchange.stop()
+    market = CcxtSource("binance", url, retries=1)
 
-    with pytest.raises(MarketDataError, match="binance load_markets failed 2 times"):
-        CcxtSource("binance", url, retries=1).fetch("BTCUSDT", "1m", 3)
+    results = fetch_many(market, [(f"S{i}USDT", "1m") for i in range(20)], 3)
+
+    errors = list(results.values())
+    assert "binance load_markets failed 2 times" in str(errors[0])
+    assert all(error is errors[0] for error in errors)  # one load was tried; the other threads got its error
 
 
 def test_rebase_urls_keeps_paths_and_templates():
