@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import math
 import queue
 import threading
 import time
@@ -240,29 +239,40 @@ class CcxtSource(MarketSource):
 
 
 def parse_ohlcv(rows: object, bar_ms: int, where: str) -> Candles:
-    """Check ccxt's [[open time ms, open, high, low, close, volume], …] and convert them; close time is derived."""
+    """Check ccxt's [[open time ms, open, high, low, close, volume], …] and convert them; close time is derived.
+
+    The checks run on numpy arrays (a scan parses a thousand answers); an error names the first bad candle.
+    """
     if not isinstance(rows, list):
         raise MarketDataError(f"{where}: expected a list of candles, got {type(rows).__name__}")
     if not rows:
         raise MarketDataError(f"{where}: no candles in the answer; check that the symbol is listed and trading")
-    times = np.empty(len(rows), dtype=np.int64)
-    values = np.empty((len(rows), 5), dtype=np.float64)
     for i, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) < 6:
-            raise MarketDataError(f"{where}: candle {i} is not [time, open, high, low, close, volume]: {row!r:.100}")
-        if type(row[0]) is not int or row[0] < 0 or (i and row[0] <= times[i - 1]):
-            raise MarketDataError(f"{where}: candle {i} time {row[0]!r} is not increasing epoch ms")
-        numbers = row[1:6]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
-            raise MarketDataError(f"{where}: candle {i} has a missing or non-finite value: {row[:6]!r}")
-        o, h, l, c, volume = numbers
-        if min(o, h, l, c) <= 0 or volume < 0:
-            raise MarketDataError(f"{where}: candle {i} has a non-positive price or negative volume: {row[:6]!r}")
-        if h < max(o, c, l) or l > min(o, c):
-            raise MarketDataError(f"{where}: candle {i} has high/low outside open/close: {row[:6]!r}")
-        times[i] = row[0]
-        values[i] = numbers
-    return Candles(times, *values.T, times + bar_ms - 1)
+        if not isinstance(row, list) or len(row) < 6 or type(row[0]) is not int:
+            raise MarketDataError(f"{where}: candle {i} is not [time ms, open, high, low, close, volume]: {row!r:.100}")
+    times = np.array([row[0] for row in rows], dtype=np.int64)
+    try:  # ccxt gives floats, or None for a value it could not read (nan here)
+        values = np.array([row[1:6] for row in rows], dtype=np.float64)
+    except (TypeError, ValueError):
+        values = np.full((len(rows), 5), np.nan)
+    o, h, l, c, volume = values.T
+    problems = (
+        (times < 0) | (np.diff(times, prepend=-1) <= 0),
+        ~np.isfinite(values).all(axis=1),
+        (np.minimum.reduce([o, h, l, c]) <= 0) | (volume < 0),
+        (h < np.maximum.reduce([o, c, l])) | (l > np.minimum(o, c)),
+    )
+    texts = (
+        "time is not increasing epoch ms",
+        "has a missing or non-finite value",
+        "has a non-positive price or negative volume",
+        "has high/low outside open/close",
+    )
+    for bad, text in zip(problems, texts):
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise MarketDataError(f"{where}: candle {i} {text}: {rows[i][:6]!r}")
+    return Candles(times, o, h, l, c, volume, times + bar_ms - 1)
 
 
 def _retry_after(exchange: ccxt.Exchange) -> float | None:

@@ -3,7 +3,7 @@
 import pytest
 
 from tasks.market import Candles, MarketDataError, UnknownMarket, fetch_many
-from tasks.market.exchange import CcxtSource, WeightBudget, rebase_urls
+from tasks.market.exchange import CcxtSource, WeightBudget, parse_ohlcv, rebase_urls
 from tests.harness.exchange import CROSS_UP, ENDPOINTS, NOW_MS
 
 LAST_CLOSED_OPEN_MS = 1_764_000_000_000 - 60_000
@@ -124,3 +124,27 @@ def test_the_weight_budget_is_spent_by_every_pooled_instance(exchange):
 
     assert isinstance(market.budget, WeightBudget) and market.budget.capacity == 600
     assert 598 <= market.budget._tokens < 600  # one klines request of weight 1 (plus the refill since)
+
+
+@pytest.mark.parametrize(
+    "rows, words",
+    [
+        ([[60_000, 1.0, 2.0, 0.5, 1.5, 3.0], [60_000, 1.0, 2.0, 0.5, 1.5, 3.0]], "candle 1 time is not increasing"),
+        ([[0, 1.0, 2.0, 0.5, 1.5, 3.0], [60_000, 1.0, 0.9, 0.5, 1.5, 3.0]], "candle 1 has high/low outside"),
+        ([[0, 1.0, 2.0, 0.5, None, 3.0]], "candle 0 has a missing or non-finite value"),
+        ([[0, 1.0, 2.0, 0.5, 1.5, -3.0]], "candle 0 has a non-positive price or negative volume"),
+        ([[0, 1.0, 2.0]], "candle 0 is not [time ms, open, high, low, close, volume]"),
+        ({"data": []}, "expected a list of candles, got dict"),
+    ],
+)
+def test_parse_ohlcv_names_the_first_bad_candle(rows, words):
+    with pytest.raises(MarketDataError) as error:
+        parse_ohlcv(rows, 60_000, "here")
+
+    assert str(error.value).startswith(f"here: {words}")
+
+
+def test_parse_ohlcv_derives_the_close_time():
+    candles = parse_ohlcv([[0, 1.0, 2.0, 0.5, 1.5, 3.0], [60_000, 1.5, 2.0, 1.0, 1.2, 0.0]], 60_000, "here")
+
+    assert candles.close_time.tolist() == [59_999, 119_999] and candles.close.tolist() == [1.5, 1.2]
