@@ -60,7 +60,7 @@ _EXCHANGE_ID = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 
 @dataclass(frozen=True)
 class MarketSourceSpec:
-    """MARKET_SOURCE parsed: binance, ccxt with an EXCHANGE id, simulated, or csv with the PATH of the file to replay.
+    """MARKET_SOURCE parsed: binance (= ccxt:binance), ccxt with an EXCHANGE id, simulated, or csv with a file PATH.
 
     Whether ccxt lists the exchange is checked by the worker (tasks/config.py), which imports ccxt; the web does not.
     """

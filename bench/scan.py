@@ -1,10 +1,11 @@
 """Scan throughput against a loopback exchange with 50 ms latency, and indicator compute.
 
-`python -m bench.scan --exchange URL --redis URL --first I --step S --count N --source raw|binance|ccxt [--at EPOCH_S]`
+`python -m bench.scan --exchange URL --redis URL --first I --step S --count N --source raw|ccxt [--at EPOCH_S]`
 scans every symbol × TIMEFRAMES × STRATEGIES twice (cold, then warm as a Celery worker's cached scanner would)
-with the project's MarketScanner and the hand-written BinanceSource or ccxt's binance (CcxtSource), or only GETs
-the klines with `raw` (the network floor). Both scans fetch every series: the scanner's "fetched" state is cleared
-before each, as on the minute a new bar of every timeframe closes.
+with the project's MarketScanner and ccxt's binance (CcxtSource, what MARKET_SOURCE=binance runs), or only GETs
+the klines with `raw` (the network floor). The hand-written Binance client this replaced was measured alongside
+until it was deleted: docs/benchmarks.md keeps its figures. Both scans fetch every series: the scanner's
+"fetched" state is cleared before each, as on the minute a new bar of every timeframe closes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tests.harness.ports import free_port
 STRATEGIES = "sma_cross:fast=9,slow=21"  # the default STRATEGIES
 ALL_STRATEGIES = "sma_cross;ema_cross;macd;rsi"
 TIMEFRAMES = ("1m", "1h")
-SOURCES = ("raw", "binance", "ccxt")
+SOURCES = ("raw", "ccxt")
 # Binance's documented REQUEST_WEIGHT per minute (the loopback exchange's exchangeInfo declares it too); ccxt's own
 # figure (60000 / rateLimit 50 ms = 1,200) would hold the warm scan, 1,000 requests after the cold one, ~40 s.
 BINANCE_WEIGHT_PER_MINUTE = 6000
@@ -42,10 +43,11 @@ class RawSource:
     name = "raw"
 
     def __init__(self, api_url: str):
-        """One pooled session, as BinanceSource builds it."""
-        from tasks.market import build_session
+        """One requests session with a connection per fetch thread, no retries."""
+        import requests
 
-        self.api_url, self.session = api_url, build_session()
+        self.api_url, self.session = api_url, requests.Session()
+        self.session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=32))
 
     def fetch(self, symbol, timeframe, limit, now_ms=None):
         """GET and discard."""
@@ -64,7 +66,8 @@ def worker(exchange: str, redis_url: str, names: list[str], kind: str, at: float
     from backend.publisher import Publisher
     from backend.redis_client import make_redis
     from backend.signal_schema import FETCHED_PREFIX
-    from tasks.market import BinanceSource, fetch_many
+    from tasks.market import fetch_many
+    from tasks.market.exchange import CcxtSource
     from tasks.scanner import MarketScanner
     from tasks.strategies import parse_strategies
 
@@ -78,15 +81,10 @@ def worker(exchange: str, redis_url: str, names: list[str], kind: str, at: float
         def scan():
             fetch_many(source, [(s, t) for t in TIMEFRAMES for s in names], lookback, 32)
     else:
-        if kind == "ccxt":
-            from tasks.market.exchange import CcxtSource
-
-            source = CcxtSource("binance", exchange, weight_per_minute=BINANCE_WEIGHT_PER_MINUTE)
-            started = time.perf_counter()
-            source.check(names, TIMEFRAMES)  # the worker loads the markets at start (worker_init), not in a scan
-            markets_s = time.perf_counter() - started
-        else:
-            source = BinanceSource(exchange)
+        source = CcxtSource("binance", exchange, weight_per_minute=BINANCE_WEIGHT_PER_MINUTE)
+        started = time.perf_counter()
+        source.check(names, TIMEFRAMES)  # the worker loads the markets at start (worker_init), not in a scan
+        markets_s = time.perf_counter() - started
         publisher = Publisher(client, "quantum_signals", 10_000, 65_536)
         scanner = MarketScanner(source, strategies, publisher, TIMEFRAMES)
 
@@ -161,7 +159,7 @@ def run_scan(count: int, workers: int, kind: str = "binance", latency_ms: float 
 
 
 def run_scan_repeated(count: int, runs: int = 3) -> dict[str, dict]:
-    """Each source RUNS times, interleaved (raw, binance, ccxt, raw, …) so the machine's load hits all alike.
+    """Each source RUNS times, interleaved (raw, ccxt, raw, …) so the machine's load hits all alike.
 
     Per source: the median and min–max of the cold and warm seconds, and each as a ratio to the raw floor's median.
     """

@@ -98,7 +98,7 @@ def judge(rows_list: list[Row], findings: dict) -> list[tuple[str, str, str]]:
             )
         )
 
-    for name in ("ccxt:binance", "binance (hand-written)"):
+    for name in ("ccxt:binance",):
         scan = findings.get(f"scan/{name}")
         if not scan:
             continue

@@ -19,7 +19,7 @@ def fetch_each(
     """Fetch every (symbol, timeframe) concurrently, yielding each with its Candles or MarketDataError as it arrives.
 
     The caller works on one series while the others are on the wire. Other exceptions (bugs, bad arguments)
-    propagate. Keep max_workers at or below the source's connection pool size (32 for BinanceSource).
+    propagate.
     """
     unique = list(dict.fromkeys(series))
     if not unique:

@@ -1,6 +1,6 @@
 """Scenario 5: the exchange misbehaves (errors, 429 storms, bans, hangs, garbage, stale bars): nothing bad is
-published, no process dies, and signals resume as soon as it behaves again; through the hand-written Binance
-client (the shared stack) and through ccxt's binance (a stack of its own)."""
+published, no process dies, and signals resume as soon as it behaves again. MARKET_SOURCE=binance is ccxt's
+binance: these faults reach ccxt's error mapping (tasks/market/exchange.py)."""
 
 import time
 import zlib
@@ -56,19 +56,9 @@ def bad_signals(produced) -> list[str]:
     return bad
 
 
-@pytest.fixture(params=["binance", "ccxt:binance"])
-def fault_stack(request):
-    """The stack whose exchange misbehaves, scanning through MARKET_SOURCE = the parameter."""
-    if request.param == "binance":
-        return request.getfixturevalue("shared_stack")
-    return request.getfixturevalue("stack_factory")(
-        webs=1, workers=2, beats=1, extra_env={"MARKET_SOURCE": "ccxt:binance"}
-    )
-
-
 @pytest.mark.parametrize("profile", PROFILES, ids=["short", "full"])
-def test_exchange_faults_publish_nothing_bad_and_recover(profile, fault_stack, clients, auditors, chaos_rows):
-    stack = fault_stack
+def test_exchange_faults_publish_nothing_bad_and_recover(profile, shared_stack, clients, auditors, chaos_rows):
+    stack = shared_stack
     faults, hold_s = (FULL_FAULTS, 6.0) if profile.full else (SHORT_FAULTS, 1.5)
     pool = clients([web.url for web in stack.webs], profile.clients)
     source = stack.env()["MARKET_SOURCE"]

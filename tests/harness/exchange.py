@@ -1,13 +1,13 @@
 """A real Binance-compatible server on loopback, with switchable faults, for tests and benchmarks.
 
-It serves what the hand-written client and ccxt's binance (spot markets) call: ENDPOINTS.
+It serves what ccxt's binance (spot markets) calls, and a ping: ENDPOINTS.
 
 In a test (or the `exchange` fixture: one frozen at NOW_MS):
 
     with ExchangeServer() as exchange:
         exchange.set_series("BTCUSDT", [100, 101, 102])   # closed bars, oldest first
         exchange.set_fault("http_500", times=1)           # the next request fails once
-        BinanceSource(exchange.url).fetch("BTCUSDT", "1m", 3)
+        CcxtSource("binance", exchange.url).fetch("BTCUSDT", "1m", 3)
 
 As a process (benchmarks, fault suites; ExchangeProcess runs it): `python -m tests.harness.exchange --port 8900
 --latency-ms 50` prints `listening on http://127.0.0.1:8900`; `POST /_control` with JSON such as
@@ -80,7 +80,7 @@ NOW_MS = 1_764_000_030_000  # a frozen clock: 30 s into the 1m bar that opened a
 # Falling, then a jump on the last closed bar: SMA(3) crosses above SMA(5) there and only there.
 CROSS_UP = [100 - i * 0.5 for i in range(30)] + [200.0]
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
-# Every path a client of this server may call: the klines client, ccxt's binance (load_markets, fetch_ohlcv).
+# Every path a client of this server may call: ccxt's binance (load_markets, fetch_ohlcv), and the readiness ping.
 ENDPOINTS = ("/api/v3/exchangeInfo", "/api/v3/klines", "/api/v3/ping", "/api/v3/time")
 LISTED_DEFAULT = ("BTCUSDT", "ETHUSDT", "ETHBTC")
 QUOTES = ("USDT", "USDC", "BTC", "ETH", "BNB")

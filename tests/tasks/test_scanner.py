@@ -1,9 +1,8 @@
-"""The market scan as plain code, against a real loopback exchange and a real Redis, through both Binance paths."""
+"""The market scan as plain code, against a real loopback exchange (through ccxt's binance) and a real Redis."""
 
 import pytest
 
 from backend import history
-from tasks.market import BinanceSource
 from tasks.market.exchange import CcxtSource
 from tasks.scanner import MarketScanner
 from tasks.strategies import parse_strategies
@@ -17,21 +16,12 @@ OPEN_BAR_ONLY = [100.0] * 30 + [99.99] * 3
 HOUR_MS = 3_600_000
 
 
-@pytest.fixture(params=["binance", "ccxt:binance"])
-def source_kind(request):
-    """Each scan test runs through the hand-written client and through ccxt's binance."""
-    return request.param
-
-
 @pytest.fixture
-def make_scanner(source_kind):
-    """A scanner of the loopback exchange through the source under test."""
+def make_scanner():
+    """A scanner of the loopback exchange through ccxt's binance (MARKET_SOURCE=binance)."""
 
     def make(exchange, publisher, read_timeout=5.0, timeframes="1m", strategies="sma_cross:fast=3,slow=5"):
-        if source_kind == "binance":
-            source = BinanceSource(exchange.url, read_timeout=read_timeout)
-        else:
-            source = CcxtSource("binance", exchange.url, timeout_s=read_timeout)
+        source = CcxtSource("binance", exchange.url, timeout_s=read_timeout)
         return MarketScanner(source, parse_strategies(strategies), publisher, timeframes)
 
     return make
@@ -107,16 +97,13 @@ def test_signals_of_each_timeframe_are_distinct(exchange, publisher, redis_clien
         "ban_418",
         "malformed_json",
         "empty",
-        "string_times",
         "nan_price",
         "negative_price",
         "short_rows",
         "not_a_list",
     ],
 )
-def test_broken_exchange_publishes_nothing_then_recovers(
-    exchange, publisher, redis_client, mode, make_scanner, source_kind
-):
+def test_broken_exchange_publishes_nothing_then_recovers(exchange, publisher, redis_client, mode, make_scanner):
     exchange.set_series("BTCUSDT", CROSS_UP)
     exchange.set_fault(mode, retry_after=0)
     scanner = make_scanner(exchange, publisher)
@@ -125,11 +112,8 @@ def test_broken_exchange_publishes_nothing_then_recovers(
     exchange.clear_fault()
     healthy = scanner.scan(["BTCUSDT"], now_ms=NOW_MS)
 
-    if mode == "string_times" and source_kind.startswith("ccxt"):  # ccxt reads "1764…" as the time it says
-        assert len(broken.published) == 1 and healthy.published == [] and healthy.errors == {}
-    else:
-        assert broken.published == [] and "BTCUSDT" in broken.errors
-        assert len(healthy.published) == 1 and healthy.errors == {}
+    assert broken.published == [] and "BTCUSDT" in broken.errors
+    assert len(healthy.published) == 1 and healthy.errors == {}
     assert [s["price"] for s in history.read_range(redis_client, 0)] == [200.0]
 
 
@@ -154,7 +138,7 @@ def test_hang_past_the_timeout_is_an_error_not_a_stall(exchange, publisher, make
 def test_closed_port_is_an_error(publisher):
     with ExchangeServer() as server:
         url = server.url
-    scanner = MarketScanner(BinanceSource(url), parse_strategies("sma_cross"), publisher, "1m")
+    scanner = MarketScanner(CcxtSource("binance", url), parse_strategies("sma_cross"), publisher, "1m")
 
     report = scanner.scan(["BTCUSDT"], now_ms=NOW_MS)
 

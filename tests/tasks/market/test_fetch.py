@@ -1,6 +1,7 @@
 """fetch_many: many (symbol, timeframe) series at once, each with its own result or error."""
 
-from tasks.market import BinanceSource, Candles, MarketDataError, SimulatedSource, fetch_many
+from tasks.market import Candles, MarketDataError, SimulatedSource, fetch_many
+from tasks.market.exchange import CcxtSource
 
 SYMBOLS = [f"S{i:03d}USDT" for i in range(200)]
 
@@ -10,7 +11,7 @@ def test_200_symbols_at_50_ms_latency_each_get_their_own_bars(exchange):
     for i, symbol in enumerate(SYMBOLS):
         exchange.set_series(symbol, [float(i + 1 + k) for k in range(30)])
 
-    results = fetch_many(BinanceSource(exchange.url), [(s, "1m") for s in SYMBOLS], 20, now_ms=exchange.now_ms)
+    results = fetch_many(CcxtSource("binance", exchange.url), [(s, "1m") for s in SYMBOLS], 20, now_ms=exchange.now_ms)
 
     assert list(results) == [(s, "1m") for s in SYMBOLS]
     for i, symbol in enumerate(SYMBOLS):
@@ -21,9 +22,12 @@ def test_200_symbols_at_50_ms_latency_each_get_their_own_bars(exchange):
 
 
 def test_a_failing_symbol_does_not_spoil_the_others(exchange):
+    exchange.set_listed(SYMBOLS[:10])
     exchange.set_fault("not_a_list", symbols=["S001USDT", "S002USDT"])
 
-    results = fetch_many(BinanceSource(exchange.url), [(s, "1m") for s in SYMBOLS[:10]], 5, now_ms=exchange.now_ms)
+    results = fetch_many(
+        CcxtSource("binance", exchange.url), [(s, "1m") for s in SYMBOLS[:10]], 5, now_ms=exchange.now_ms
+    )
 
     assert [s for (s, _), r in results.items() if isinstance(r, MarketDataError)] == ["S001USDT", "S002USDT"]
     assert all(len(r) == 5 for s, r in results.items() if isinstance(r, Candles))
