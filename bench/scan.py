@@ -67,7 +67,6 @@ def worker(exchange: str, redis_url: str, names: list[str], kind: str, at: float
     from backend.redis_client import make_redis
     from backend.signal_schema import FETCHED_PREFIX
     from tasks.market import fetch_many
-    from tasks.market.exchange import CcxtSource
     from tasks.scanner import MarketScanner
     from tasks.strategies import parse_strategies
 
@@ -81,6 +80,8 @@ def worker(exchange: str, redis_url: str, names: list[str], kind: str, at: float
         def scan():
             fetch_many(source, [(s, t) for t in TIMEFRAMES for s in names], lookback, 32)
     else:
+        from tasks.market.exchange import CcxtSource  # not imported by the floor's process: its RSS stays its own
+
         source = CcxtSource("binance", exchange, weight_per_minute=BINANCE_WEIGHT_PER_MINUTE)
         started = time.perf_counter()
         source.check(names, TIMEFRAMES)  # the worker loads the markets at start (worker_init), not in a scan

@@ -127,11 +127,17 @@ class CcxtSource(MarketSource):
                 except MarketDataError as exc:
                     self._load_error = (time.monotonic(), exc)
                     raise
+                finally:  # no open connection is inherited by the processes a Celery worker forks after this
+                    self._markets.session.close()
                 self._loaded = True
         return self._markets.markets
 
-    def check(self, symbols: Iterable[str], timeframes: Iterable[str]) -> None:
-        """Raise UnknownMarket naming every symbol or timeframe the exchange does not list, with close matches."""
+    def check(self, symbols: Iterable[str], timeframes: Iterable[str], threads: int = 32) -> None:
+        """Raise UnknownMarket naming every symbol or timeframe the exchange does not list, with close matches.
+
+        Then build the instances THREADS fetch threads will borrow (before a Celery worker forks, so no scan pays
+        for them); they hold no connection yet.
+        """
         known_timeframes = self.timeframes
         problems = [
             f"timeframe {t!r} is not offered by {self.name}; it offers {', '.join(known_timeframes)}"
@@ -146,6 +152,8 @@ class CcxtSource(MarketSource):
                 problems.append(str(exc))
         if problems:
             raise UnknownMarket("; ".join(problems))
+        for _ in range(threads - self._pool.qsize()):
+            self._pool.put(self._pooled())
 
     def unified(self, symbol: str) -> str:
         """ccxt's unified symbol of SYMBOL, given unified (BTC/USDT) or as the exchange's market id (BTCUSDT)."""
@@ -194,10 +202,14 @@ class CcxtSource(MarketSource):
         try:
             return self._pool.get_nowait()
         except queue.Empty:
-            exchange = self._new_exchange()
-            exchange.set_markets_from_exchange(self._markets)
-            exchange.throttle = self.budget.take  # the shared weight budget instead of the per-instance spacing
-            return exchange
+            return self._pooled()
+
+    def _pooled(self) -> ccxt.Exchange:
+        """A new instance sharing the loaded markets and the weight budget."""
+        exchange = self._new_exchange()
+        exchange.set_markets_from_exchange(self._markets)
+        exchange.throttle = self.budget.take  # the shared weight budget instead of the per-instance spacing
+        return exchange
 
     def _call(self, exchange: ccxt.Exchange, call, where: str):
         """CALL() with retries: rate limits back off (Retry-After honoured), network faults retry, the rest raise."""

@@ -32,6 +32,7 @@ def test_ccxt_binance_calls_only_the_pinned_endpoints_and_loads_markets_once(exc
 
     assert all(isinstance(r, Candles) for r in results.values()), results
     assert exchange.paths == {"/api/v3/exchangeInfo": 1, "/api/v3/klines": 6}
+    assert market._pool.qsize() == 32  # check() built the fetch threads' instances
     assert set(exchange.paths) <= set(ENDPOINTS)
 
 
