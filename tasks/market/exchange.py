@@ -22,11 +22,6 @@ STALE_BARS = 2  # the newest closed bar may have ended at most this many bars ag
 LOAD_RETRY_S = 5.0  # after a failed load_markets, the next attempt waits this long
 
 
-def exchange_ids() -> list[str]:
-    """Every exchange id ccxt lists."""
-    return list(ccxt.exchanges)
-
-
 def check_exchange_id(exchange_id: str) -> None:
     """Raise UnknownMarket naming EXCHANGE_ID and the close matches when ccxt does not list it."""
     if exchange_id not in ccxt.exchanges:
