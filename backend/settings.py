@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Literal
@@ -54,33 +55,59 @@ def _redis_url(env: Mapping[str, str], default: str) -> str:
     return url
 
 
+_EXCHANGE_ID = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+
+
 @dataclass(frozen=True)
 class MarketSourceSpec:
-    """MARKET_SOURCE parsed: binance, simulated, or csv with the PATH of the file to replay."""
+    """MARKET_SOURCE parsed: binance (= ccxt:binance), ccxt with an EXCHANGE id, simulated, or csv with a file PATH.
 
-    kind: Literal["binance", "simulated", "csv"]
+    Whether ccxt lists the exchange is checked by the worker (tasks/config.py), which imports ccxt; the web does not.
+    """
+
+    kind: Literal["binance", "ccxt", "simulated", "csv"]
     path: str = ""
+    exchange: str = ""
 
     @classmethod
     def parse(cls, text: str) -> MarketSourceSpec:
-        """The spec of "binance", "simulated" or "csv:PATH"; raise ConfigError for anything else."""
+        """The spec of "binance", "ccxt:ID", "simulated" or "csv:PATH"; raise ConfigError for anything else."""
         if text in ("binance", "simulated"):
             return cls(text)
+        if text.startswith("ccxt:"):
+            if not _EXCHANGE_ID.match(text[5:]):
+                raise ConfigError(
+                    f"MARKET_SOURCE={text!r} needs a ccxt exchange id after ccxt:, e.g. ccxt:binance or ccxt:kraken"
+                )
+            return cls("ccxt", exchange=text[5:])
         if not text.startswith("csv:"):
-            raise ConfigError(f"MARKET_SOURCE={text!r} is unknown; use binance, simulated or csv:PATH")
+            raise ConfigError(
+                f"MARKET_SOURCE={text!r} is unknown; use binance, ccxt:<exchange id>, simulated or csv:PATH"
+            )
         if not text[4:]:
             raise ConfigError("MARKET_SOURCE=csv: needs a file path, e.g. csv:data/btc.csv")
         return cls("csv", text[4:])
 
     def __str__(self) -> str:
+        if self.kind == "ccxt":
+            return f"ccxt:{self.exchange}"
         return f"csv:{self.path}" if self.kind == "csv" else self.kind
 
 
-def _timeframe(env: Mapping[str, str], default: str) -> str:
-    timeframe = _text(env, "TIMEFRAME", default)
-    if timeframe not in TIMEFRAMES:
-        raise ConfigError(f"TIMEFRAME={timeframe!r} is unknown; use one of {', '.join(TIMEFRAMES)}")
-    return timeframe
+def _timeframes(env: Mapping[str, str], default: tuple[str, ...]) -> tuple[str, ...]:
+    timeframes = _list(env, "TIMEFRAME", default)
+    if not timeframes:
+        raise ConfigError("TIMEFRAME is empty; set one timeframe or a comma-separated list, e.g. TIMEFRAME=1m,15m,1h")
+    unknown = [t for t in timeframes if t not in TIMEFRAMES]
+    if unknown:
+        raise ConfigError(
+            f"TIMEFRAME={env.get('TIMEFRAME', '')!r} is unknown: {', '.join(map(repr, unknown))} is not a timeframe; "
+            f"use one or more of {', '.join(TIMEFRAMES)}, comma-separated"
+        )
+    repeated = sorted({t for t in timeframes if timeframes.count(t) > 1})
+    if repeated:
+        raise ConfigError(f"TIMEFRAME={env.get('TIMEFRAME', '')!r} lists {', '.join(repeated)} twice; list each once")
+    return timeframes
 
 
 def _symbols(env: Mapping[str, str], default: tuple[str, ...]) -> tuple[str, ...]:
@@ -96,10 +123,15 @@ def _symbols(env: Mapping[str, str], default: tuple[str, ...]) -> tuple[str, ...
     return symbols
 
 
-def _binance_api_url(env: Mapping[str, str], default: str) -> str:
-    url = _text(env, "BINANCE_API_URL", default).rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"BINANCE_API_URL={url!r} must start with http:// or https://")
+def _exchange_api_url(env: Mapping[str, str]) -> str:
+    """EXCHANGE_API_URL, or its old name BINANCE_API_URL; "" when neither is set (the exchange's own URLs)."""
+    name = "EXCHANGE_API_URL" if env.get("EXCHANGE_API_URL", "").strip() else "BINANCE_API_URL"
+    url = env.get(name, "").strip().rstrip("/")
+    if url and not re.match(r"^https?://[^/?#]+$", url):
+        raise ConfigError(
+            f"{name}={url!r} must start with http:// or https:// and name only a host and optional port "
+            "(e.g. http://127.0.0.1:8900): it replaces the scheme, host and port of the exchange's REST URLs"
+        )
     return url
 
 
@@ -125,9 +157,10 @@ class Settings:
     signal_channel: str = CHANNEL_DEFAULT
     scan_interval: int = 60
     symbols: tuple[str, ...] = ("BTCUSDT",)
-    timeframe: str = "1m"
+    timeframes: tuple[str, ...] = ("1m",)
     market_source: MarketSourceSpec = MarketSourceSpec("binance")
-    binance_api_url: str = "https://api.binance.com"
+    # "" keeps the exchange's own REST URLs; else the scheme://host[:port] that replaces theirs.
+    exchange_api_url: str = ""
     # Parsed by the worker (tasks/config.py), which owns the strategies; the web never reads it.
     strategies: str = "sma_cross:fast=9,slow=21"
     history_maxlen: int = 10000
@@ -161,9 +194,9 @@ class Settings:
             signal_channel=_text(env, "SIGNAL_CHANNEL", default["signal_channel"]),
             scan_interval=_int(env, "SCAN_INTERVAL", default["scan_interval"], 1, 86400),
             symbols=_symbols(env, default["symbols"]),
-            timeframe=_timeframe(env, default["timeframe"]),
+            timeframes=_timeframes(env, default["timeframes"]),
             market_source=MarketSourceSpec.parse(source),
-            binance_api_url=_binance_api_url(env, default["binance_api_url"]),
+            exchange_api_url=_exchange_api_url(env),
             strategies=_text(env, "STRATEGIES", default["strategies"]),
             history_maxlen=_int(env, "HISTORY_MAXLEN", default["history_maxlen"], 1, 10_000_000),
             max_signal_bytes=_int(env, "MAX_SIGNAL_BYTES", default["max_signal_bytes"], 64, 16 * 1024 * 1024),
@@ -183,6 +216,11 @@ class Settings:
             notify_max_age_s=_int(env, "NOTIFY_MAX_AGE_S", default["notify_max_age_s"], 1, 7 * 24 * 3600),
             notify_timeout_s=_int(env, "NOTIFY_TIMEOUT_S", default["notify_timeout_s"], 1, 300),
         )
+
+    @property
+    def timeframe(self) -> str:
+        """The first of TIMEFRAME's timeframes (what single-timeframe readers show)."""
+        return self.timeframes[0]
 
 
 def load_settings() -> Settings:

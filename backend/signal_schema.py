@@ -32,6 +32,9 @@ SENT_PREFIX = "qs:sent:"  # + signal id: the dedupe claim, holding the stored si
 DEDUPE_TTL_S = 7 * 24 * 3600
 SCANNED_PREFIX = "qs:scanned:"  # + timeframe:strategy:symbol: the open time of the last bar the scan evaluated
 SCANNED_TTL_S = 7 * 24 * 3600
+# + timeframe:symbol: the open time of the newest closed bar the scan fetched; the series is fetched again only
+# once its next bar may have closed (a 1h series once an hour), also across worker restarts.
+FETCHED_PREFIX = "qs:fetched:"
 SCAN_LOCK_KEY = "qs:scan-lock"
 PUBLISH_LIMIT_PREFIX = "qs:publish-limit"  # + a publish token's hash: its PUBLISH_RATE_LIMIT window
 REDBEAT_PREFIX = "qs:redbeat:"

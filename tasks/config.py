@@ -25,6 +25,13 @@ class WorkerConfig:
             strategies = parse_strategies(settings.strategies)
         except StrategyError as exc:
             raise ConfigError(f"STRATEGIES={settings.strategies!r}: {exc}") from None
+        if settings.market_source.kind == "ccxt":
+            from tasks.market.exchange import UnknownMarket, check_exchange_id  # imports ccxt: only when used
+
+            try:
+                check_exchange_id(settings.market_source.exchange)
+            except UnknownMarket as exc:
+                raise ConfigError(f"MARKET_SOURCE={settings.market_source}: {exc}") from None
         return cls(settings, tuple(strategies), load_destinations(settings))
 
     def destination(self, destination_id: str) -> Destination | None:

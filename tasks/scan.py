@@ -10,6 +10,7 @@ import time
 
 import redis
 from celery import group
+from celery.signals import worker_init
 from redis.exceptions import LockError
 
 from backend.publisher import Publisher
@@ -17,7 +18,7 @@ from backend.redis_client import make_redis
 from backend.signal_schema import LAST_SCAN_KEY, SCAN_LOCK_KEY
 from tasks.celery import app
 from tasks.config import worker_config
-from tasks.market import make_source
+from tasks.market import MarketDataError, MarketSource, UnknownMarket, make_source
 from tasks.scanner import MarketScanner
 
 log = logging.getLogger(__name__)
@@ -28,13 +29,34 @@ FANOUT_CHUNK = 100
 
 
 @functools.cache
+def market_source() -> MarketSource:
+    """This worker's market source: an exchange's markets, once loaded, are shared by the forked pool processes."""
+    settings = worker_config().settings
+    return make_source(settings.market_source, settings.exchange_api_url)
+
+
+@worker_init.connect
+def check_markets(**_) -> None:
+    """Stop the worker at start when the exchange does not list a configured symbol or timeframe.
+
+    An exchange that cannot be reached now is only logged: every scan tries again, and reports per symbol.
+    """
+    source, settings = market_source(), worker_config().settings
+    try:
+        source.check(settings.symbols, settings.timeframes)
+    except UnknownMarket as exc:
+        raise SystemExit(f"configuration error: MARKET_SOURCE={settings.market_source}: {exc}") from None
+    except MarketDataError as exc:
+        log.warning("could not load the markets of %s at start (%s); the scans will try again", source.name, exc)
+
+
+@functools.cache
 def scanner() -> MarketScanner:
     """This worker process's scanner (built after fork, on first use)."""
     config = worker_config()
     settings = config.settings
     publisher = Publisher.from_settings(settings, make_redis(settings.redis_url))
-    source = make_source(settings.market_source, settings.binance_api_url)
-    return MarketScanner(source, config.strategies, publisher, settings.timeframe)
+    return MarketScanner(market_source(), config.strategies, publisher, settings.timeframes)
 
 
 @contextlib.contextmanager
@@ -86,8 +108,9 @@ def scan_symbols(symbols: list[str]) -> dict:
     report = scanner().scan(symbols)
     scanner().publisher.client.set(LAST_SCAN_KEY, time.time())
     log.info(
-        "scanned %d symbols in %.2fs: %d new signals, %d duplicates, %d errors",
+        "scanned %d symbols × %s in %.2fs: %d new signals, %d duplicates, %d errors",
         report.symbols,
+        ",".join(scanner().timeframes),
         report.seconds,
         len(report.published),
         report.duplicates,

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 
 from tasks.market.candles import Candles
 
 
 class MarketDataError(Exception):
     """Market data could not be fetched or was invalid; the message says what, where and how to fix it."""
+
+
+class UnknownMarket(MarketDataError):
+    """A configured exchange, symbol or timeframe is not offered: a configuration error, not a passing fault."""
 
 
 class MarketSource(abc.ABC):
@@ -23,6 +28,9 @@ class MarketSource(abc.ABC):
 
         Raise MarketDataError rather than return partial or invalid data.
         """
+
+    def check(self, symbols: Iterable[str], timeframes: Iterable[str]) -> None:
+        """Raise MarketDataError naming what the source does not offer; sources that cannot tell accept all."""
 
     def close(self) -> None:
         """Release network resources, if any."""

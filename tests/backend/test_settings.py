@@ -11,7 +11,8 @@ def test_defaults_match_the_design():
     assert settings.redis_url == "redis://localhost:6379/0"
     assert (settings.port, settings.scan_interval, settings.history_maxlen) == (5000, 60, 10000)
     assert settings.signal_channel == "quantum_signals"
-    assert settings.symbols == ("BTCUSDT",) and settings.timeframe == "1m"
+    assert settings.symbols == ("BTCUSDT",) and settings.timeframes == ("1m",) and settings.timeframe == "1m"
+    assert settings.exchange_api_url == ""
     assert settings.market_source == MarketSourceSpec("binance") and settings.strategies == "sma_cross:fast=9,slow=21"
     assert settings.auth_tokens == () and settings.cors_origins == ()
 
@@ -42,7 +43,25 @@ def test_overrides_are_parsed():
     )
 
 
-@pytest.mark.parametrize("text", ["binance", "simulated", "csv:data/btc.csv", "csv:c:/a b.csv"])
+def test_several_timeframes_are_kept_in_order():
+    settings = Settings.from_env({"TIMEFRAME": "1m, 15m,1h"})
+
+    assert settings.timeframes == ("1m", "15m", "1h") and settings.timeframe == "1m"
+
+
+def test_exchange_api_url_wins_over_its_old_name_binance_api_url():
+    assert Settings.from_env({"BINANCE_API_URL": "http://127.0.0.1:1/"}).exchange_api_url == "http://127.0.0.1:1"
+    both = {"BINANCE_API_URL": "http://127.0.0.1:1", "EXCHANGE_API_URL": "https://127.0.0.1:2"}
+    assert Settings.from_env(both).exchange_api_url == "https://127.0.0.1:2"
+
+
+def test_ccxt_market_source_names_the_exchange():
+    assert Settings.from_env({"MARKET_SOURCE": "ccxt:kraken"}).market_source == MarketSourceSpec(
+        "ccxt", exchange="kraken"
+    )
+
+
+@pytest.mark.parametrize("text", ["binance", "simulated", "ccxt:binance", "csv:data/btc.csv", "csv:c:/a b.csv"])
 def test_market_source_spec_reads_back_as_written(text):
     assert str(MarketSourceSpec.parse(text)) == text
 
@@ -54,14 +73,20 @@ def test_market_source_spec_reads_back_as_written(text):
         ({"SCAN_INTERVAL": "0"}, "SCAN_INTERVAL=0 is out of range"),
         ({"PORT": "70000"}, "PORT=70000 is out of range"),
         ({"REDIS_URL": "localhost:6379"}, "is not a Redis URL"),
-        ({"MARKET_SOURCE": "kraken"}, "MARKET_SOURCE='kraken' is unknown"),
+        ({"MARKET_SOURCE": "kraken"}, "MARKET_SOURCE='kraken' is unknown; use binance, ccxt:<exchange id>"),
+        ({"MARKET_SOURCE": "ccxt:"}, "needs a ccxt exchange id after ccxt:, e.g. ccxt:binance"),
+        ({"MARKET_SOURCE": "ccxt:Bin ance"}, "needs a ccxt exchange id"),
         ({"MARKET_SOURCE": "csv:"}, "needs a file path"),
         ({"TIMEFRAME": "7m"}, "TIMEFRAME='7m' is unknown"),
+        ({"TIMEFRAME": "1m,7m,2x"}, "TIMEFRAME='1m,7m,2x' is unknown: '7m', '2x' is not a timeframe"),
+        ({"TIMEFRAME": " , "}, "TIMEFRAME is empty"),
+        ({"TIMEFRAME": "1m,1h,1m"}, "lists 1m twice"),
         ({"SYMBOLS": ","}, "SYMBOLS is empty"),
         ({"SYMBOLS": "BTC USDT"}, "SYMBOLS has invalid entries"),
         ({"SYMBOLS": "!!!"}, "SYMBOLS has invalid entries"),
         ({"SYMBOLS": "A" * 33}, "SYMBOLS has invalid entries"),
-        ({"BINANCE_API_URL": "api.binance.com"}, "must start with http"),
+        ({"BINANCE_API_URL": "api.binance.com"}, "BINANCE_API_URL='api.binance.com' must start with http"),
+        ({"EXCHANGE_API_URL": "http://127.0.0.1:1/api/v3"}, "name only a host and optional port"),
     ],
 )
 def test_bad_values_name_the_setting_and_the_fix(env, words):

@@ -27,10 +27,11 @@ class ConsistentExchange(ExchangeServer):
         self.zigzag: set[str] = set()
 
     def control(self, command: dict) -> None:
-        """ExchangeServer's /_control plus {"zigzag": [symbols], "flat": [symbols]}."""
+        """ExchangeServer's /_control plus {"zigzag": [symbols], "flat": [symbols]}; both kinds are listed markets."""
         with self._lock:
             self.zigzag |= set(command.get("zigzag") or ())
             self.zigzag -= set(command.get("flat") or ())
+            self._listed |= set(command.get("zigzag") or ()) | set(command.get("flat") or ())
         super().control({k: v for k, v in command.items() if k not in ("zigzag", "flat")})
 
     def _rows(self, symbol: str, bar_ms: int, limit: int) -> list[list]:

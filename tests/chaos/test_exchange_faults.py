@@ -1,5 +1,6 @@
 """Scenario 5: the exchange misbehaves (errors, 429 storms, bans, hangs, garbage, stale bars): nothing bad is
-published, no process dies, and signals resume as soon as it behaves again."""
+published, no process dies, and signals resume as soon as it behaves again. MARKET_SOURCE=binance is ccxt's
+binance: these faults reach ccxt's error mapping (tasks/market/exchange.py)."""
 
 import time
 import zlib
@@ -60,8 +61,13 @@ def test_exchange_faults_publish_nothing_bad_and_recover(profile, shared_stack, 
     stack = shared_stack
     faults, hold_s = (FULL_FAULTS, 6.0) if profile.full else (SHORT_FAULTS, 1.5)
     pool = clients([web.url for web in stack.webs], profile.clients)
+    source = stack.env()["MARKET_SOURCE"]
     scenario = Scenario(
-        f"5. exchange faults x{len(faults)} ({profile.name})", stack, pool, chaos_rows, auditors(stack.redis_url)
+        f"5. exchange faults x{len(faults)} via {source} ({profile.name})",
+        stack,
+        pool,
+        chaos_rows,
+        auditors(stack.redis_url),
     )
     scenario.produce()
     scenario.wait_produced(4)

@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from backend.signal_schema import EPOCH_KEY
-from tasks.market import BinanceSource, MarketDataError
+from tasks.market import MarketDataError
+from tasks.market.exchange import CcxtSource
 from tasks.scanner import MarketScanner
 from tasks.strategies import parse_strategies
 from tests.chaos.clients import PythonPool
@@ -44,7 +45,7 @@ def test_the_bar_of_a_lost_scan_is_published_by_the_next_scan(publisher):
     """Scenario 3: the scan of bar N dies with its worker; the next scan only looks at bar N+1, so N is lost."""
     with ConsistentExchange() as exchange:
         exchange.control({"zigzag": ["BTCUSDT"]})  # every 1 s bar is a cross
-        scanner = MarketScanner(BinanceSource(exchange.url), parse_strategies(STRATEGY), publisher, "1s")
+        scanner = MarketScanner(CcxtSource("binance", exchange.url), parse_strategies(STRATEGY), publisher, "1s")
         now = 1_800_000_000_500
         for at in (now, now + 2000):  # the scan at now + 1000 never completed
             exchange.now_ms = at
@@ -84,7 +85,7 @@ def test_stale_klines_are_refused():
     with ExchangeServer() as exchange:
         exchange.now_ms = int(time.time() * 1000) - 600_000
         with pytest.raises(MarketDataError, match="stale"):
-            BinanceSource(exchange.url).fetch("BTCUSDT", "1m", 5)
+            CcxtSource("binance", exchange.url).fetch("BTCUSDT", "1m", 5)
 
 
 @pytest.mark.parametrize(

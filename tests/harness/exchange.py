@@ -1,11 +1,13 @@
-"""A real Binance-compatible klines server on loopback, with switchable faults, for tests and benchmarks.
+"""A real Binance-compatible server on loopback, with switchable faults, for tests and benchmarks.
+
+It serves what ccxt's binance (spot markets) calls, and a ping: ENDPOINTS.
 
 In a test (or the `exchange` fixture: one frozen at NOW_MS):
 
     with ExchangeServer() as exchange:
         exchange.set_series("BTCUSDT", [100, 101, 102])   # closed bars, oldest first
         exchange.set_fault("http_500", times=1)           # the next request fails once
-        BinanceSource(exchange.url).fetch("BTCUSDT", "1m", 3)
+        CcxtSource("binance", exchange.url).fetch("BTCUSDT", "1m", 3)
 
 As a process (benchmarks, fault suites; ExchangeProcess runs it): `python -m tests.harness.exchange --port 8900
 --latency-ms 50` prints `listening on http://127.0.0.1:8900`; `POST /_control` with JSON such as
@@ -13,8 +15,9 @@ As a process (benchmarks, fault suites; ExchangeProcess runs it): `python -m tes
 "latency_ms": 50, "now_ms": null, "reset_counts": true}` changes it at runtime; `GET /_control` shows
 the state and the request counts per symbol.
 
-The served series end with one still-open bar (closeTime in the future) whose close is the last
-closed one's * 1.01, so a client that keeps it is caught.
+exchangeInfo lists every symbol with a series, every symbol named in `listed` (control or set_listed) and
+LISTED_DEFAULT; klines serve any well-formed symbol. The served series end with one still-open bar
+(closeTime in the future) whose close is the last closed one's * 1.01, so a client that keeps it is caught.
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ NOW_MS = 1_764_000_030_000  # a frozen clock: 30 s into the 1m bar that opened a
 # Falling, then a jump on the last closed bar: SMA(3) crosses above SMA(5) there and only there.
 CROSS_UP = [100 - i * 0.5 for i in range(30)] + [200.0]
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
+# Every path a client of this server may call: ccxt's binance (load_markets, fetch_ohlcv), and the readiness ping.
+ENDPOINTS = ("/api/v3/exchangeInfo", "/api/v3/klines", "/api/v3/ping", "/api/v3/time")
+LISTED_DEFAULT = ("BTCUSDT", "ETHUSDT", "ETHBTC")
+QUOTES = ("USDT", "USDC", "BTC", "ETH", "BNB")
 
 
 @dataclass
@@ -101,6 +108,8 @@ class ExchangeServer:
         self._series: dict[str, tuple[float, ...]] = {}
         self._fault: Fault | None = None
         self._counts: dict[str, int] = {}
+        self._listed: set[str] = set(LISTED_DEFAULT)
+        self.paths: dict[str, int] = {}  # requests per path, every path asked for (unknown ones too)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
@@ -147,6 +156,11 @@ class ExchangeServer:
             raise ValueError("closes must be a non-empty list of finite positive numbers")
         with self._lock:
             self._series[symbol] = tuple(float(c) for c in closes)
+
+    def set_listed(self, symbols: list[str]) -> None:
+        """List these symbols in exchangeInfo too (besides those with a series and LISTED_DEFAULT)."""
+        with self._lock:
+            self._listed |= set(symbols)
 
     def set_fault(
         self,
@@ -195,6 +209,7 @@ class ExchangeServer:
                 "fault": fault,
                 "counts": dict(self._counts),
                 "series": sorted(self._series),
+                "paths": dict(self.paths),
             }
 
     def control(self, command: dict) -> None:
@@ -205,6 +220,8 @@ class ExchangeServer:
             self.now_ms = None if command["now_ms"] is None else int(command["now_ms"])
         for symbol, closes in (command.get("series") or {}).items():
             self.set_series(symbol, closes)
+        if command.get("listed"):
+            self.set_listed(list(command["listed"]))
         if "fault" in command:
             if command["fault"] is None:
                 self.clear_fault()
@@ -214,6 +231,22 @@ class ExchangeServer:
             self.reset_counts()
 
     # -- serving --
+
+    def exchange_info(self) -> tuple[int, dict[str, str], bytes]:
+        """GET /api/v3/exchangeInfo: the listed spot symbols, in the fields ccxt's binance reads.
+
+        Answered at once: latency and faults are the klines' (what a scan waits for), as tests and the bench expect.
+        """
+        with self._lock:
+            symbols = sorted(self._listed | set(self._series))
+        info = {
+            "timezone": "UTC",
+            "serverTime": self.now_ms if self.now_ms is not None else int(time.time() * 1000),
+            "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
+            "exchangeFilters": [],
+            "symbols": [_symbol_info(symbol) for symbol in symbols],
+        }
+        return 200, {}, json.dumps(info).encode()
 
     def klines(self, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         """Status, headers and body for GET /api/v3/klines."""
@@ -318,6 +351,35 @@ class ExchangeServer:
         return 200, {}, json.dumps(rows).encode()
 
 
+def _symbol_info(symbol: str) -> dict:
+    """One exchangeInfo entry; the quote asset is the longest known suffix (USDT when none matches)."""
+    quote = next((q for q in QUOTES if symbol.endswith(q) and len(symbol) > len(q)), "USDT")
+    base = symbol[: -len(quote)] if symbol.endswith(quote) else symbol
+    return {
+        "symbol": symbol,
+        "status": "TRADING",
+        "baseAsset": base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "orderTypes": ["LIMIT", "MARKET"],
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": "0.00000001",
+                "maxPrice": "1000000.00000000",
+                "tickSize": "0.00000001",
+            },
+            {"filterType": "LOT_SIZE", "minQty": "0.00000001", "maxQty": "9000000.00000000", "stepSize": "0.00000001"},
+        ],
+    }
+
+
 def _error(status: int, code: int, msg: str) -> tuple[int, dict[str, str], bytes]:
     return status, {}, json.dumps({"code": code, "msg": msg}).encode()
 
@@ -378,9 +440,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         exchange = self.server.exchange
+        with exchange._lock:
+            exchange.paths[parts.path] = exchange.paths.get(parts.path, 0) + 1
         if parts.path == "/api/v3/klines":
             query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
             self._send(*exchange.klines(query))
+        elif parts.path == "/api/v3/exchangeInfo":
+            self._send(*exchange.exchange_info())
         elif parts.path == "/api/v3/ping":
             self._send(200, {}, b"{}")
         elif parts.path == "/api/v3/time":

@@ -37,6 +37,24 @@ def scan_env(exchange):
     }
 
 
+# SMA(3) a hair below SMA(5) on the last closed bar; only the still-open bar (last * 1.01) would cross.
+OPEN_BAR_ONLY = [100.0] * 30 + [99.99] * 3
+
+
+@pytest.fixture
+def ccxt_env(exchange):
+    """ccxt's binance pointed at the loopback exchange (on the wall clock: each minute's last closed bar crosses)."""
+    exchange.set_series("ETHUSDT", OPEN_BAR_ONLY)
+    return {
+        "MARKET_SOURCE": "ccxt:binance",
+        "EXCHANGE_API_URL": exchange.url,
+        "SCAN_INTERVAL": "1",
+        "SYMBOLS": "BTC/USDT,ETHUSDT",
+        "STRATEGIES": "sma_cross:fast=3,slow=5",
+        "TIMEFRAME": "1m,1h",
+    }
+
+
 def send_scan(redis_url: str, symbols: list[str]):
     """Queue one scan_symbols task as another process would."""
     app = Celery(broker=redis_url)
@@ -126,3 +144,41 @@ def test_worker_and_beat_start_before_redis_and_survive_its_restart(start_celery
         assert len(history.read_range(client, 0)) >= 1
     finally:
         own.cleanup()
+
+
+def test_ccxt_binance_through_worker_and_beat_publishes_the_one_cross_and_nothing_from_the_open_bar(
+    redis_client, start_celery, ccxt_env, exchange
+):
+    worker = start_celery("worker", **ccxt_env)
+    start_celery("beat", **ccxt_env)
+
+    wait_until(lambda: len(history.read_range(redis_client, 0)) >= 2, 30, message="the 1m and 1h signals")
+    scans = worker.log().count("scanned 2 symbols")
+    wait_until(lambda: worker.log().count("scanned 2 symbols") >= scans + 3, 30, message="three more scans")
+
+    # One signal per bar that crossed (a minute boundary met during the test makes a new bar cross), none for ETH.
+    signals = history.read_range(redis_client, 0)
+    assert {(s["symbol"], s["type"], s["price"], s["source"]) for s in signals} == {
+        ("BTC/USDT", "BUY", 200.0, "binance")
+    }
+    assert len({s["id"] for s in signals}) == len(signals) and {s["timeframe"] for s in signals} == {"1m", "1h"}
+    assert [s["timeframe"] for s in signals].count("1h") == 1
+    assert set(exchange.paths) == {"/api/v3/exchangeInfo", "/api/v3/klines"}
+    assert exchange.paths["/api/v3/exchangeInfo"] == 1  # markets loaded once, in the worker before it forked
+
+
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"SYMBOLS": "BTCUSD"}, "binance lists no market 'BTCUSD' (types spot); did you mean 'BTCUSDT'"),
+        ({"TIMEFRAME": "1m,10s"}, "timeframe '10s' is not offered by binance"),
+        ({"MARKET_SOURCE": "ccxt:binanse"}, "ccxt has no exchange 'binanse'; did you mean 'binance'"),
+    ],
+)
+def test_an_unknown_symbol_timeframe_or_exchange_stops_the_worker_at_start(start_celery, ccxt_env, env, words):
+    worker = start_celery("worker", wait=False, **{**ccxt_env, **env})
+
+    wait_until(lambda: worker.process.poll() is not None, 30, message="the worker exits")
+
+    assert worker.process.returncode != 0
+    assert "configuration error: MARKET_SOURCE=ccxt:" in worker.log() and words in worker.log()

@@ -29,3 +29,14 @@ def test_bad_strategies_are_a_config_error_naming_the_variable(strategies, words
         WorkerConfig.from_settings(dataclasses.replace(Settings(), strategies=strategies))
 
     assert str(error.value).startswith(words)
+
+
+def test_an_exchange_ccxt_does_not_list_stops_the_start_with_close_matches():
+    settings = Settings.from_env({"MARKET_SOURCE": "ccxt:binanse"})
+
+    with pytest.raises(ConfigError) as error:
+        WorkerConfig.from_settings(settings)
+
+    assert str(error.value).startswith(
+        "MARKET_SOURCE=ccxt:binanse: ccxt has no exchange 'binanse'; did you mean 'binance'"
+    )

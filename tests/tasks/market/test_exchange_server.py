@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tasks.market import BinanceSource
+from tasks.market.exchange import CcxtSource
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -43,7 +43,7 @@ def test_runs_as_a_process_and_obeys_control(exchange_process):
     )
     assert answer.status_code == 200 and answer.json()["latency_ms"] == 5
 
-    candles = BinanceSource(exchange_process).fetch("BTCUSDT", "1m", 10, now_ms=1_764_000_030_000)
+    candles = CcxtSource("binance", exchange_process).fetch("BTCUSDT", "1m", 10, now_ms=1_764_000_030_000)
 
     assert candles.close.tolist() == [1.0, 2.0, 3.0]
     assert requests.get(control, timeout=5).json()["counts"] == {"BTCUSDT": 2}
