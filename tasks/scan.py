@@ -16,6 +16,7 @@ from backend.publisher import Publisher
 from backend.redis_client import make_redis
 from backend.signal_schema import LAST_SCAN_KEY, SCAN_LOCK_KEY
 from tasks.celery import app
+from tasks.chart_keeper import ChartKeeper
 from tasks.config import worker_config
 from tasks.market import make_source
 from tasks.scanner import MarketScanner
@@ -34,7 +35,15 @@ def scanner() -> MarketScanner:
     settings = config.settings
     publisher = Publisher.from_settings(settings, make_redis(settings.redis_url))
     source = make_source(settings.market_source, settings.binance_api_url)
-    return MarketScanner(source, config.strategies, publisher, settings.timeframe)
+    keeper = ChartKeeper(
+        publisher.client,
+        config.strategies,
+        settings.symbols,
+        settings.timeframe.split(","),
+        settings.outcome_horizons,
+        settings.signal_channel,
+    )
+    return MarketScanner(source, config.strategies, publisher, settings.timeframe, keeper=keeper)
 
 
 @contextlib.contextmanager

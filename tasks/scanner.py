@@ -65,13 +65,15 @@ class MarketScanner:
         publisher: Publisher,
         timeframe: str,
         max_workers: int = 32,
+        keeper=None,
     ):
-        """Bind the market source, strategies and publisher."""
+        """Bind the market source, strategies and publisher (and the KEEPER of charts and outcomes, if any)."""
         self.source = source
         self.strategies = strategies
         self.publisher = publisher
         self.timeframe = timeframe
         self.max_workers = max_workers
+        self.keeper = keeper
         self.lookback = min(MAX_LOOKBACK, max(s.lookback for s in strategies) + MAX_CATCH_UP_BARS)
 
     def scan(self, symbols: list[str] | tuple[str, ...], now_ms: int | None = None) -> ScanReport:
@@ -105,6 +107,8 @@ class MarketScanner:
                         report.published.append(stored)
                 if not gave_up:
                     self._set_scanned(cursor_key, candles)
+            if self.keeper is not None:
+                self.keeper.keep(symbol, self.timeframe, candles)
         report.seconds = time.monotonic() - started
         return report
 
