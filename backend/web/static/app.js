@@ -86,10 +86,12 @@ const formatPrice = (p) => (typeof p === "number" && Number.isFinite(p) ? priceF
 const axisFormats = [2, 4, 8].map((d) => new Intl.NumberFormat(undefined, { maximumFractionDigits: d }));
 const formatAxisPrice = (p) => axisFormats[Math.abs(p) >= 100 ? 0 : Math.abs(p) >= 1 ? 1 : 2].format(p);
 const text = (v) => (v == null ? "" : typeof v === "string" ? v : JSON.stringify(v));
-const percentFormat = new Intl.NumberFormat(undefined, {
-  style: "percent", minimumFractionDigits: 2, maximumFractionDigits: 2, signDisplay: "exceptZero",
-});
-const formatReturn = (r) => (typeof r === "number" && Number.isFinite(r) ? percentFormat.format(r) : "—");
+// Returns of short bars are small: three decimals of a percent below 1 %.
+const percentFormats = [2, 3].map((digits) => new Intl.NumberFormat(undefined, {
+  style: "percent", minimumFractionDigits: 2, maximumFractionDigits: digits, signDisplay: "exceptZero",
+}));
+const formatReturn = (r) => (typeof r === "number" && Number.isFinite(r)
+  ? percentFormats[Math.abs(r) < 0.01 ? 1 : 0].format(r) : "—");
 const signClass = (r) => (r > 0 ? "up" : r < 0 ? "down" : "flat");
 const formatRate = (h) => (typeof h === "number" && Number.isFinite(h) ? `${(h * 100).toFixed(0)} %` : "—");
 
@@ -387,7 +389,9 @@ function fillOutcomes(entry) {
 function fillOutcome(cell, h, r, pending) {
   if (!cell) return;
   cell.classList.remove("up", "down", "flat", "pending");
+  delete cell.dataset.r;
   if (typeof r === "number") {
+    cell.dataset.r = String(r); // the exact value, for tests and tools
     cell.textContent = formatReturn(r);
     cell.classList.add(signClass(r));
     cell.title = `return ${h} bar${h === 1 ? "" : "s"} after the signal, in its direction`;
@@ -1004,6 +1008,14 @@ el.pickerOptions.addEventListener("mousedown", (event) => {
 el.timeframe.addEventListener("change", () => showChart(state.view.symbol, el.timeframe.value));
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden && state.view.symbol) scheduleCandles(0);
+});
+
+// Read-only views of what the chart draws, for tests and the curious: nothing here changes the page.
+window.qsChart = Object.freeze({
+  get symbol() { return state.view.symbol; },
+  get timeframe() { return state.view.timeframe; },
+  snapshot: () => (state.chart ? state.chart.snapshot() : { mode: null, candles: [], markers: [], lines: [], panes: 0 }),
+  xOf: (time) => (state.chart ? state.chart.xOf(time) : null),
 });
 
 const saved = readJSON(STORE.chart, {});

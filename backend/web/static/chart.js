@@ -156,6 +156,11 @@ export class CandleChart {
     };
   }
 
+  /** The x of bar TIME (s) in the chart box, in CSS pixels (null when off screen): where a click picks that bar. */
+  xOf(time) {
+    return this.chart ? this.chart.timeScale().timeToCoordinate(time) : null;
+  }
+
   /** The lines drawn, for the legend: [{spec, name, label, swatch}]. */
   legend() {
     return this.lines.map(({ spec, name, label, swatch }) => ({ spec, name, label, swatch }));
