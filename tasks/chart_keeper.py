@@ -136,6 +136,7 @@ class ChartKeeper:
         self.timeframes = frozenset(timeframes)
         self.horizons = tuple(horizons)
         self.channel = outcome_channel(signal_channel)
+        self.max_bars = CHART_MAX_BARS
         columns = [(s.spec, name) for s in self.strategies for name in s.series(np.ones(2))]
         self.layout = layout_json(columns, {s.spec: s.panes() for s in self.strategies})
         self._append = client.register_script(APPEND_LUA)
@@ -180,7 +181,7 @@ class ChartKeeper:
             self._score(symbol, timeframe, candles, pending)
 
     def _append_args(self, columns, series, start: int, anchored: bool) -> list:
-        args: list = [self.layout, CHART_MAX_BARS, CHART_TTL_S, "1" if anchored else "0"]
+        args: list = [self.layout, self.max_bars, CHART_TTL_S, "1" if anchored else "0"]
         rows = np.column_stack([*columns, *series])[start:] if series else np.column_stack(columns)[start:]
         for t, row in zip(columns[0][start:].tolist(), rows.tolist()):
             row[0] = t
