@@ -461,7 +461,8 @@ function renderStats(stats, horizons) {
     name.textContent = s.strategy;
     const count = document.createElement("span");
     count.className = "count";
-    count.textContent = `${Number.isInteger(s.signals) ? s.signals : 0} signals`;
+    const n = Number.isInteger(s.signals) ? s.signals : 0;
+    count.textContent = `${n} signal${n === 1 ? "" : "s"}`;
     caption.append(name, count);
     const head = document.createElement("tr");
     for (const label of ["after", "scored", "hit rate", "mean return"]) {

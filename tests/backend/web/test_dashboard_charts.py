@@ -165,7 +165,7 @@ def test_live_signal_adds_a_marker_and_a_row_then_its_outcomes_fill_in(stack, pa
 
     # The stats panel counts it under its strategy, refreshed as the outcomes arrived.
     stats = page.locator('#stats .stats-table[data-strategy="test:live"]')
-    expect(stats).to_contain_text("1 signals")
+    expect(stats.locator("caption .count")).to_have_text("1 signal")
     expect(stats.locator('tr[data-h="1"] td').first).to_have_text("1")
 
 
@@ -216,3 +216,16 @@ def test_phone_viewport_keeps_the_page_within_the_screen(stack, browser, publish
     finally:
         context.close()
     assert not errors, f"console errors on the phone: {errors}"
+
+
+def test_stats_say_they_restarted_when_redis_lost_its_data(stack, page, publisher, redis_client):
+    bar = candles(stack, "BTCUSDT")["candles"][-5]
+    publisher.publish_signal(a_signal("BTCUSDT", "BUY", bar["time"], bar["close"]))
+    page.goto(stack.url)
+    stats = page.locator('#stats .stats-table[data-strategy="test:live"]')
+    expect(stats.locator("caption .count")).to_have_text("1 signal", timeout=10_000)  # once the scan routed it
+    expect(page.locator("#stats-note")).to_be_empty()
+
+    redis_client.flushall()  # Redis lost its data: the next signal opens a new epoch, the counts start again
+    publisher.publish_signal(a_signal("ETHUSDT", "SELL", bar["time"], 3_000))
+    expect(page.locator("#stats-note")).to_contain_text("Stats restarted", timeout=10_000)
