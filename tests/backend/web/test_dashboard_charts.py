@@ -2,6 +2,7 @@
 1 s bars): candles, indicator lines and markers as the API serves them, live markers and rows, outcomes filling
 in as bars close, the stats panel, the symbol picker and a phone's viewport."""
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -146,9 +147,11 @@ def test_live_signal_adds_a_marker_and_a_row_then_its_outcomes_fill_in(stack, pa
     expect(page.locator("#stats .stats-table").first).to_be_visible(timeout=10_000)  # the scan's own strategies
 
     last = candles(stack, "BTCUSDT")["candles"][-1]  # the newest closed bar: its +1 bar is still open
+    published = time.monotonic()
     signal = publisher.publish_signal(a_signal("BTCUSDT", "BUY", last["time"], last["close"]))
     expect(row(page, signal)).to_have_count(1, timeout=LIVE_MS)
-    wait_until(lambda: last["time"] // 1000 in {m["time"] for m in drawn(page)["markers"]}, 2, message="its marker")
+    left = LIVE_MS / 1000 - (time.monotonic() - published)
+    wait_until(lambda: last["time"] // 1000 in {m["time"] for m in drawn(page)["markers"]}, left, message="its marker")
 
     # +1 and +2 fill in as those bars close (the worker scores them, the relay sends signal_outcome); +20 waits.
     cells = row(page, signal).locator("td.outcome")
