@@ -120,13 +120,16 @@ def test_chart_draws_the_candles_lines_and_markers_the_api_serves(stack, page, p
     assert all(line["points"] >= len(shown["candles"]) - 10 for line in shown["lines"])  # warm-up bars are blank
 
     # Markers sit at the bar times of the pair's signals (the scan's and ours), and a click shows the details.
-    now = drawn(page)
-    listed = requests.get(f"{stack.url}/api/signals", params={"symbol": "BTCUSDT"}, timeout=5).json()["signals"]
-    first, last = now["candles"][0]["time"], now["candles"][-1]["time"]
-    in_view = {bar_s(s) for s in listed if first <= bar_s(s) <= last}
-    markers = {m["time"] for m in now["markers"]}
-    assert {bar_s(s) for s in signals} <= markers <= in_view
-    assert {t for t in in_view if t < last - 2} <= markers  # the newest bars' signals may still be on their way
+    def markers_match_signals():
+        listed = requests.get(f"{stack.url}/api/signals", params={"symbol": "BTCUSDT"}, timeout=5).json()["signals"]
+        now = drawn(page)
+        first, last = now["candles"][0]["time"], now["candles"][-1]["time"]
+        in_view = {bar_s(s) for s in listed if first <= bar_s(s) <= last}
+        return {m["time"] for m in now["markers"]} == in_view and in_view
+
+    # Signals keep coming (1 s bars): the page and the API agree between two of them.
+    markers = wait_until(markers_match_signals, 10, 0.1, "a marker at the bar time of each signal in view, no other")
+    assert {bar_s(s) for s in signals} <= markers
 
     details = page.locator("#details")
     x = page.evaluate("(t) => window.qsChart.xOf(t)", bar_s(signals[0]))
