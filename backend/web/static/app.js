@@ -1,6 +1,10 @@
 // The live dashboard: history from /api/signals, live signals over Socket.IO, gap-free recovery; the scan's
 // candles with indicator lines and signal markers; each signal's outcomes and the strategies' stats.
 import { CandleChart } from "./chart.js";
+import {
+  cell, formatAxisPrice, formatPrice, formatReturn, formatTime, parseTime, plural, signClass, text,
+} from "./format.js";
+import { renderStats } from "./stats.js";
 
 const STORE = {
   token: "qs.token", symbols: "qs.symbols", notify: "qs.notify", sound: "qs.sound",
@@ -77,33 +81,6 @@ function readJSON(key, fallback) {
 }
 function write(key, value) {
   try { localStorage.setItem(key, value); } catch { /* private mode: settings last for this page only */ }
-}
-
-// ---------- formatting ----------
-const priceFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 8 });
-const formatPrice = (p) => (typeof p === "number" && Number.isFinite(p) ? priceFormat.format(p) : text(p));
-// Chart axis labels: digits by magnitude, so the price scale stays narrow.
-const axisFormats = [2, 4, 8].map((d) => new Intl.NumberFormat(undefined, { maximumFractionDigits: d }));
-const formatAxisPrice = (p) => axisFormats[Math.abs(p) >= 100 ? 0 : Math.abs(p) >= 1 ? 1 : 2].format(p);
-const text = (v) => (v == null ? "" : typeof v === "string" ? v : JSON.stringify(v));
-// Returns of short bars are small: three decimals of a percent below 1 %.
-const percentFormats = [2, 3].map((digits) => new Intl.NumberFormat(undefined, {
-  style: "percent", minimumFractionDigits: 2, maximumFractionDigits: digits, signDisplay: "exceptZero",
-}));
-const formatReturn = (r) => (typeof r === "number" && Number.isFinite(r)
-  ? percentFormats[Math.abs(r) < 0.01 ? 1 : 0].format(r) : "—");
-const signClass = (r) => (r > 0 ? "up" : r < 0 ? "down" : "flat");
-const formatRate = (h) => (typeof h === "number" && Number.isFinite(h) ? `${(h * 100).toFixed(0)} %` : "—");
-
-function parseTime(value) {
-  if (typeof value !== "string") return NaN;
-  return Date.parse(value);
-}
-
-function formatTime(ms) {
-  const iso = new Date(ms).toISOString(); // 2026-11-25T22:51:03.123Z
-  const today = new Date().toISOString().slice(0, 10);
-  return iso.slice(0, 10) === today ? iso.slice(11, 19) : `${iso.slice(0, 10)} ${iso.slice(11, 16)}`;
 }
 
 // ---------- status and errors ----------
@@ -394,7 +371,7 @@ function fillOutcome(cell, h, r, pending) {
     cell.dataset.r = String(r); // the exact value, for tests and tools
     cell.textContent = formatReturn(r);
     cell.classList.add(signClass(r));
-    cell.title = `return ${h} bar${h === 1 ? "" : "s"} after the signal, in its direction`;
+    cell.title = `return ${plural(h, "bar")} after the signal, in its direction`;
   } else {
     cell.textContent = pending ? "…" : "—";
     if (pending) cell.classList.add("pending");
@@ -413,7 +390,7 @@ function setHorizons(horizons) {
     th.scope = "col";
     th.className = "num outcome";
     th.textContent = `+${h}`;
-    th.title = `return ${h} bar${h === 1 ? "" : "s"} after the signal`;
+    th.title = `return ${plural(h, "bar")} after the signal`;
     return th;
   }));
   renderTable();
@@ -447,60 +424,7 @@ async function loadStats() {
     state.statsEpoch = body.epoch;
     write(STORE.statsEpoch, body.epoch);
   }
-  renderStats(Array.isArray(body.stats) ? body.stats : [], state.horizons);
-}
-
-function renderStats(stats, horizons) {
-  const blocks = stats.filter((s) => s && typeof s.strategy === "string").map((s) => {
-    const table = document.createElement("table");
-    table.className = "stats-table";
-    table.dataset.strategy = s.strategy;
-    const caption = document.createElement("caption");
-    const name = document.createElement("span");
-    name.className = "strategy";
-    name.textContent = s.strategy;
-    const count = document.createElement("span");
-    count.className = "count";
-    const n = Number.isInteger(s.signals) ? s.signals : 0;
-    count.textContent = `${n} signal${n === 1 ? "" : "s"}`;
-    caption.append(name, count);
-    const head = document.createElement("tr");
-    for (const label of ["after", "scored", "hit rate", "mean return"]) {
-      const th = document.createElement("th");
-      th.scope = "col";
-      th.textContent = label;
-      head.append(th);
-    }
-    const thead = document.createElement("thead");
-    thead.append(head);
-    const tbody = document.createElement("tbody");
-    for (const h of horizons) {
-      const o = (s.outcomes && s.outcomes[h]) || {};
-      const tr = document.createElement("tr");
-      tr.dataset.h = String(h);
-      const mean = document.createElement("td");
-      mean.textContent = formatReturn(o.mean_return);
-      if (typeof o.mean_return === "number") mean.classList.add(signClass(o.mean_return));
-      tr.append(cell("th", `+${h} bar${h === 1 ? "" : "s"}`), cell("td", String(o.n ?? 0)),
-                cell("td", formatRate(o.hit_rate)), mean);
-      tbody.append(tr);
-    }
-    table.append(caption, thead, tbody);
-    return table;
-  });
-  if (!blocks.length) {
-    const empty = document.createElement("p");
-    empty.className = "empty";
-    empty.textContent = "No scored signals yet: a signal is scored as the bars after it close.";
-    blocks.push(empty);
-  }
-  el.statsBody.replaceChildren(...blocks);
-}
-
-function cell(tag, content) {
-  const node = document.createElement(tag);
-  node.textContent = content;
-  return node;
+  renderStats(el.statsBody, Array.isArray(body.stats) ? body.stats : [], state.horizons);
 }
 
 // ---------- signal details ----------
