@@ -635,8 +635,9 @@ function pickerMatches(query) {
 
 function openPicker() {
   const matches = pickerMatches(el.picker.value);
-  const items = matches.slice(0, PICKER_SHOWN).map((symbol) => {
+  const items = matches.slice(0, PICKER_SHOWN).map((symbol, i) => {
     const li = cell("li", symbol);
+    li.id = `chart-symbol-option-${i}`;
     li.setAttribute("role", "option");
     li.dataset.symbol = symbol;
     li.setAttribute("aria-selected", String(symbol === state.view.symbol));
@@ -651,11 +652,33 @@ function openPicker() {
   el.pickerOptions.replaceChildren(...items);
   el.pickerOptions.hidden = false;
   el.picker.setAttribute("aria-expanded", "true");
+  highlight(null);
+}
+
+/** Mark OPTION (or none) as the one Enter picks; arrow keys move it. */
+function highlight(option) {
+  el.pickerOptions.querySelectorAll(".active").forEach((o) => o.classList.remove("active"));
+  if (option) {
+    option.classList.add("active");
+    option.scrollIntoView({ block: "nearest" });
+    el.picker.setAttribute("aria-activedescendant", option.id);
+  } else {
+    el.picker.removeAttribute("aria-activedescendant");
+  }
+}
+
+function moveHighlight(step) {
+  if (el.pickerOptions.hidden) openPicker();
+  const options = [...el.pickerOptions.querySelectorAll('[role="option"]')];
+  if (!options.length) return;
+  const at = options.findIndex((o) => o.classList.contains("active"));
+  highlight(options[Math.min(Math.max(at + step, 0), options.length - 1)]);
 }
 
 function closePicker() {
   el.pickerOptions.hidden = true;
   el.picker.setAttribute("aria-expanded", "false");
+  highlight(null);
 }
 
 function choose(symbol) {
@@ -916,11 +939,16 @@ el.rows.addEventListener("keydown", (event) => {
 el.picker.addEventListener("focus", openPicker);
 el.picker.addEventListener("input", openPicker);
 el.picker.addEventListener("keydown", (event) => {
-  if (event.key === "Escape") choose(null);
-  if (event.key !== "Enter") return;
-  event.preventDefault();
-  const first = el.pickerOptions.querySelector('[role="option"]');
-  choose(first ? first.dataset.symbol : null);
+  if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    event.preventDefault();
+    moveHighlight(event.key === "ArrowDown" ? 1 : -1);
+  } else if (event.key === "Escape") {
+    choose(null);
+  } else if (event.key === "Enter") {
+    event.preventDefault();
+    const option = el.pickerOptions.querySelector(".active") || el.pickerOptions.querySelector('[role="option"]');
+    choose(option ? option.dataset.symbol : null);
+  }
 });
 el.picker.addEventListener("blur", () => choose(null));
 // mousedown, not click: cancelling it keeps the focus in the input, so its blur does not close the list first.

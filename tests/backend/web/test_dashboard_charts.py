@@ -187,6 +187,11 @@ def test_symbol_picker_filters_hundreds_of_symbols(start_web, page, console_erro
 
     picker.fill("eth")
     expect(options).to_have_text(["ETHBTC", "ETHUSDT"])
+    picker.press("ArrowDown")
+    picker.press("ArrowDown")
+    picker.press("Enter")  # the keyboard picks the second
+    expect(page.locator("#chart")).to_have_attribute("data-symbol", "ETHUSDT")
+
     picker.fill("C49")
     expect(options).to_have_count(10)
     options.filter(has_text="C499USDT").click()
