@@ -7,14 +7,13 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 
 import numpy as np
 import redis
 
 from backend import history
 from backend.charts import bar_record, layout_json, read_closes
-from backend.outcomes import announcement, encode_number, outcomes_at
+from backend.outcomes import announcement, encode_number, outcomes_at, signal_bar_ms
 from backend.signal_schema import (
     CHART_MAX_BARS,
     CHART_TTL_S,
@@ -100,16 +99,6 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return recorded
 """
-
-
-def bar_ms(bar_time: object) -> int | None:
-    """Epoch ms of an ISO-8601 bar_time, None when it is not one."""
-    if not isinstance(bar_time, str):
-        return None
-    try:
-        return int(datetime.fromisoformat(bar_time.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        return None
 
 
 class ChartKeeper:
@@ -212,7 +201,7 @@ class ChartKeeper:
         if signal is None or signal.get("epoch") != epoch or not isinstance(signal.get("seq"), int):
             return
         symbol, timeframe, strategy = signal.get("symbol"), signal.get("timeframe"), signal.get("strategy")
-        when = bar_ms(signal.get("bar_time"))
+        when = signal_bar_ms(signal)
         if symbol not in self.symbols or timeframe not in self.timeframes or not isinstance(strategy, str):
             return
         if when is None or not strategy:
