@@ -22,6 +22,7 @@ from backend.signal_schema import (
     CHART_TTL_S,
     EPOCH_KEY,
     OUTCOME_CURSOR_KEY,
+    OUTCOME_PENDING_PAIRS_KEY,
     OUTCOME_PENDING_PREFIX,
     OUTCOME_TTL_S,
     STATS_INDEX_PREFIX,
@@ -80,6 +81,15 @@ redis.call('HINCRBY', KEYS[3], ARGV[2] .. '|signals', 1)
 redis.call('EXPIRE', KEYS[3], ARGV[7])
 redis.call('SADD', KEYS[4], ARGV[3])
 redis.call('EXPIRE', KEYS[4], ARGV[7])
+redis.call('SADD', KEYS[5], ARGV[8])
+redis.call('EXPIRE', KEYS[5], ARGV[6])
+return 1
+"""
+
+# A signal leaves its pair's pending set; the pair leaves the set of pairs with pending signals with its last one.
+DONE_LUA = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
 return 1
 """
 
@@ -104,7 +114,7 @@ return recorded
 """
 
 
-SCRIPTS = (APPEND_LUA, REGISTER_LUA, RECORD_LUA)
+SCRIPTS = (APPEND_LUA, REGISTER_LUA, RECORD_LUA, DONE_LUA)
 BATCH_PAIRS = 100  # pairs per round trip
 IDLE_FLUSH_S = 0.02  # the scan handed over no pair for this long: write what is queued
 
@@ -118,6 +128,11 @@ class PairWork:
     candles: Candles
     series: list = field(default_factory=list)
     append: tuple | None = None
+
+    @property
+    def pair(self) -> str:
+        """ "timeframe:symbol", as the outcome keys name a pair."""
+        return f"{self.timeframe}:{self.symbol}"
 
 
 class ChartKeeper:
@@ -151,6 +166,7 @@ class ChartKeeper:
         self._stored: dict[tuple[str, str], int] = {}  # the newest bar this process stored per pair
         self._routed: dict[str, int] = {}  # per timeframe, the newest bar at which history was routed
         self._routed_at = float("-inf")
+        self._pending_pairs: set[str] = set()  # "<timeframe>:<symbol>" of the pairs with pending signals
         self._queue: list[PairWork] = []
         self._queued_at = 0.0
         self._pending_work = threading.Condition()
@@ -177,7 +193,8 @@ class ChartKeeper:
             self._queue.append(work)
             self._queued_at = time.monotonic()
             full = len(self._queue) >= BATCH_PAIRS
-            self._pending_work.notify()
+            if len(self._queue) == 1:  # the flusher sleeps until there is work: wake it once per batch
+                self._pending_work.notify()
         if self._flusher is None or not self._flusher.is_alive():
             self._flusher = threading.Thread(target=self._flush_when_idle, name="chart-keeper", daemon=True)
             self._flusher.start()
@@ -230,17 +247,23 @@ class ChartKeeper:
     def _write(self, batch: list[PairWork]) -> None:
         """Append the bars of BATCH and read their pending signals in one round trip, then score those."""
         commands: list[tuple] = []
+        with_pending = self._pending_pairs  # route() replaces it, maybe meanwhile (it runs in the scan's thread)
         for work in batch:
             if work.append is not None:
                 commands.append(work.append)
-            commands.append(("zrange", OUTCOME_PENDING_PREFIX + f"{work.timeframe}:{work.symbol}", 0, -1, False, True))
+            if work.pair in with_pending:
+                commands.append(("zrange", OUTCOME_PENDING_PREFIX + work.pair, 0, -1, False, True))
         replies = iter(self._run(commands))
         refills, scoring = [], []
         for work in batch:
             if work.append is not None and next(replies) == 0:  # the store does not reach our anchor
                 refills.append(self._append_command(work, 0, anchored=False))
+            if work.pair not in with_pending:
+                continue
             pending = next(replies)
-            if pending:
+            if not pending:  # its pending set expired: the pair leaves the set of pairs to look at
+                scoring.append(self._done(OUTCOME_PENDING_PREFIX + work.pair, "", work.pair))
+            else:
                 scoring += self._score(work.symbol, work.timeframe, work.candles, pending)
         if refills or scoring:
             self._run(refills + scoring)
@@ -270,6 +293,7 @@ class ChartKeeper:
             registered += sum(self._run([c for c in commands if c is not None]))
             after = entries[-1][0]
             self.client.set(OUTCOME_CURSOR_KEY, f"{current} {after}", ex=OUTCOME_TTL_S)
+        self._pending_pairs = self.client.smembers(OUTCOME_PENDING_PAIRS_KEY)
         return registered
 
     def _registration(self, signal: dict | None, epoch: str) -> tuple | None:
@@ -289,8 +313,10 @@ class ChartKeeper:
             OUTCOME_PENDING_PREFIX + f"{timeframe}:{symbol}",
             stats_key(epoch, strategy),
             STATS_INDEX_PREFIX + epoch,
+            OUTCOME_PENDING_PAIRS_KEY,
         ]
-        args = [str(signal.get("id")), symbol, strategy, member, when, OUTCOME_TTL_S, STATS_TTL_S]
+        pair = f"{timeframe}:{symbol}"
+        args = [str(signal.get("id")), symbol, strategy, member, when, OUTCOME_TTL_S, STATS_TTL_S, pair]
         return self._script(REGISTER_LUA, keys, args)
 
     def _score(self, symbol: str, timeframe: str, candles: Candles, pending: list) -> list[tuple]:
@@ -313,7 +339,7 @@ class ChartKeeper:
             index = int(np.searchsorted(found_times, when))
             if index >= len(found_times) or int(found_times[index]) != when:
                 commands.append(
-                    ("zrem", pending_key, member)
+                    self._done(pending_key, member, f"{timeframe}:{symbol}")
                 )  # not a bar of this pair (or gone from the store): never scorable
                 continue
             epoch, seq, _signal_id, kind, strategy = json.loads(member)
@@ -324,8 +350,11 @@ class ChartKeeper:
                     args += [h, encode_number(r), int(r > 0), announcement(epoch, seq, h)]
                 commands.append(self._script(RECORD_LUA, [outcome_key(epoch, seq), stats_key(epoch, strategy)], args))
             if len(outcomes) == len(self.horizons):
-                commands.append(("zrem", pending_key, member))
+                commands.append(self._done(pending_key, member, f"{timeframe}:{symbol}"))
         return commands
+
+    def _done(self, pending_key: str, member: str, pair: str) -> tuple:
+        return self._script(DONE_LUA, [pending_key, OUTCOME_PENDING_PAIRS_KEY], [member, pair])
 
     def _script(self, script: str, keys: list[str], args: list) -> tuple:
         """The EVALSHA command of SCRIPT (run by _run)."""
