@@ -96,7 +96,7 @@ return 1
 # Store each outcome once (HSETNX), count it in the strategy's totals and the symbol's, and announce it.
 RECORD_LUA = """
 local recorded = 0
-for i = 5, #ARGV, 4 do
+for i = 9, #ARGV, 4 do
   local h, r = ARGV[i], ARGV[i + 1]
   if redis.call('HSETNX', KEYS[1], h, r) == 1 then
     for _, scope in ipairs({'*', ARGV[3]}) do
@@ -110,6 +110,13 @@ for i = 5, #ARGV, 4 do
 end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+-- The pending entry names the horizons already scored, so later scans only look at the others.
+redis.call('ZREM', KEYS[3], ARGV[5])
+if ARGV[6] ~= '' then
+  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[6])
+elseif redis.call('ZCARD', KEYS[3]) == 0 then
+  redis.call('SREM', KEYS[4], ARGV[8])
+end
 return recorded
 """
 
@@ -307,7 +314,7 @@ class ChartKeeper:
         if when is None or not strategy:
             return None
         seq = signal["seq"]
-        member = json.dumps([epoch, seq, signal.get("id"), signal["type"], strategy])
+        member = json.dumps([epoch, seq, signal.get("id"), signal["type"], strategy, []])
         keys = [
             outcome_key(epoch, seq),
             OUTCOME_PENDING_PREFIX + f"{timeframe}:{symbol}",
@@ -342,15 +349,20 @@ class ChartKeeper:
                     self._done(pending_key, member, f"{timeframe}:{symbol}")
                 )  # not a bar of this pair (or gone from the store): never scorable
                 continue
-            epoch, seq, _signal_id, kind, strategy = json.loads(member)
-            outcomes = outcomes_at(kind, found_close, index, self.horizons)
-            if outcomes:
-                args: list = [OUTCOME_TTL_S, STATS_TTL_S, symbol, self.channel]
-                for h, r in outcomes.items():
-                    args += [h, encode_number(r), int(r > 0), announcement(epoch, seq, h)]
-                commands.append(self._script(RECORD_LUA, [outcome_key(epoch, seq), stats_key(epoch, strategy)], args))
-            if len(outcomes) == len(self.horizons):
-                commands.append(self._done(pending_key, member, f"{timeframe}:{symbol}"))
+            epoch, seq, signal_id, kind, strategy, *rest = json.loads(member)
+            done = rest[0] if rest else []
+            outcomes = outcomes_at(kind, found_close, index, [h for h in self.horizons if h not in done])
+            if not outcomes:
+                continue
+            scored = sorted([*done, *outcomes])
+            left = (
+                json.dumps([epoch, seq, signal_id, kind, strategy, scored]) if len(scored) < len(self.horizons) else ""
+            )
+            keys = [outcome_key(epoch, seq), stats_key(epoch, strategy), pending_key, OUTCOME_PENDING_PAIRS_KEY]
+            args: list = [OUTCOME_TTL_S, STATS_TTL_S, symbol, self.channel, member, left, when, f"{timeframe}:{symbol}"]
+            for h, r in outcomes.items():
+                args += [h, encode_number(r), int(r > 0), announcement(epoch, seq, h)]
+            commands.append(self._script(RECORD_LUA, keys, args))
         return commands
 
     def _done(self, pending_key: str, member: str, pair: str) -> tuple:
