@@ -57,6 +57,38 @@ def stats_entry(strategy: str, signals: int, tallies: dict[int, Tally], symbol: 
     return entry
 
 
+def stats_of(
+    signals: Sequence[dict], open_time: Sequence[int], close: Sequence[float], horizons: Sequence[int]
+) -> dict[str, tuple[int, dict[int, Tally]]]:
+    """{strategy: (signals, {h: Tally})} of SIGNALS on the bars (OPEN_TIME, CLOSE), as the live scan counts them."""
+    from bisect import bisect_left
+
+    found: dict[str, tuple[int, dict[int, Tally]]] = {}
+    times = list(open_time)
+    for signal in signals:
+        count, tallies = found.get(signal["strategy"], (0, {h: Tally() for h in horizons}))
+        found[signal["strategy"]] = (count + 1, tallies)
+        when = signal_bar_ms(signal)
+        index = bisect_left(times, when) if when is not None else len(times)
+        if index < len(times) and times[index] == when:
+            for h, r in outcomes_at(signal["type"], close, index, horizons).items():
+                tallies[h].add(r)
+    return found
+
+
+def signal_bar_ms(signal: dict) -> int | None:
+    """Epoch ms of the signal's bar_time, None when it has no valid one."""
+    from datetime import datetime
+
+    bar_time = signal.get("bar_time")
+    if not isinstance(bar_time, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(bar_time.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
 def stats_fields(scope: str, horizons: Sequence[int]) -> list[str]:
     """The stats hash fields of SCOPE (a symbol, or ALL_SYMBOLS): signals, then n, sum, hits per horizon."""
     return [f"{scope}|signals"] + [f"{scope}|{part}|{h}" for h in horizons for part in ("n", "sum", "hits")]

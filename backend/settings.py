@@ -106,22 +106,25 @@ def _binance_api_url(env: Mapping[str, str], default: str) -> str:
 MAX_HORIZON = 999  # bars after the signal; the chart keeps CHART_MAX_BARS, so a longer one could never be scored
 
 
-def _horizons(env: Mapping[str, str], default: tuple[int, ...]) -> tuple[int, ...]:
-    raw = env.get("OUTCOME_HORIZONS", "").strip()
-    if not raw:
-        return default
-    horizons = []
+def parse_horizons(raw: str, name: str = "OUTCOME_HORIZONS") -> tuple[int, ...]:
+    """Horizons in bars from a comma-separated list, sorted; raise ConfigError naming NAME and the fix."""
+    horizons: list[int] = []
     for item in raw.split(","):
         text = item.strip()
         if not text.isdigit() or not 1 <= int(text) <= MAX_HORIZON:
             raise ConfigError(
-                f"OUTCOME_HORIZONS={raw!r}: {text!r} is not a number of bars from 1 to {MAX_HORIZON}; "
+                f"{name}={raw!r}: {text!r} is not a number of bars from 1 to {MAX_HORIZON}; "
                 "use a comma-separated list such as 1,5,20"
             )
         if int(text) in horizons:
-            raise ConfigError(f"OUTCOME_HORIZONS={raw!r} lists {int(text)} twice; list each horizon once, e.g. 1,5,20")
+            raise ConfigError(f"{name}={raw!r} lists {int(text)} twice; list each horizon once, e.g. 1,5,20")
         horizons.append(int(text))
     return tuple(sorted(horizons))
+
+
+def _horizons(env: Mapping[str, str], default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = env.get("OUTCOME_HORIZONS", "").strip()
+    return parse_horizons(raw) if raw else default
 
 
 def _rate(env: Mapping[str, str], name: str, default: str) -> str:

@@ -57,6 +57,7 @@ CHART_TTL_S = 7 * 24 * 3600  # a pair the scan stopped covering disappears after
 OUTCOME_PREFIX = "qs:outcome:"  # + epoch:seq: hash {id, sym, strategy, "<h>": r_h}; HSETNX makes scoring idempotent
 OUTCOME_TTL_S = 30 * 24 * 3600
 OUTCOME_PENDING_PREFIX = "qs:outcome-pending:"  # + timeframe:symbol: zset of signals waiting for bars, score bar ms
+OUTCOME_PENDING_PAIRS_KEY = "qs:outcome-pending-pairs"  # set of "timeframe:symbol" with a non-empty pending zset
 OUTCOME_CURSOR_KEY = "qs:outcome-cursor"  # "epoch seq": the last history entry routed to the pending sets
 # + epoch:strategy: hash of counts, fields "<symbol or *>|signals" and "<symbol or *>|<n, sum or hits>|<h>"
 STATS_PREFIX = "qs:stats:"

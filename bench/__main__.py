@@ -16,12 +16,14 @@ import time
 import traceback
 from pathlib import Path
 
+from bench import chart_cost
 from bench.procs import ROOT, log_dir, stop_all
 from bench.report import Row, machine, table, write_docs
 from bench.scenarios import PEERS, SCENARIOS, Config, log
 from bench.targets import judge
 
 DOCS = ROOT / "docs" / "benchmarks.md"
+SCENARIOS["chart-cost"] = (chart_cost.scenario, False)  # the scan with and without the chart keeper
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

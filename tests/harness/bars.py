@@ -42,8 +42,14 @@ def replay(path, publisher, client, specs: str, symbols=("BTCUSDT",), max_bars=N
     source = CsvSource(path, replay=True)
     scanner = MarketScanner(source, strategies, publisher, "1m", keeper=keeper)
     for _ in range(scans or len(source.all()) - scanner.lookback + 2):
-        scanner.scan(list(symbols))
+        scan(scanner, symbols)
     return scanner
+
+
+def scan(scanner, symbols=("BTCUSDT",)) -> None:
+    """One scan, then its keeper's queued writes made (a worker's keeper writes them within milliseconds)."""
+    scanner.scan(list(symbols))
+    scanner.keeper.flush()
 
 
 def open_ms(index: int) -> int:

@@ -8,7 +8,7 @@ from backend import charts, history
 from backend.outcomes import read_stats
 from backend.signal_schema import OUTCOME_CHANNEL_SUFFIX, chart_key, outcome_key, utc_iso
 from tasks.strategies import parse_strategies
-from tests.harness.bars import open_ms, replay, wave_closes, write_bars_csv
+from tests.harness.bars import open_ms, replay, scan, wave_closes, write_bars_csv
 
 HORIZONS = (1, 5, 20)
 SPECS = "sma_cross:fast=3,slow=5;sma_cross:fast=5,slow=12"
@@ -40,7 +40,7 @@ def test_a_store_that_lost_its_data_is_refilled_with_the_whole_window(tmp_path, 
     scanner = replay(path, publisher, redis_client, SPECS, scans=10)
     redis_client.delete(chart_key("1m", "BTCUSDT"), "qs:chart-meta:1m:BTCUSDT")
 
-    scanner.scan(["BTCUSDT"])
+    scan(scanner)
 
     times = [c["time"] for c in charts.read_chart(redis_client, "BTCUSDT", "1m", 1000)["candles"]]
     assert times == [open_ms(i) for i in range(10, 10 + scanner.lookback)]
@@ -117,7 +117,7 @@ def test_signals_of_any_origin_are_scored_when_the_scan_covers_their_pair(tmp_pa
     )
 
     for _ in range(3):
-        scanner.scan(["BTCUSDT"])
+        scan(scanner)
 
     stats = read_stats(redis_client, covered["epoch"], HORIZONS)
     assert [(e["strategy"], e["signals"]) for e in stats] == [("tv", 1)]

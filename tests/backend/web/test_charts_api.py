@@ -8,7 +8,7 @@ import talib
 
 from backend import history
 from backend.signal_schema import outcome_key
-from tests.harness.bars import open_ms, replay, wave_closes, write_bars_csv
+from tests.harness.bars import open_ms, replay, scan, wave_closes, write_bars_csv
 from tests.harness.polling import wait_until
 
 SPECS = "sma_cross:fast=3,slow=5;rsi:period=14,lower=30,upper=70"
@@ -68,7 +68,7 @@ def test_candles_answer_304_until_a_new_bar_closes(tmp_path, client, publisher, 
 
     again = client.get("/api/candles?symbol=BTCUSDT&timeframe=1m", headers={"If-None-Match": tag})
     other_limit = client.get("/api/candles?symbol=BTCUSDT&timeframe=1m&limit=7", headers={"If-None-Match": tag})
-    scanner.scan(["BTCUSDT"])
+    scan(scanner)
     after_bar = client.get("/api/candles?symbol=BTCUSDT&timeframe=1m", headers={"If-None-Match": tag})
 
     assert again.status_code == 304 and again.data == b"" and again.headers["ETag"] == tag
@@ -172,7 +172,7 @@ def test_signal_outcome_reaches_the_rooms_of_its_symbol_only(tmp_path, sio_clien
         socket.wait_for("welcome")
 
     for _ in range(40):
-        scanner.scan(["BTCUSDT"])
+        scan(scanner)
 
     wait_until(lambda: len(btc.of("signal_outcome")) >= 3, message="outcomes for the BTCUSDT client")
     seen = btc.of("signal_outcome")
