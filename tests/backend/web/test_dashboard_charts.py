@@ -40,24 +40,42 @@ def console_errors(page):
 
 
 @pytest.fixture
-def stack(start_web, start_celery):
-    """Web, worker and beat on the simulated market; returned once the scan kept 30 bars of BTCUSDT."""
-    start_celery("worker", **STACK)
-    start_celery("beat", **STACK)
-    web = start_web(**STACK)
-    wait_until(lambda: len(candles(web, "BTCUSDT")["candles"]) >= 30, 60, 0.2, "30 closed bars of BTCUSDT kept")
-    return web
+def start_stack(start_web, start_celery):
+    """Factory: web, worker and beat on the simulated market (STACK with ENV over it), once 30 bars are kept."""
+
+    def start(**env):
+        env = {**STACK, **env}
+        start_celery("worker", **env)
+        start_celery("beat", **env)
+        web = start_web(**env)
+        kept = lambda: len(candles(web, "BTCUSDT", env["TIMEFRAME"])["candles"]) >= 30  # noqa: E731
+        wait_until(kept, 60, 0.2, "30 closed bars of BTCUSDT kept")
+        return web
+
+    return start
 
 
-def candles(web, symbol: str) -> dict:
-    """GET /api/candles of SYMBOL at 1 s ({"candles": []} while the scan has not kept any)."""
-    answer = requests.get(f"{web.url}/api/candles", params={"symbol": symbol, "timeframe": "1s"}, timeout=5)
+@pytest.fixture
+def stack(start_stack):
+    """The stack with 1 s bars."""
+    return start_stack()
+
+
+def candles(web, symbol: str, timeframe: str = "1s") -> dict:
+    """GET /api/candles of SYMBOL ({"candles": []} while the scan has not kept any)."""
+    answer = requests.get(f"{web.url}/api/candles", params={"symbol": symbol, "timeframe": timeframe}, timeout=5)
     return answer.json() if answer.status_code == 200 else {"candles": []}
 
 
 def drawn(page) -> dict:
     """What the chart draws, through its read-only accessor window.qsChart."""
     return page.evaluate("() => window.qsChart.snapshot()")
+
+
+def candle_answers(page) -> list[int]:
+    """The HTTP status of each /api/candles request of the page so far (Resource Timing), in order."""
+    return page.evaluate("""() => performance.getEntriesByType("resource")
+        .filter((e) => e.name.includes("/api/candles?")).map((e) => e.responseStatus)""")
 
 
 def iso(ms: int) -> str:
@@ -173,6 +191,17 @@ def test_live_signal_adds_a_marker_and_a_row_then_its_outcomes_fill_in(stack, pa
     stats = page.locator('#stats .stats-table[data-strategy="test:live"]')
     expect(stats.locator("caption .count")).to_have_text("1 signal")
     expect(stats.locator('tr[data-h="1"] td').first).to_have_text("1")
+
+
+def test_candles_are_revalidated_by_etag_until_a_bar_closes(start_stack, page, console_errors):
+    web = start_stack(TIMEFRAME="1m")  # one new bar a minute: the page's polls in between change nothing
+    page.goto(web.url)
+    expect(page.locator("#chart")).to_have_attribute("data-state", "candles")
+    bars = drawn(page)["candles"]
+
+    answers = wait_until(lambda: (a := candle_answers(page)).count(304) >= 2 and a, 15, 0.1, "two polls got 304")
+    assert answers[0] == 200
+    assert drawn(page)["candles"][-1]["time"] >= bars[-1]["time"]  # a 304 keeps what is drawn
 
 
 def test_symbol_picker_filters_hundreds_of_symbols(start_web, page, console_errors):
