@@ -161,6 +161,11 @@ def test_chart_draws_the_candles_lines_and_markers_the_api_serves(stack, page, p
     expect(details).to_contain_text("test SELL")
     expect(details.locator("#details-indicators")).to_contain_text("close")
 
+    # The chart follows the window: turned into a phone's width, nothing sticks out.
+    page.set_viewport_size(PHONE)
+    wait_until(lambda: page.locator("#chart canvas").first.bounding_box()["width"] < PHONE["width"], 5, 0.1, "resize")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+
 
 def test_live_signal_adds_a_marker_and_a_row_then_its_outcomes_fill_in(stack, page, publisher, console_errors):
     page.goto(stack.url)
