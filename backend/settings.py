@@ -135,6 +135,30 @@ def _exchange_api_url(env: Mapping[str, str]) -> str:
     return url
 
 
+MAX_HORIZON = 999  # bars after the signal; the chart keeps CHART_MAX_BARS, so a longer one could never be scored
+
+
+def parse_horizons(raw: str, name: str = "OUTCOME_HORIZONS") -> tuple[int, ...]:
+    """Horizons in bars from a comma-separated list, sorted; raise ConfigError naming NAME and the fix."""
+    horizons: list[int] = []
+    for item in raw.split(","):
+        text = item.strip()
+        if not text.isdigit() or not 1 <= int(text) <= MAX_HORIZON:
+            raise ConfigError(
+                f"{name}={raw!r}: {text!r} is not a number of bars from 1 to {MAX_HORIZON}; "
+                "use a comma-separated list such as 1,5,20"
+            )
+        if int(text) in horizons:
+            raise ConfigError(f"{name}={raw!r} lists {int(text)} twice; list each horizon once, e.g. 1,5,20")
+        horizons.append(int(text))
+    return tuple(sorted(horizons))
+
+
+def _horizons(env: Mapping[str, str], default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = env.get("OUTCOME_HORIZONS", "").strip()
+    return parse_horizons(raw) if raw else default
+
+
 def _rate(env: Mapping[str, str], name: str, default: str) -> str:
     raw = _text(env, name, default)
     from limits import parse_many
@@ -163,6 +187,7 @@ class Settings:
     exchange_api_url: str = ""
     # Parsed by the worker (tasks/config.py), which owns the strategies; the web never reads it.
     strategies: str = "sma_cross:fast=9,slow=21"
+    outcome_horizons: tuple[int, ...] = (1, 5, 20)
     history_maxlen: int = 10000
     max_signal_bytes: int = 65536
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
@@ -198,6 +223,7 @@ class Settings:
             market_source=MarketSourceSpec.parse(source),
             exchange_api_url=_exchange_api_url(env),
             strategies=_text(env, "STRATEGIES", default["strategies"]),
+            outcome_horizons=_horizons(env, default["outcome_horizons"]),
             history_maxlen=_int(env, "HISTORY_MAXLEN", default["history_maxlen"], 1, 10_000_000),
             max_signal_bytes=_int(env, "MAX_SIGNAL_BYTES", default["max_signal_bytes"], 64, 16 * 1024 * 1024),
             auth_tokens=_list(env, "SIGNALS_AUTH_TOKEN", default["auth_tokens"]),

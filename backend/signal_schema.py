@@ -22,6 +22,9 @@ EVENT_NEW_SIGNAL = "new_signal"
 EVENT_WELCOME = "welcome"
 EVENT_RESYNC = "resync"
 EVENT_SUBSCRIBE = "subscribe"
+# A signal's outcome at one horizon, to the rooms of its symbol: {"epoch", "seq", "id", "h", "r"}.
+EVENT_SIGNAL_OUTCOME = "signal_outcome"
+OUTCOME_CHANNEL_SUFFIX = ":outcomes"  # SIGNAL_CHANNEL + this: the worker announces each stored outcome there
 
 # Every Redis key of the product.
 HISTORY_KEY = "qs:history"  # stream of numbered signals, entry id = seq
@@ -48,6 +51,47 @@ NOTIFY_RESEND_KEY = "qs:notify:resend"  # list: dead letters put back by `flask 
 NOTIFY_SLOW_PREFIX = "qs:notify:slow:"  # + destination id: set while it times out or refuses connections
 NOTIFY_SLOW_TTL_S = 60
 NOTIFY_PROBE_PREFIX = "qs:notify:probe:"  # + destination id: the one attempt in flight to a slow destination
+# Charts (docs/architecture.md, "Charts and outcomes"): the scan keeps the latest closed bars of each pair.
+CHART_PREFIX = "qs:chart:"  # + timeframe:symbol: list of bar records [t, o, h, l, c, v, series…], newest last
+CHART_META_PREFIX = "qs:chart-meta:"  # + timeframe:symbol: hash {layout: the series' names and panes, last: open ms}
+CHART_MAX_BARS = 1000
+CHART_TTL_S = 7 * 24 * 3600  # a pair the scan stopped covering disappears after this
+# Outcomes: scored by the worker as each horizon's bar closes, kept with the signal's identity.
+OUTCOME_PREFIX = "qs:outcome:"  # + epoch:seq: hash {id, sym, strategy, "<h>": r_h}; HSETNX makes scoring idempotent
+OUTCOME_TTL_S = 30 * 24 * 3600
+OUTCOME_PENDING_PREFIX = "qs:outcome-pending:"  # + timeframe:symbol: zset of signals waiting for bars, score bar ms
+OUTCOME_PENDING_PAIRS_KEY = "qs:outcome-pending-pairs"  # set of "timeframe:symbol" with a non-empty pending zset
+OUTCOME_CURSOR_KEY = "qs:outcome-cursor"  # "epoch seq": the last history entry routed to the pending sets
+# + epoch:strategy: hash of counts, fields "<symbol or *>|signals" and "<symbol or *>|<n, sum or hits>|<h>"
+STATS_PREFIX = "qs:stats:"
+STATS_INDEX_PREFIX = "qs:stats-index:"  # + epoch: set of the strategies with stats in that epoch
+STATS_TTL_S = 30 * 24 * 3600
+
+
+def outcome_channel(signal_channel: str) -> str:
+    """The channel on which the worker announces stored outcomes, next to SIGNAL_CHANNEL."""
+    return signal_channel + OUTCOME_CHANNEL_SUFFIX
+
+
+def chart_key(timeframe: str, symbol: str) -> str:
+    """The list of the bars kept for SYMBOL at TIMEFRAME."""
+    return f"{CHART_PREFIX}{timeframe}:{symbol}"
+
+
+def chart_meta_key(timeframe: str, symbol: str) -> str:
+    """The hash describing the bars kept for SYMBOL at TIMEFRAME."""
+    return f"{CHART_META_PREFIX}{timeframe}:{symbol}"
+
+
+def outcome_key(epoch: str, seq: int) -> str:
+    """The hash of the outcomes of signal SEQ of EPOCH."""
+    return f"{OUTCOME_PREFIX}{epoch}:{seq}"
+
+
+def stats_key(epoch: str, strategy: str) -> str:
+    """The hash of the outcome counts of STRATEGY in EPOCH (totals and per symbol)."""
+    return f"{STATS_PREFIX}{epoch}:{strategy}"
+
 
 # An exchange's market id (BTCUSDT) or ccxt's unified form (BTC/USDT, BTC/USDT:USDT).
 SYMBOL_RE = re.compile(r"[A-Z0-9][A-Z0-9/:._-]{0,31}")

@@ -16,7 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import intake
+from bench import chart_cost, intake
 from bench.procs import ROOT, log_dir, stop_all
 from bench.report import Row, machine, table, write_docs
 from bench.scenarios import PEERS, SCENARIOS, Config, log
@@ -24,6 +24,7 @@ from bench.targets import judge
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 SCENARIOS["intake"] = (intake.scenario, False)  # POST /api/signals rate under the relay's lag, and notify latency
+SCENARIOS["chart-cost"] = (chart_cost.scenario, False)  # the scan with and without the chart keeper
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

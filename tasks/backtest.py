@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backend.settings import TIMEFRAMES
+from backend.outcomes import Tally, stats_entry, stats_of
+from backend.settings import TIMEFRAMES, ConfigError, Settings, parse_horizons
 from backend.signal_schema import Signal
 from tasks.market import Candles, CsvSource, MarketDataError, timeframe_ms
 from tasks.scanner import make_signal
@@ -90,6 +91,17 @@ def backtest(path: str, specs: list[str], symbol: str, timeframe: str | None = N
     return run_backtest(path, specs, symbol, timeframe).signals
 
 
+def outcome_stats(run: Backtest, horizons=None) -> list[dict]:
+    """One stats entry per strategy of RUN, in the order given, scored as the live scan scores them."""
+    horizons = horizons or Settings.from_env().outcome_horizons
+    found = stats_of(run.signals, run.candles.open_time.tolist(), run.candles.close.tolist(), horizons)
+    entries = []
+    for strategy in run.strategies:
+        count, tallies = found.get(strategy.spec, (0, {}))
+        entries.append(stats_entry(strategy.spec, count, {h: tallies.get(h) or Tally() for h in horizons}))
+    return entries
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, print one JSON object per signal."""
     parser = argparse.ArgumentParser(prog="python -m tasks.backtest", description=__doc__)
@@ -104,12 +116,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeframe", help="resample the file's bars to this timeframe (a multiple of them), e.g. 15m; default: theirs"
     )
+    parser.add_argument("--stats", action="store_true", help="print each strategy's signal outcomes instead")
+    parser.add_argument("--horizons", help="outcome horizons in bars, e.g. 1,5,20 (default: OUTCOME_HORIZONS)")
     args = parser.parse_args(argv)
     try:
         if args.timeframe:
             timeframe_ms(args.timeframe)
-        signals = backtest(args.csv, args.strategy, args.symbol.upper(), args.timeframe)
-    except (StrategyError, MarketDataError, OSError, ValueError) as exc:
+        run = run_backtest(args.csv, args.strategy, args.symbol.upper(), args.timeframe)
+        if args.stats:
+            horizons = parse_horizons(args.horizons, "--horizons") if args.horizons else None
+            for line in outcome_stats(run, horizons):
+                print(json.dumps(line))
+            return 0
+        signals = run.signals
+    except (StrategyError, MarketDataError, OSError, ValueError, ConfigError) as exc:
         print(f"backtest: {exc}", file=sys.stderr)
         return 2
     for signal in signals:

@@ -17,6 +17,7 @@ from backend.publisher import Publisher
 from backend.redis_client import make_redis
 from backend.signal_schema import LAST_SCAN_KEY, SCAN_LOCK_KEY
 from tasks.celery import app
+from tasks.chart_keeper import ChartKeeper
 from tasks.config import worker_config
 from tasks.market import MarketDataError, MarketSource, UnknownMarket, make_source
 from tasks.scanner import MarketScanner
@@ -56,7 +57,15 @@ def scanner() -> MarketScanner:
     config = worker_config()
     settings = config.settings
     publisher = Publisher.from_settings(settings, make_redis(settings.redis_url))
-    return MarketScanner(market_source(), config.strategies, publisher, settings.timeframes)
+    keeper = ChartKeeper(
+        publisher.client,
+        config.strategies,
+        settings.symbols,
+        settings.timeframes,
+        settings.outcome_horizons,
+        settings.signal_channel,
+    )
+    return MarketScanner(market_source(), config.strategies, publisher, settings.timeframes, keeper=keeper)
 
 
 @contextlib.contextmanager

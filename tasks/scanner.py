@@ -73,13 +73,18 @@ class MarketScanner:
         publisher: Publisher,
         timeframes: str | Sequence[str],
         max_workers: int = 32,
+        keeper=None,
     ):
-        """Bind the market source, strategies, publisher and the timeframes (one, or several) to scan."""
+        """Bind the market source, strategies, publisher, the timeframes (one, or several) to scan and the KEEPER.
+
+        The keeper (tasks.chart_keeper), if any, stores each series' bars and scores earlier signals' outcomes.
+        """
         self.source = source
         self.strategies = strategies
         self.publisher = publisher
         self.timeframes = (timeframes,) if isinstance(timeframes, str) else tuple(timeframes)
         self.max_workers = max_workers
+        self.keeper = keeper
         self.lookback = min(MAX_LOOKBACK, max(s.lookback for s in strategies) + MAX_CATCH_UP_BARS)
 
     def scan(self, symbols: list[str] | tuple[str, ...], now_ms: int | None = None) -> ScanReport:
@@ -96,8 +101,11 @@ class MarketScanner:
             if isinstance(candles, MarketDataError):
                 report.errors[symbol] = "; ".join(filter(None, [report.errors.get(symbol), str(candles)]))
                 log.warning("market data for %s %s unusable: %s", symbol, timeframe, candles)
-            elif len(candles) >= 2 and self._evaluate(symbol, timeframe, candles, cursors, marks, report):
+                continue
+            if len(candles) >= 2 and self._evaluate(symbol, timeframe, candles, cursors, marks, report):
                 marks[f"{FETCHED_PREFIX}{timeframe}:{symbol}"] = int(candles.open_time[-1])
+            if self.keeper is not None and len(candles) >= 2:
+                self.keeper.keep(symbol, timeframe, candles)
         self._write(marks)
         report.seconds = time.monotonic() - started
         return report

@@ -32,7 +32,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["qs_redis"] = client
     init_socketio(app, settings)
 
-    from backend.web import api, dashboard, ops
+    from backend.web import api, charts_api, dashboard, ops
     from backend.web.clients import SignalsNamespace
     from backend.web.relay import Relay
 
@@ -41,6 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # After init_socketio: registered on this app's server, not queued for every later init_app.
     socketio.on_namespace(SignalsNamespace(relay, client, settings.auth_tokens, settings.subscribe_rate_limit))
     app.register_blueprint(api.bp)
+    app.register_blueprint(charts_api.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(ops.bp)
 

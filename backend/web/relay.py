@@ -9,9 +9,19 @@ from datetime import datetime
 import redis
 
 from backend import history
+from backend.outcomes import decode_announcement, outcome_payload
 from backend.redis_client import make_redis
 from backend.settings import Settings
-from backend.signal_schema import EPOCH_KEY, EVENT_NEW_SIGNAL, EVENT_RESYNC, InvalidSignal, parse_signal
+from backend.signal_schema import (
+    EPOCH_KEY,
+    EVENT_NEW_SIGNAL,
+    EVENT_RESYNC,
+    EVENT_SIGNAL_OUTCOME,
+    InvalidSignal,
+    outcome_channel,
+    outcome_key,
+    parse_signal,
+)
 from backend.web import metrics
 
 log = logging.getLogger(__name__)
@@ -40,6 +50,7 @@ class Relay:
         self.socketio = socketio
         self.settings = settings
         self.client = client
+        self.outcome_channel = outcome_channel(settings.signal_channel)
         self.epoch: str | None = None
         self.last_seq = 0
         self.subscribed = False
@@ -112,7 +123,7 @@ class Relay:
         raw_client = make_redis(self.settings.redis_url, decode_responses=False)
         pubsub = raw_client.pubsub()
         try:
-            pubsub.subscribe(self.settings.signal_channel)
+            pubsub.subscribe(self.settings.signal_channel, self.outcome_channel)
             deadline = time.monotonic() + 10
             while True:  # the subscription is live once Redis confirms it
                 self.beat()
@@ -139,7 +150,9 @@ class Relay:
                 burst = [message]
                 while len(burst) < MAX_BURST and (more := _next_message(pubsub, 0)):
                     burst.append(more)
-                self.handle_many([m["data"] for m in burst if m["type"] == "message"])
+                outcomes = self.outcome_channel.encode()
+                self.handle_many([m["data"] for m in burst if m["type"] == "message" and m["channel"] != outcomes])
+                self.handle_outcomes([m["data"] for m in burst if m["type"] == "message" and m["channel"] == outcomes])
         finally:
             pubsub.close()
             raw_client.close()
@@ -205,6 +218,44 @@ class Relay:
             wanted = max(wanted, seq)
         self._relay_numbered(wanted)
 
+    def handle_outcomes(self, raws: list[bytes]) -> None:
+        """Emit `signal_outcome` for each announced outcome that Redis holds; drop and count anything else.
+
+        An announcement only names an outcome (epoch, seq, h): its value, id and symbol are read from the
+        outcome's hash, so a message forged on the channel cannot put a made-up outcome in front of clients.
+        """
+        named = []
+        for raw in raws:
+            try:
+                epoch, seq, h = decode_announcement(raw)
+            except ValueError as exc:
+                self._drop(str(exc), self.outcome_channel)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a parser failure we did not foresee is still one bad message
+                self._drop(f"could not be parsed ({type(exc).__name__})", self.outcome_channel)
+                continue
+            if epoch != self.epoch:
+                self._drop(f"outcome of epoch {epoch!r}, not the history's", self.outcome_channel)
+                continue
+            named.append((epoch, seq, h))
+        if not named:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for epoch, seq, h in named:
+            pipe.hmget(outcome_key(epoch, seq), [str(h), "id", "sym"])
+        for (epoch, seq, h), (value, signal_id, symbol) in zip(named, pipe.execute()):
+            try:
+                r = float(value)
+            except (TypeError, ValueError):
+                self._drop(f"no stored outcome {h} of seq {seq}", self.outcome_channel)
+                continue
+            rooms = [ALL_ROOM] + ([symbol_room(symbol)] if symbol else [])
+            try:
+                payload = outcome_payload(epoch, seq, signal_id, h, r)
+                self.socketio.emit(EVENT_SIGNAL_OUTCOME, payload, to=rooms, namespace="/", ignore_queue=True)
+            except Exception as exc:  # noqa: BLE001 - whatever one message does, the next must still go out
+                self._drop(f"could not be sent ({type(exc).__name__}: {str(exc)[:100]})", self.outcome_channel)
+
     def _relay_numbered(self, wanted: int) -> None:
         """Relay from history up to seq WANTED; count it as dropped if history has no such seq."""
         if wanted > self.last_seq:
@@ -212,10 +263,11 @@ class Relay:
             if self.last_seq < wanted:
                 self._drop(f"seq {wanted} is not in the history")
 
-    def _drop(self, reason: str) -> None:
+    def _drop(self, reason: str, channel: str | None = None) -> None:
         metrics.MALFORMED_DROPPED.inc()
         # rate_limited: anyone can publish junk; BoundedLogFilter keeps this to a few lines per burst
-        log.warning("dropped a message on %s: %s", self.settings.signal_channel, reason, extra={"rate_limited": True})
+        channel = channel or self.settings.signal_channel
+        log.warning("dropped a message on %s: %s", channel, reason, extra={"rate_limited": True})
 
     def _emit_safely(self, signal: dict) -> None:
         """Emit SIGNAL; a failure drops this one signal, never the relay."""

@@ -66,8 +66,8 @@ def test_history_then_live_signals_newest_first(web, page, publisher, redis_serv
     expect(newest.locator(".badge.sell")).to_have_text("SELL")
     expect(newest.locator('td[data-label="Price"]')).to_have_text("3,050.5")
     expect(newest.locator('td[data-label="Strategy"]')).to_have_text("sma_cross:fast=9,slow=21")
-    for symbol in ("BTCUSDT", "ETHUSDT"):
-        expect(page.locator(f'.chart-card[data-symbol="{symbol}"] canvas').first).to_be_visible()
+    expect(page.locator("#chart canvas").first).to_be_visible()
+    expect(page.locator("#chart")).to_have_attribute("data-symbol", "BTCUSDT")  # the scan's first symbol
 
 
 def test_symbol_filter_streams_only_the_ticked_symbols(web, page, publisher):
@@ -78,7 +78,7 @@ def test_symbol_filter_streams_only_the_ticked_symbols(web, page, publisher):
 
     page.get_by_label("ETHUSDT", exact=True).check()
     expect(rows(page)).to_have_count(1)
-    expect(page.locator(".chart-card")).to_have_count(1)
+    expect(page.locator("#chart")).to_have_attribute("data-symbol", "ETHUSDT")  # the chart follows the filter
     publisher.publish_signal(signal("BTCUSDT", "SELL", 60500, minute=2))
     publisher.publish_signal(signal("ETHUSDT", "SELL", 3100, minute=2))
     expect(rows(page)).to_have_count(2, timeout=LIVE_S)
@@ -156,7 +156,7 @@ def test_dashboard_runs_under_its_content_security_policy(web, page, publisher, 
     policy = answer.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
     expect(page.locator("#status")).to_have_attribute("data-state", "live")
-    expect(page.locator('.chart-card[data-symbol="BTCUSDT"] canvas').first).to_be_visible()
+    expect(page.locator("#chart canvas").first).to_be_visible()
     expect(page.locator("#tv-attr-logo")).to_be_attached()  # the chart's own <style>, allowed by its hash
     assert not csp_violations
 

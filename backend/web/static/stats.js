@@ -1,0 +1,47 @@
+// The stats panel: how each strategy's signals fared, per horizon (GET /api/stats), drawn with DOM calls only.
+import { cell, formatRate, formatReturn, plural, signClass } from "./format.js";
+
+/** Fill CONTAINER with one table per strategy of STATS (rows: HORIZONS). */
+export function renderStats(container, stats, horizons) {
+  const blocks = stats.filter((s) => s && typeof s.strategy === "string").map((s) => {
+    const table = document.createElement("table");
+    table.className = "stats-table";
+    table.dataset.strategy = s.strategy;
+    const caption = document.createElement("caption");
+    const name = cell("span", s.strategy);
+    name.className = "strategy";
+    const count = cell("span", plural(Number.isInteger(s.signals) ? s.signals : 0, "signal"));
+    count.className = "count";
+    caption.append(name, count);
+    const head = document.createElement("tr");
+    for (const label of ["after", "scored", "hit rate", "mean return"]) {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = label;
+      head.append(th);
+    }
+    const thead = document.createElement("thead");
+    thead.append(head);
+    const tbody = document.createElement("tbody");
+    for (const h of horizons) {
+      const o = (s.outcomes && s.outcomes[h]) || {};
+      const tr = document.createElement("tr");
+      tr.dataset.h = String(h);
+      const mean = document.createElement("td");
+      mean.textContent = formatReturn(o.mean_return);
+      if (typeof o.mean_return === "number") mean.classList.add(signClass(o.mean_return));
+      tr.append(cell("th", `+${plural(h, "bar")}`), cell("td", String(o.n ?? 0)),
+                cell("td", formatRate(o.hit_rate)), mean);
+      tbody.append(tr);
+    }
+    table.append(caption, thead, tbody);
+    return table;
+  });
+  if (!blocks.length) {
+    const empty = document.createElement("p");
+    empty.className = "empty";
+    empty.textContent = "No scored signals yet: a signal is scored as the bars after it close.";
+    blocks.push(empty);
+  }
+  container.replaceChildren(...blocks);
+}
