@@ -6,9 +6,6 @@ pinned library changes underneath it. Nothing else in the project may touch a pr
 
 from __future__ import annotations
 
-from urllib3.exceptions import MaxRetryError, ResponseError
-from urllib3.util.retry import Retry
-
 
 def engineio_socket(server, sid: str, namespace: str = "/"):
     """The Engine.IO socket of Socket.IO client SID, or None when it is gone.
@@ -175,33 +172,6 @@ def harden_socketio() -> None:
     """Install the hooks that keep one client's bad frame or event from outliving or flooding the server."""
     engineio_bad_frame_ends_session()
     socketio_event_errors_logged()
-
-
-class MaxWaitRetry(Retry):
-    """urllib3 Retry that gives up at once, handing the response back, when Retry-After asks for over `max_wait` s.
-
-    Overrides `Retry.increment`, whose signature carries the private `_pool` and `_stacktrace` parameters, and builds
-    the MaxRetryError from `_pool` as urllib3 does: urllib3 has no option to bound the Retry-After it sleeps through,
-    and sleeping through an exchange's long ban would stall the whole scan (tasks/market/binance.py).
-    """
-
-    def __init__(self, *args, max_wait: float = 5.0, **kwargs) -> None:
-        """Retry's arguments, plus the longest Retry-After worth waiting for."""
-        super().__init__(*args, **kwargs)
-        self.max_wait = max_wait
-
-    def new(self, **kw) -> MaxWaitRetry:
-        """The next Retry, keeping max_wait."""
-        kw.setdefault("max_wait", self.max_wait)
-        return super().new(**kw)
-
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
-        """Retry.increment, or MaxRetryError when the response asks for a longer wait than max_wait."""
-        if response is not None and response.status in self.RETRY_AFTER_STATUS_CODES:
-            wait = self.get_retry_after(response)
-            if wait is not None and wait > self.max_wait:
-                raise MaxRetryError(_pool, url, ResponseError(f"Retry-After {wait:g} s exceeds {self.max_wait:g} s"))
-        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 def restart_safe_redbeat_scheduler():

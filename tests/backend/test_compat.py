@@ -317,41 +317,6 @@ def test_disable_permessage_deflate(eventlet_server):
     )
 
 
-def test_max_wait_retry():
-    hook = "MaxWaitRetry"
-    from urllib3.exceptions import MaxRetryError
-    from urllib3.response import HTTPResponse
-    from urllib3.util.retry import Retry
-
-    parameters = list(inspect.signature(Retry.increment).parameters)
-    require(
-        parameters[-2:] == ["_pool", "_stacktrace"],
-        hook,
-        f"urllib3 Retry.increment no longer ends with (_pool, _stacktrace): {parameters}",
-    )
-    retry = compat.MaxWaitRetry(total=3, status_forcelist={429}, respect_retry_after_header=True, max_wait=5)
-    pool = object()
-    short = HTTPResponse(status=429, headers={"Retry-After": "1"})
-    following = call(hook, retry.increment, "GET", "/klines", short, None, pool)
-    require(
-        isinstance(following, compat.MaxWaitRetry) and following.max_wait == 5 and following.total == 2,
-        hook,
-        f"Retry.increment (through Retry.new) no longer gives the next MaxWaitRetry: {following!r}",
-    )
-    try:
-        retry.increment("GET", "/klines", HTTPResponse(status=429, headers={"Retry-After": "60"}), None, pool)
-    except MaxRetryError as exc:
-        refused = exc
-    else:
-        refused = None
-    require(refused is not None, hook, "a Retry-After over max_wait did not raise MaxRetryError")
-    require(
-        refused.pool is pool and refused.url == "/klines" and "exceeds 5 s" in str(refused.reason),
-        hook,
-        f"urllib3 MaxRetryError no longer holds (pool, url, reason): {refused!r}",
-    )
-
-
 def test_restart_safe_redbeat_scheduler():
     hook = "restart_safe_redbeat_scheduler"
     from celery import Celery
