@@ -167,7 +167,8 @@ class ChartKeeper:
         self.horizons = tuple(horizons)
         self.channel = outcome_channel(signal_channel)
         self.max_bars = CHART_MAX_BARS
-        columns = [(s.spec, name) for s in self.strategies for name in s.series(np.ones(2))]
+        self.columns = [(s, name) for s in self.strategies for name in s.panes()]
+        columns = [(s.spec, name) for s, name in self.columns]
         self.layout = layout_json(columns, {s.spec: s.panes() for s in self.strategies})
         self._sha = {script: hashlib.sha1(script.encode()).hexdigest() for script in SCRIPTS}
         self._stored: dict[tuple[str, str], int] = {}  # the newest bar this process stored per pair
@@ -217,7 +218,8 @@ class ChartKeeper:
         work = PairWork(symbol, timeframe, candles)
         anchor = self._stored.get((timeframe, symbol))
         if anchor is None or anchor < newest:
-            work.series = [line for s in self.strategies for line in s.series(candles).values()]
+            computed = {id(s): s.series(candles) for s in self.strategies}
+            work.series = [computed[id(s)][name] for s, name in self.columns]
             start = 0 if anchor is None else int(np.searchsorted(candles.open_time, anchor, side="left"))
             work.append = self._append_command(work, start, anchored=anchor is not None)
         self._stored[(timeframe, symbol)] = newest  # undone if the write fails

@@ -85,7 +85,7 @@ class MarketScanner:
         self.timeframes = (timeframes,) if isinstance(timeframes, str) else tuple(timeframes)
         self.max_workers = max_workers
         self.keeper = keeper
-        self.lookback = min(MAX_LOOKBACK, max(s.lookback for s in strategies) + MAX_CATCH_UP_BARS)
+        self.lookback = min(MAX_LOOKBACK, max(s.fetch_bars for s in strategies) + MAX_CATCH_UP_BARS)
 
     def scan(self, symbols: list[str] | tuple[str, ...], now_ms: int | None = None) -> ScanReport:
         """Scan every symbol × timeframe whose next bar may have closed; broken data is reported and skipped."""

@@ -1,4 +1,4 @@
-"""A Donchian breakout, your own strategy: `PYTHONPATH=docs/examples STRATEGIES=py:breakout.Breakout:period=20`."""
+"""A Donchian breakout, your own strategy: `PYTHONPATH=docs/examples STRATEGIES=py:breakout.Breakout:lookback=20`."""
 
 import numpy as np
 import talib
@@ -12,17 +12,17 @@ def _previous(values: np.ndarray) -> np.ndarray:
 
 
 class Breakout(CandleStrategy):
-    """BUY when the close breaks above the highest high of the `period` bars before, SELL below their lowest low."""
+    """BUY when the close breaks above the highest high of the `lookback` bars before, SELL below their lowest low."""
 
-    defaults = {"period": 20}  # an int default: period must be a whole number >= 1
+    defaults = {"lookback": 20}  # an int default: lookback must be a whole number >= 1
 
     @property
     def min_bars(self) -> int:
-        return self.period + 2  # the channel of the bars before, and one bar more to see the break begin
+        return self.lookback + 2  # the channel of the bars before, and one bar more to see the break begin
 
     def series(self, candles):
-        high = _previous(talib.MAX(candles.high, self.period))
-        low = _previous(talib.MIN(candles.low, self.period))
+        high = _previous(talib.MAX(candles.high, self.lookback))
+        low = _previous(talib.MIN(candles.low, self.lookback))
         return {"upper": high, "lower": low}
 
     def signals(self, candles, series):
@@ -32,7 +32,7 @@ class Breakout(CandleStrategy):
 
     def reason(self, kind):
         side = "above the high" if kind == "BUY" else "below the low"
-        return f"close broke {side} of the last {self.period} bars"
+        return f"close broke {side} of the last {self.lookback} bars"
 
     def panes(self):
         return {"upper": "price", "lower": "price"}

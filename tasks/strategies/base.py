@@ -75,6 +75,14 @@ def closes(candles) -> np.ndarray:
     return as_prices(getattr(candles, "close", candles))
 
 
+def flat_candles(n: int):
+    """N flat bars (every price 1): what a strategy's series are named, learnt without data."""
+    from tasks.market.candles import Candles
+
+    ones = np.ones(n)
+    return Candles(np.arange(n) * 60_000, ones, ones, ones, ones, ones, np.arange(n) * 60_000 + 59_999)
+
+
 def settle_bars(alpha: float) -> int:
     """Bars after which a seed smoothed with factor alpha weighs less than SETTLED_WEIGHT."""
     return 0 if alpha >= 1 else math.ceil(math.log(SETTLED_WEIGHT) / math.log(1 - alpha))
@@ -162,7 +170,7 @@ class Strategy(ABC):
         return 0
 
     @property
-    def lookback(self) -> int:
+    def fetch_bars(self) -> int:
         """Recommended number of bars to fetch for a live decision (at most MAX_LOOKBACK)."""
         return min(MAX_LOOKBACK, self.min_bars + self._settle_bars())
 
@@ -199,7 +207,7 @@ class Strategy(ABC):
 
         Series sharing a label share a pane. By default all of a strategy's series share one pane named by its spec.
         """
-        return dict.fromkeys(self.series(np.ones(2)), self.spec)
+        return dict.fromkeys(self.series(flat_candles(max(self.min_bars, 2))), self.spec)
 
     def decisions(self, candles, start: int = 0) -> list[Decision]:
         """Every decision at bars start.. of CANDLES (a Candles, or an array of closes), oldest first.

@@ -52,7 +52,7 @@ class _AverageCross(_LineCross):
         return f"{self.label}({self.fast})", f"{self.label}({self.slow})"
 
     def panes(self):
-        return dict.fromkeys(self.series(np.ones(2)), "price")
+        return dict.fromkeys((f"{self.label.lower()}_fast", f"{self.label.lower()}_slow"), "price")
 
     def _lines(self, close):
         prefix = self.label.lower()

@@ -65,10 +65,6 @@ class CandleStrategy(Strategy):
         """Human text for a decision of KIND; by default the class name and the type."""
         return f"{type(self).__name__} {kind.value}"
 
-    def panes(self) -> dict[str, str]:
-        """Every series in one pane named by the spec; override to draw some on "price"."""
-        return dict.fromkeys(self.series(_flat_candles(max(self.min_bars, 2))), self.spec)
-
     def decisions(self, candles, start: int = 0):
         if not hasattr(candles, "high"):
             raise StrategyError(f"{self.spec} is given Candles, not an array of closes")
@@ -84,14 +80,6 @@ class CandleStrategy(Strategy):
 
     def _reason(self, kind: SignalType) -> str:
         return self.reason(kind)
-
-
-def _flat_candles(n: int):
-    """N flat bars, to learn the names of a strategy's series."""
-    from tasks.market.candles import Candles
-
-    ones = np.ones(n)
-    return Candles(np.arange(n) * 60_000, ones, ones, ones, ones, ones, np.arange(n) * 60_000 + 59_999)
 
 
 def load_class(path: str) -> type[Strategy]:

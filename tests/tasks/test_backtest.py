@@ -66,7 +66,7 @@ def test_the_cli_runs_every_spec_form_in_bar_order(minute_csv):
         "--strategy",
         "level:of=MFI(14),lower=20,upper=80",
         "--strategy",
-        "py:breakout.Breakout:period=20",
+        "py:breakout.Breakout:lookback=20",
         "--strategy",
         "rsi",
     )
@@ -77,7 +77,7 @@ def test_the_cli_runs_every_spec_form_in_bar_order(minute_csv):
     assert by_strategy == {
         "cross:fast=EMA(9),slow=SMA(50)",
         "level:of=MFI(14),lower=20,upper=80",
-        "py:breakout.Breakout:period=20",
+        "py:breakout.Breakout:lookback=20",
         "rsi:period=14,lower=30,upper=70",
     }
     assert [s["bar_time"] for s in signals] == sorted(s["bar_time"] for s in signals)

@@ -123,3 +123,16 @@ def test_signals_of_any_origin_are_scored_when_the_scan_covers_their_pair(tmp_pa
     assert [(e["strategy"], e["signals"]) for e in stats] == [("tv", 1)]
     stored = redis_client.hgetall(outcome_key(covered["epoch"], covered["seq"]))
     assert float(stored["5"]) == -(closes[25] / closes[20] - 1)
+
+
+def test_series_over_high_low_and_volume_are_kept_with_their_panes(tmp_path, publisher, redis_client):
+    closes = wave_closes(30, 70)
+    specs = "level:of=MFI(14),lower=20,upper=80;cross:fast=close,slow=BBANDS(20,2,2,0).upperband"
+    replay(write_bars_csv(tmp_path / "bars.csv", closes), publisher, redis_client, specs, scans=5)
+
+    chart = charts.read_chart(redis_client, "BTCUSDT", "1m", 1000)
+
+    mfi, bands = parse_strategies(specs)
+    assert chart["panes"][mfi.spec] == {"MFI(14)": "MFI(14)"}
+    assert chart["panes"][bands.spec] == {"close": "price", "BBANDS(20,2,2,0).upperband": "price"}
+    assert len(chart["indicators"][mfi.spec]["MFI(14)"]) == len(chart["candles"])

@@ -106,17 +106,17 @@ def test_no_decision_before_min_bars(closes, spec, min_bars):
 
     assert strategy.min_bars == min_bars
     assert min(d.index for d in strategy.decisions(closes)) >= min_bars - 1
-    assert min_bars <= strategy.lookback <= 999
+    assert min_bars <= strategy.fetch_bars <= 999
 
 
 @pytest.mark.parametrize("spec", ["ema_cross", "macd", "rsi"])
 def test_recursive_strategies_fetch_a_few_hundred_bars(spec):
-    assert 200 <= parse_strategy(spec).lookback <= 999
+    assert 200 <= parse_strategy(spec).fetch_bars <= 999
 
 
 def test_lookback_fits_one_exchange_request():
-    assert parse_strategy("ema_cross:fast=50,slow=400").lookback == 999
-    assert parse_strategy("sma_cross:slow=998").lookback == 999
+    assert parse_strategy("ema_cross:fast=50,slow=400").fetch_bars == 999
+    assert parse_strategy("sma_cross:slow=998").fetch_bars == 999
 
 
 # Without the tie tolerance the SMA cases SELL as soon as the market goes flat,

@@ -35,22 +35,22 @@ def on_path(monkeypatch, tmp_path):
 
 
 def test_the_documented_example_breaks_out_where_the_close_leaves_the_channel(on_path):
-    strategy = parse_strategy("py:breakout.Breakout:period=20")
+    strategy = parse_strategy("py:breakout.Breakout:lookback=20")
     candles = exchange_candles(CROSS_UP)
 
     decisions = strategy.decisions(candles)
 
-    assert strategy.spec == "py:breakout.Breakout:period=20"
+    assert strategy.spec == "py:breakout.Breakout:lookback=20"
     assert isinstance(strategy, CandleStrategy)
     assert [(d.index, d.type) for d in decisions] == [(30, SignalType.BUY)]
     assert decisions[-1].reason == "close broke above the high of the last 20 bars"
     assert decisions[-1].indicators == {"upper": pytest.approx(95.5955), "lower": pytest.approx(85.4145)}
     assert strategy.panes() == {"upper": "price", "lower": "price"}
-    assert strategy.min_bars == 22 and strategy.lookback == 22
+    assert strategy.min_bars == 22 and strategy.fetch_bars == 22
 
 
 def test_the_example_never_decides_with_later_bars(on_path, candles):
-    strategy = parse_strategy("py:breakout.Breakout:period=10")
+    strategy = parse_strategy("py:breakout.Breakout:lookback=10")
     full = strategy.decisions(candles)
 
     prefix = strategy.decisions(candles[:1500])
@@ -61,9 +61,9 @@ def test_the_example_never_decides_with_later_bars(on_path, candles):
 
 
 def test_parameters_default_and_repeat_as_the_presets(on_path):
-    strategies = parse_strategies("py:breakout.Breakout; py:breakout.Breakout:period=20.0; sma_cross")
+    strategies = parse_strategies("py:breakout.Breakout; py:breakout.Breakout:lookback=20.0; sma_cross")
 
-    assert [s.spec for s in strategies] == ["py:breakout.Breakout:period=20", "sma_cross:fast=9,slow=21"]
+    assert [s.spec for s in strategies] == ["py:breakout.Breakout:lookback=20", "sma_cross:fast=9,slow=21"]
 
 
 def write(folder: Path, name: str, code: str) -> None:
@@ -103,12 +103,12 @@ def test_float_parameters_take_any_number_and_check_runs_at_start(on_path):
         ("py:breakout.Breakin", "module 'breakout' has no class 'Breakin'; it defines Breakout"),
         ("py:breakout.talib", "breakout.talib is not a subclass of tasks.strategies.CandleStrategy"),
         ("py:Breakout", "expected py:<module path>.<ClassName>, e.g. py:mypkg.breakout.Breakout; got 'Breakout'"),
-        ("py:breakout.Breakout:period=2.5", "period must be a whole number >= 1, got 2.5"),
-        ("py:breakout.Breakout:period=x", "period='x' is not a number"),
-        ("py:breakout.Breakout:periods=3", "unknown parameter 'periods' for py:breakout.Breakout; valid: period"),
-        ("py:breakout.Breakout:period=998", "needs 1000 bars before its first decision, more than the 999"),
+        ("py:breakout.Breakout:lookback=2.5", "lookback must be a whole number >= 1, got 2.5"),
+        ("py:breakout.Breakout:lookback=x", "lookback='x' is not a number"),
+        ("py:breakout.Breakout:periods=3", "unknown parameter 'periods' for py:breakout.Breakout; valid: lookback"),
+        ("py:breakout.Breakout:lookback=998", "needs 1000 bars before its first decision, more than the 999"),
         ("py:broken.Anything", "importing module 'broken' failed: ZeroDivisionError: division by zero"),
-        ("py:clash.Clash", "parameter 'lookback' of Clash would hide CandleStrategy.lookback; name it differently"),
+        ("py:clash.Clash", "parameter 'spec' of Clash would hide CandleStrategy.spec; name it differently"),
     ],
 )
 def test_a_bad_py_spec_names_what_is_wrong(on_path, spec, message):
@@ -120,7 +120,7 @@ def test_a_bad_py_spec_names_what_is_wrong(on_path, spec, message):
         from tasks.strategies import CandleStrategy
 
         class Clash(CandleStrategy):
-            defaults = {"lookback": 20}
+            defaults = {"spec": 20}
         """,
     )
 

@@ -19,7 +19,7 @@ def test_a_worker_runs_the_documented_py_strategy(redis_url, redis_client, start
             BINANCE_API_URL=exchange.url,
             SYMBOLS="BTCUSDT",
             TIMEFRAME="1m",
-            STRATEGIES="py:breakout.Breakout:period=20",
+            STRATEGIES="py:breakout.Breakout:lookback=20",
             PYTHONPATH=str(EXAMPLES),
         )
 
@@ -27,7 +27,7 @@ def test_a_worker_runs_the_documented_py_strategy(redis_url, redis_client, start
         wait_until(lambda: history.read_range(redis_client, 0), 30, message="the breakout signal in history")
 
     [signal] = history.read_range(redis_client, 0)
-    assert signal["strategy"] == "py:breakout.Breakout:period=20"
+    assert signal["strategy"] == "py:breakout.Breakout:lookback=20"
     assert (signal["type"], signal["price"], signal["symbol"]) == ("BUY", 200.0, "BTCUSDT")
     assert signal["reason"] == "close broke above the high of the last 20 bars"
     assert set(signal["indicators"]) == {"upper", "lower"}

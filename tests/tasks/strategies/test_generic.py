@@ -155,13 +155,13 @@ def test_a_live_window_of_lookback_bars_decides_as_the_whole_history(candles, sp
     strategy = parse_strategy(spec)
     everything = {d.index: d for d in strategy.decisions(candles)}
 
-    ends = range(strategy.lookback, len(candles), 7)
+    ends = range(strategy.fetch_bars, len(candles), 7)
     live = {
-        end: strategy.decisions(candles[end + 1 - strategy.lookback : end + 1], start=strategy.lookback - 1)
+        end: strategy.decisions(candles[end + 1 - strategy.fetch_bars : end + 1], start=strategy.fetch_bars - 1)
         for end in ends
     }
 
-    assert strategy.min_bars < strategy.lookback < 999
+    assert strategy.min_bars < strategy.fetch_bars < 999
     assert sum(map(len, live.values())) > 5
     for end, decisions in live.items():
         assert [(d.type, d.reason) for d in decisions] == (
@@ -170,10 +170,10 @@ def test_a_live_window_of_lookback_bars_decides_as_the_whole_history(candles, sp
 
 
 def test_warm_up_is_talib_lookback_plus_settle_bars():
-    assert parse_strategy("cross:fast=SMA(9),slow=SMA(50)").lookback == 51  # no recursion: lookback 49 + 2
-    assert parse_strategy("level:of=RSI(14),lower=30,upper=70").lookback == parse_strategy("rsi").lookback
-    assert parse_strategy("cross:fast=EMA(9),slow=EMA(21)").lookback == parse_strategy("ema_cross").lookback
-    assert parse_strategy("cross:fast=KAMA(10),slow=close").lookback == 999  # rate unknown: all a scan fetches
+    assert parse_strategy("cross:fast=SMA(9),slow=SMA(50)").fetch_bars == 51  # no recursion: lookback 49 + 2
+    assert parse_strategy("level:of=RSI(14),lower=30,upper=70").fetch_bars == parse_strategy("rsi").fetch_bars
+    assert parse_strategy("cross:fast=EMA(9),slow=EMA(21)").fetch_bars == parse_strategy("ema_cross").fetch_bars
+    assert parse_strategy("cross:fast=KAMA(10),slow=close").fetch_bars == 999  # rate unknown: all a scan fetches
 
 
 def test_a_function_reading_high_low_needs_candles(closes):
