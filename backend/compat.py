@@ -394,3 +394,30 @@ def websocket_fast_send(server, eio_sid: str, frame: bytes) -> str:
         queue.put(_flush_packet)  # wakes the writer, which writes the tail before anything queued after it
         return "partial"
     return "sent"
+
+
+# --- python-socketio clients (the test harness's RecordingClient; any Python consumer of the signals) ----------
+
+
+def socketio_client_events_in_order(client) -> None:
+    """Make python-socketio's CLIENT (a `socketio.Client`) handle its events one at a time, in arrival order.
+
+    python-engineio's client starts a new thread for every MESSAGE packet it reads (`Client._receive_packet`
+    calls `_trigger_event("message", data, run_async=True)`), so the handler of a later event can run before the
+    handler of an earlier one (python-socketio issue #382): a recorder saw seq 557 before 556 although the bytes
+    arrived in order. This wraps the private `_trigger_event` of CLIENT's engine.io client (`client.eio`) so that
+    "message" runs in the reader thread itself; handlers must then be quick and must not wait for another event.
+    """
+    eio = client.eio
+    original = eio._trigger_event
+    if getattr(original, "qs_in_order", False):
+        return
+
+    def _trigger_event(event, *args, **kwargs):
+        """The library's dispatch, synchronous for "message"."""
+        if event == "message":
+            kwargs["run_async"] = False
+        return original(event, *args, **kwargs)
+
+    _trigger_event.qs_in_order = True
+    eio._trigger_event = _trigger_event

@@ -492,3 +492,51 @@ def test_engineio_websocket_lanes_and_websocket_fast_send():
     finally:
         child.kill()
         child.wait()
+
+
+EVENTS_SERVER = """
+import eventlet
+eventlet.monkey_patch()
+import eventlet.wsgi, socketio
+
+sio = socketio.Server(async_mode="eventlet")
+
+
+@sio.on("go")
+def go(sid, count):
+    for n in range(count):
+        sio.emit("n", n, to=sid)
+
+
+sock = eventlet.listen(("127.0.0.1", 0))
+print(sock.getsockname()[1], flush=True)
+eventlet.wsgi.server(sock, socketio.WSGIApp(sio), log_output=False)
+"""
+
+
+def test_socketio_client_events_in_order():
+    hook = "socketio_client_events_in_order"
+    from engineio import client as engineio_client
+
+    require(callable(getattr(engineio_client.Client, "_trigger_event", None)), hook, "Client._trigger_event is gone")
+    child = subprocess.Popen(
+        [sys.executable, "-W", "ignore", "-c", EVENTS_SERVER], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    client = socketio.Client(reconnection=False)
+    try:
+        port = int(child.stdout.readline())
+        call(hook, compat.socketio_client_events_in_order, client)
+        compat.socketio_client_events_in_order(client)  # a second call changes nothing
+        seen: list[tuple[int, threading.Thread]] = []  # the Thread objects themselves: idents are reused
+        client.on("n", lambda n: seen.append((n, threading.current_thread())))
+        client.connect(f"http://127.0.0.1:{port}", transports=["websocket"], wait_timeout=10)
+        client.emit("go", 300)
+        wait_until(lambda: len(seen) >= 300, 20, message="300 events")
+        # Without the hook python-engineio starts a thread per packet: 300 threads, and under load another order.
+        threads = {thread for _n, thread in seen}
+        require(len(threads) == 1, hook, f"the handlers ran in {len(threads)} threads, not the reader's alone")
+        require([n for n, _thread in seen] == list(range(300)), hook, "events handled out of arrival order")
+    finally:
+        client.disconnect()
+        child.kill()
+        child.wait()
