@@ -107,6 +107,7 @@ def _latency_scenario(
         ordered = sorted(runs[peer], key=lambda r: r["p99_ms"] if r["p99_ms"] is not None else float("inf"))
         result = ordered[len(ordered) // 2]
         cfg.findings[f"{name}/{peer}"] = result
+        cfg.findings[f"{name}/{peer}/runs"] = runs[peer]  # every run's figures, for the spread (--json)
         note = _fanout_note(result)
         if len(ordered) > 1:
             note = (
