@@ -6,6 +6,8 @@ pinned library changes underneath it. Nothing else in the project may touch a pr
 
 from __future__ import annotations
 
+from socket import MSG_DONTWAIT
+
 
 def engineio_socket(server, sid: str, namespace: str = "/"):
     """The Engine.IO socket of Socket.IO client SID, or None when it is gone.
@@ -225,3 +227,167 @@ def restart_safe_redbeat_scheduler():
 
     RestartSafeRedBeatScheduler.__module__ = "tasks.beat_scheduler"
     return RestartSafeRedBeatScheduler
+
+
+# --- the broadcast fast path (backend/web/broadcast.py) ---------------------------------------------------------
+
+
+class _Flush(str):
+    """The marker python-engineio's writer hands to `ws.send` to make it write a pending remainder first."""
+
+
+# Its text is an Engine.IO NOOP ("6"): should anything but the wrapped `ws.send` ever see it, it is harmless.
+FLUSH = _Flush("6")
+_flush_packet = None  # the queue item that carries FLUSH, made when the lanes are installed
+
+
+class WebsocketLane:
+    """The fast path's view of one eventlet websocket: a raw non-blocking write, the writer's in-flight count."""
+
+    __slots__ = ("ws", "fd", "busy", "pending")
+
+    def __init__(self, ws):
+        """Wrap WS (eventlet's RFC6455WebSocket on a plain GreenSocket)."""
+        self.ws = ws
+        self.fd = ws.socket.fd  # the non-blocking OS socket under eventlet's GreenSocket
+        self.busy = 0  # green threads inside ws.send (the writer, a control reply, the close)
+        self.pending: bytes | None = None  # the unsent tail of a fast-path frame
+
+    def send(self, original, message, **kwargs):
+        """eventlet's ws.send, after writing any pending fast-path tail: two frames never interleave."""
+        self.busy += 1
+        try:
+            if self.pending is not None:
+                data, self.pending = self.pending, None
+                self.ws._send(data)  # eventlet's locked sendall: blocks only this green thread
+            if message is FLUSH:
+                return None
+            return original(message, **kwargs)
+        finally:
+            self.busy -= 1
+
+
+def _lane_eligible(ws) -> bool:
+    from eventlet import greenio, websocket
+
+    return (
+        isinstance(ws, websocket.RFC6455WebSocket)
+        and not ws.client
+        and not ws.extensions  # no permessage-deflate: the same bytes are valid for every client
+        and type(ws.socket) is greenio.GreenSocket  # not TLS: the bytes go to the OS socket as they are
+    )
+
+
+def engineio_websocket_lanes() -> None:
+    """Give every eventlet websocket session of python-engineio a WebsocketLane while its handler runs.
+
+    Wraps the private `engineio.socket.Socket._websocket_handler(self, ws)` and replaces `send` on that
+    eventlet `RFC6455WebSocket` instance (whose `socket` is eventlet's GreenSocket, `.fd` the OS socket,
+    `_send` its locked `sendall`): the broadcast fast path writes one pre-framed message to many sockets
+    itself, so it must know when python-engineio's writer (or a control reply, or the closing frame) is
+    in the middle of a frame, and a tail the fast path could not write must go out before any other frame.
+    """
+    from engineio import socket as engineio_socket_module
+
+    original = engineio_socket_module.Socket._websocket_handler
+    if getattr(original, "qs_lanes", False):
+        return
+
+    def _websocket_handler(self, ws):
+        """The library's handler, with a lane on this session for as long as it runs."""
+        if not _lane_eligible(ws):
+            return original(self, ws)
+        lane = WebsocketLane(ws)
+        send = ws.send
+        ws.send = lambda message, **kwargs: lane.send(send, message, **kwargs)
+        self.qs_lane = lane
+        try:
+            return original(self, ws)
+        finally:
+            self.qs_lane = None
+
+    _websocket_handler.qs_lanes = True
+    _websocket_handler.qs_original = original
+    engineio_socket_module.Socket._websocket_handler = _websocket_handler
+
+    global _flush_packet
+    if _flush_packet is None:
+        from engineio import packet
+
+        class FlushPacket(packet.Packet):
+            """A queue item whose encoding is FLUSH: the writer's ws.send then writes the lane's pending tail."""
+
+            def encode(self, b64=False):
+                """FLUSH, whatever the transport asks."""
+                return FLUSH
+
+        _flush_packet = FlushPacket(packet.NOOP)
+
+
+def websocket_fast_send(server, eio_sid: str, frame: bytes) -> str:
+    """Write FRAME (a whole websocket frame) to client EIO_SID's OS socket now, if that keeps the order.
+
+    Returns "sent" (written whole), "partial" (written in part: the tail is handed to the client's writer,
+    which sends it before anything else), "dropped" (the client's ping timed out: closing, and dropped as
+    python-engineio's `Socket.send` drops it), or why it did not write, so the caller queues the packet
+    the normal way: "gone", "transport" (polling, mid-upgrade, closing, no lane), "queued" (packets wait in
+    its queue), "busy" (a frame is in flight on it, or its writer is not parked), "blocked" (the OS socket
+    took nothing), "failed" (the OS socket raised: the connection is breaking).
+    Reaches into python-engineio's `Server.sockets`, `Socket.upgraded/upgrading/closed/closing`,
+    `Socket.queue` (eventlet's Queue: `qsize`, `getting` — the writer parks in `get` when idle) and
+    `check_ping_timeout`, and the WebsocketLane of engineio_websocket_lanes.
+    """
+    socket = server.eio.sockets.get(eio_sid)
+    if socket is None:
+        return "gone"
+    lane = socket.__dict__.get("qs_lane")
+    if lane is None or not socket.upgraded or socket.upgrading or socket.closed or socket.closing:
+        return "transport"
+    queue = socket.queue
+    if queue.qsize():
+        return "queued"
+    # getting(): the writer is parked in queue.get, so it holds no dequeued packet it has not written yet
+    # (between taking one and calling ws.send it never yields); busy: someone is inside ws.send.
+    if lane.busy or lane.pending is not None or not queue.getting():
+        return "busy"
+    if not socket.check_ping_timeout():
+        return "dropped"
+    try:
+        # MSG_DONTWAIT: never wait, whatever eventlet did to the fd's blocking mode
+        sent = lane.fd.send(frame, MSG_DONTWAIT)
+    except BlockingIOError:
+        return "blocked"
+    except OSError:
+        return "failed"  # the connection is breaking: queued, the writer finds out and closes the session
+    if sent < len(frame):
+        lane.pending = frame[sent:]
+        queue.put(_flush_packet)  # wakes the writer, which writes the tail before anything queued after it
+        return "partial"
+    return "sent"
+
+
+# --- python-socketio clients (the test harness's RecordingClient; any Python consumer of the signals) ----------
+
+
+def socketio_client_events_in_order(client) -> None:
+    """Make python-socketio's CLIENT (a `socketio.Client`) handle its events one at a time, in arrival order.
+
+    python-engineio's client starts a new thread for every MESSAGE packet it reads (`Client._receive_packet`
+    calls `_trigger_event("message", data, run_async=True)`), so the handler of a later event can run before the
+    handler of an earlier one (python-socketio issue #382): a recorder saw seq 557 before 556 although the bytes
+    arrived in order. This wraps the private `_trigger_event` of CLIENT's engine.io client (`client.eio`) so that
+    "message" runs in the reader thread itself; handlers must then be quick and must not wait for another event.
+    """
+    eio = client.eio
+    original = eio._trigger_event
+    if getattr(original, "qs_in_order", False):
+        return
+
+    def _trigger_event(event, *args, **kwargs):
+        """The library's dispatch, synchronous for "message"."""
+        if event == "message":
+            kwargs["run_async"] = False
+        return original(event, *args, **kwargs)
+
+    _trigger_event.qs_in_order = True
+    eio._trigger_event = _trigger_event

@@ -35,6 +35,15 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if raw not in ("1", "0"):
+        raise ConfigError(f"{name}={raw!r} is not a switch; set it to 1 (on) or 0 (off) (default {int(default)})")
+    return raw == "1"
+
+
 def _list(env: Mapping[str, str], name: str, default: tuple[str, ...], sep: str = ",") -> tuple[str, ...]:
     raw = env.get(name)
     if raw is None:
@@ -198,6 +207,7 @@ class Settings:
     connect_timeout: int = 5
     http_rate_limit: str = "50/second"
     subscribe_rate_limit: str = "5/second"
+    fast_broadcast: bool = True
     publish_tokens: tuple[str, ...] = field(default=(), repr=False)
     publish_rate_limit: str = "120/minute"
     # Parsed by the worker (tasks/config.py, backend/notify.py); the web only reads the dead letters and counts.
@@ -234,6 +244,7 @@ class Settings:
             connect_timeout=_int(env, "CONNECT_TIMEOUT", default["connect_timeout"], 1, 300),
             http_rate_limit=_rate(env, "HTTP_RATE_LIMIT", default["http_rate_limit"]),
             subscribe_rate_limit=_rate(env, "SUBSCRIBE_RATE_LIMIT", default["subscribe_rate_limit"]),
+            fast_broadcast=_bool(env, "FAST_BROADCAST", default["fast_broadcast"]),
             publish_tokens=_list(env, "SIGNALS_PUBLISH_TOKEN", default["publish_tokens"]),
             publish_rate_limit=_rate(env, "PUBLISH_RATE_LIMIT", default["publish_rate_limit"]),
             notify_urls=tuple(env.get("NOTIFY_URLS", "").split()),

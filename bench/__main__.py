@@ -38,7 +38,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=sorted(SCENARIOS),
         help="run only this scenario (repeatable): " + ", ".join(SCENARIOS),
     )
-    parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset of node,project,seed")
+    parser.add_argument(
+        "--peers",
+        default=",".join(PEERS),
+        help="comma-separated subset of node,project,seed, or project-nofast (FAST_BROADCAST=0)",
+    )
     parser.add_argument(
         "--project-dir",
         type=Path,
@@ -75,10 +79,12 @@ def render(rows: list[Row], cfg: Config, command: str, started: float, host: dic
         lines += ["### Targets", "", "| target | verdict | figures |", "| --- | --- | --- |"]
         lines += [f"| {t} | {v} | {f} |" for t, v, f in verdicts]
         lines.append("")
-    prof = cfg.findings.get("profile")
-    if prof and prof["total"]:
+    for key, what in (("profile", "project"), ("profile/project-nofast", "project-nofast, FAST_BROADCAST=0")):
+        prof = cfg.findings.get(key)
+        if not prof or not prof["total"]:
+            continue
         lines += [
-            "### Where the web process spends its time (py-spy, K=1,000 × 20/s)",
+            f"### Where the web process spends its time (py-spy, K=1,000 × 20/s, {what})",
             "",
             f"{prof['total']} samples. Own time (the frame itself was running):",
             "",

@@ -107,6 +107,7 @@ def _latency_scenario(
         ordered = sorted(runs[peer], key=lambda r: r["p99_ms"] if r["p99_ms"] is not None else float("inf"))
         result = ordered[len(ordered) // 2]
         cfg.findings[f"{name}/{peer}"] = result
+        cfg.findings[f"{name}/{peer}/runs"] = runs[peer]  # every run's figures, for the spread (--json)
         note = _fanout_note(result)
         if len(ordered) > 1:
             note = (
@@ -215,20 +216,16 @@ def scale(cfg: Config) -> list[Row]:
 
 
 def profile(cfg: Config) -> list[Row]:
-    """py-spy on the project's web process under K=1,000 × 20/s; the top frames go to the findings."""
-    path = log_dir() / "profile-k1000x20.txt"
-    log(f"profile: project K=1000 × 20/s under py-spy ({path})")
-    result = fanout.run_fanout("project", 1000, 20, 300, 3, project_dir=cfg.project_dir, profile=path)
-    cfg.findings["profile"] = top_frames(path)
-    return [
-        Row(
-            "profile",
-            "project+py-spy",
-            _fanout_values(result),
-            "k1000x20/project",
-            "py-spy --nonblocking at 200 Hz attached; " + _fanout_note(result),
-        )
-    ]
+    """py-spy on the project's web process under K=1,000 × 20/s (and on project-nofast when it is a peer)."""
+    rows = []
+    for peer in [p for p in ("project", "project-nofast") if p in cfg.peers] or ["project"]:
+        path = log_dir() / ("profile-k1000x20.txt" if peer == "project" else f"profile-k1000x20-{peer}.txt")
+        log(f"profile: {peer} K=1000 × 20/s under py-spy ({path})")
+        result = fanout.run_fanout(peer, 1000, 20, 300, 3, project_dir=cfg.project_dir, profile=path)
+        cfg.findings["profile" if peer == "project" else f"profile/{peer}"] = top_frames(path)
+        note = "py-spy --nonblocking at 200 Hz attached; " + _fanout_note(result)
+        rows.append(Row("profile", f"{peer}+py-spy", _fanout_values(result), f"k1000x20/{peer}", note))
+    return rows
 
 
 def top_frames(path: Path, limit: int = 15) -> dict:

@@ -33,10 +33,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_socketio(app, settings)
 
     from backend.web import api, charts_api, dashboard, ops
+    from backend.web.broadcast import Broadcaster
     from backend.web.clients import SignalsNamespace
     from backend.web.relay import Relay
 
-    relay = Relay(socketio, settings, client)
+    # FAST_BROADCAST: live signals written once-framed to idle websockets (backend/web/broadcast.py); the
+    # eventlet hook it needs is installed by backend/web/server.py.
+    # Only on eventlet: elsewhere (the threading mode of in-process tests) no websocket has a lane to write to.
+    fast = settings.fast_broadcast and socketio.server.eio.async_mode == "eventlet"
+    relay = Relay(socketio, settings, client, Broadcaster(socketio) if fast else None)
     app.extensions["qs_relay"] = relay
     # After init_socketio: registered on this app's server, not queued for every later init_app.
     socketio.on_namespace(SignalsNamespace(relay, client, settings.auth_tokens, settings.subscribe_rate_limit))

@@ -28,6 +28,13 @@ CONNECTIONS_REFUSED = Counter(
 IDLE_SESSIONS_CUT = Counter(
     "qs_idle_sessions_cut_total", "Engine.IO sessions closed for not connecting the / namespace in time"
 )
+BROADCAST_DELIVERIES = Counter(
+    "qs_broadcast_deliveries_total",
+    "Live deliveries by path: sent / partial (written straight to the websocket by the fast path; partial: "
+    "the writer finishes the frame), dropped (ping timed out), else queued the normal way because of: gone, "
+    "transport, queued, busy, blocked, failed",
+    ["path"],
+)
 
 
 class NotifyCollector:

@@ -45,9 +45,10 @@ def symbol_room(symbol: str) -> str:
 class Relay:
     """Subscribes to the channel in a background task and emits each signal to this process's clients."""
 
-    def __init__(self, socketio, settings: Settings, client: redis.Redis):
-        """SOCKETIO is the extension; CLIENT serves history reads."""
+    def __init__(self, socketio, settings: Settings, client: redis.Redis, broadcaster=None):
+        """SOCKETIO is the extension; CLIENT serves history reads; BROADCASTER, if any, takes the live emits."""
         self.socketio = socketio
+        self.broadcaster = broadcaster
         self.settings = settings
         self.client = client
         self.outcome_channel = outcome_channel(settings.signal_channel)
@@ -282,8 +283,12 @@ class Relay:
         symbol = signal.get("symbol")
         if isinstance(symbol, str):
             rooms.append(symbol_room(symbol))
-        # ignore_queue: every web process relays to its own clients only, so none gets it twice.
-        self.socketio.emit(EVENT_NEW_SIGNAL, signal, to=rooms, namespace="/", ignore_queue=True)
+        # ignore_queue: every web process relays to its own clients only, so none gets it twice (the
+        # broadcaster, too, reaches only this process's clients).
+        if self.broadcaster is not None:
+            self.broadcaster.emit(EVENT_NEW_SIGNAL, signal, rooms)
+        else:
+            self.socketio.emit(EVENT_NEW_SIGNAL, signal, to=rooms, namespace="/", ignore_queue=True)
         metrics.SIGNALS_RELAYED.inc()
         _observe_lag(signal)
 

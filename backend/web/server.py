@@ -35,6 +35,9 @@ def serve(app, port: int) -> None:
     # A stranger's bad polling POST made Engine.IO close its session and wait for a GET that never came,
     # parking the request and its socket for ever (backend/compat.py).
     compat.engineio_polling_close_never_waits()
+    if app.config["SETTINGS"].fast_broadcast:
+        # The broadcast fast path must see each websocket's writer and OS socket (backend/web/broadcast.py).
+        compat.engineio_websocket_lanes()
     sock = eventlet.listen(("0.0.0.0", port), backlog=ACCEPT_BACKLOG)
     # eventlet's default pool holds 1,024 connections; let the file limit decide instead.
     max_connections = max(1024, files - 64)

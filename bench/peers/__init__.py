@@ -74,6 +74,16 @@ class ProjectPeer(Peer):
         return [self.python, "wsgi.py"], env, self.project_dir
 
 
+class ProjectNoFastPeer(ProjectPeer):
+    """The project's web process with the broadcast fast path off (FAST_BROADCAST=0): every delivery queued."""
+
+    name = "project-nofast"
+
+    def command(self, port, redis_url):
+        args, env, cwd = super().command(port, redis_url)
+        return args, {**env, "FAST_BROADCAST": "0"}, cwd
+
+
 class SeedPeer(Peer):
     """The straightforward FastAPI + python-socketio ASGI relay on uvicorn (bench/peers/seed_relay.py)."""
 
@@ -107,9 +117,11 @@ class NodePeer(Peer):
 
 
 def make_peer(name: str, processes: int = 1, project_dir: Path = ROOT) -> Peer:
-    """A peer by name: project, seed or node."""
+    """A peer by name: project, project-nofast, seed or node."""
     if name == "project":
         return ProjectPeer(processes, project_dir)
+    if name == "project-nofast":
+        return ProjectNoFastPeer(processes, project_dir)
     if name == "seed":
         return SeedPeer(processes)
     if name == "node":

@@ -346,3 +346,162 @@ def test_restart_safe_redbeat_scheduler():
             raise AssertionError(f"compat hook {hook}: Scheduler.apply_async refuses {sorted(kwargs)}: {exc}") from exc
     finally:
         app.close()
+
+
+FAST_PATH_SERVER = """
+import eventlet
+eventlet.monkey_patch()
+import json, sys
+import eventlet.wsgi, socketio
+from engineio import packet as ep
+from backend import compat
+from backend.web.broadcast import text_frame
+
+compat.engineio_websocket_lanes()
+sio = socketio.Server(async_mode="eventlet")
+
+
+def message(n, pad=0):
+    return '2' + json.dumps(["x", {"n": n, "pad": "p" * pad}])
+
+
+def frame(n, pad=0):
+    return text_frame(("4" + message(n, pad)).encode())
+
+
+def idle(s):
+    return not s.queue.qsize() and s.queue.getting() and not s.qs_lane.busy and s.qs_lane.pending is None
+
+
+@sio.on("go")
+def go(sid):
+    eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
+    s = sio.eio.sockets[eio_sid]
+    out = {"lane": getattr(s, "qs_lane", None) is not None}
+    while not idle(s):  # the connect ack may still be on its way out
+        eventlet.sleep(0.01)
+    out["idle"] = compat.websocket_fast_send(sio, eio_sid, frame(1))
+    sio.eio.send_packet(eio_sid, ep.Packet(ep.MESSAGE, message(2)))
+    out["after_queue"] = compat.websocket_fast_send(sio, eio_sid, frame(99))  # 2 is queued: refused
+    while not idle(s):
+        eventlet.sleep(0.01)
+    # The client reads nothing now: write 64 KB frames until one does not fit whole.
+    out["fill"], n = [], 100
+    while not out["fill"] or out["fill"][-1] == "sent":
+        out["fill"].append(compat.websocket_fast_send(sio, eio_sid, frame(n, 65536)))
+        if out["fill"][-1] == "blocked":
+            sio.eio.send_packet(eio_sid, ep.Packet(ep.MESSAGE, message(n, 65536)))  # what the broadcaster does
+        n += 1
+    out["last"] = n - 1
+    out["after_partial"] = compat.websocket_fast_send(sio, eio_sid, frame(999))  # the flush marker is queued
+    eventlet.sleep(0.2)  # the writer takes the marker and blocks writing the tail
+    out["writer_mid_frame"] = compat.websocket_fast_send(sio, eio_sid, frame(998))
+    sio.eio.send_packet(eio_sid, ep.Packet(ep.MESSAGE, message(3)))
+    print(json.dumps(out), flush=True)
+
+
+sock = eventlet.listen(("127.0.0.1", 0))
+print(sock.getsockname()[1], flush=True)
+eventlet.wsgi.server(sock, socketio.WSGIApp(sio), log_output=False)
+"""
+
+
+def test_engineio_websocket_lanes_and_websocket_fast_send():
+    hooks = "engineio_websocket_lanes / websocket_fast_send"
+    from engineio import socket as engineio_socket_module
+
+    handler = getattr(engineio_socket_module.Socket, "_websocket_handler", None)
+    require(handler is not None, hooks, "python-engineio Socket._websocket_handler is gone")
+    parameters = list(inspect.signature(getattr(handler, "qs_original", handler)).parameters)
+    require(parameters[:2] == ["self", "ws"], hooks, f"Socket._websocket_handler takes {parameters}, not (self, ws)")
+    websocket_module = eventlet_module("websocket")
+    require(callable(getattr(websocket_module.RFC6455WebSocket, "_send", None)), hooks, "eventlet ws._send is gone")
+    require(hasattr(eventlet_module("queue").Queue, "getting"), hooks, "eventlet Queue.getting is gone")
+
+    from tests.chaos.hostile import raw_socketio
+
+    child = subprocess.Popen(
+        [sys.executable, "-W", "ignore", "-c", FAST_PATH_SERVER],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = child.stdout.readline()
+        if not line.strip().isdigit():
+            child.kill()
+            require(False, hooks, f"server did not start: {line!r} {child.stderr.read()[-2000:]}")
+        ws = raw_socketio(f"http://127.0.0.1:{int(line)}", rcvbuf=4096, timeout=20)
+        require(ws.recv().startswith("40"), hooks, "no connect ack")
+        ws.send('42["go"]')
+        out = json.loads(child.stdout.readline())  # the client reads nothing until the server is done
+        require(out["lane"], hooks, "no lane on a websocket session")
+        require(out["idle"] == "sent", hooks, f"an idle websocket was not written: {out['idle']}")
+        require(out["after_queue"] == "queued", hooks, f"written past a queued packet: {out['after_queue']}")
+        require(out["fill"][-1] in ("partial", "blocked"), hooks, f"a full socket: {out['fill']}")
+        if out["fill"][-1] == "partial":
+            require(out["after_partial"] == "queued", hooks, f"written past a tail: {out['after_partial']}")
+        require(out["writer_mid_frame"] == "busy", hooks, f"written while the writer was mid-frame: {out}")
+
+        numbers = []
+        while len(numbers) < out["last"] - 100 + 4:
+            text = ws.recv()  # websocket-client checks each frame; two frames mixed would not decode
+            if text == "2":
+                continue
+            event, data = json.loads(text[2:])
+            numbers.append(data["n"])
+        ws.close()
+        expected = [1, 2, *range(100, out["last"] + 1), 3]
+        require(numbers == expected, hooks, f"frames out of order: {numbers[:8]}… not {expected[:8]}…")
+    finally:
+        child.kill()
+        child.wait()
+
+
+EVENTS_SERVER = """
+import eventlet
+eventlet.monkey_patch()
+import eventlet.wsgi, socketio
+
+sio = socketio.Server(async_mode="eventlet")
+
+
+@sio.on("go")
+def go(sid, count):
+    for n in range(count):
+        sio.emit("n", n, to=sid)
+
+
+sock = eventlet.listen(("127.0.0.1", 0))
+print(sock.getsockname()[1], flush=True)
+eventlet.wsgi.server(sock, socketio.WSGIApp(sio), log_output=False)
+"""
+
+
+def test_socketio_client_events_in_order():
+    hook = "socketio_client_events_in_order"
+    from engineio import client as engineio_client
+
+    require(callable(getattr(engineio_client.Client, "_trigger_event", None)), hook, "Client._trigger_event is gone")
+    child = subprocess.Popen(
+        [sys.executable, "-W", "ignore", "-c", EVENTS_SERVER], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    client = socketio.Client(reconnection=False)
+    try:
+        port = int(child.stdout.readline())
+        call(hook, compat.socketio_client_events_in_order, client)
+        compat.socketio_client_events_in_order(client)  # a second call changes nothing
+        seen: list[tuple[int, threading.Thread]] = []  # the Thread objects themselves: idents are reused
+        client.on("n", lambda n: seen.append((n, threading.current_thread())))
+        client.connect(f"http://127.0.0.1:{port}", transports=["websocket"], wait_timeout=10)
+        client.emit("go", 300)
+        wait_until(lambda: len(seen) >= 300, 20, message="300 events")
+        # Without the hook python-engineio starts a thread per packet: 300 threads, and under load another order.
+        threads = {thread for _n, thread in seen}
+        require(len(threads) == 1, hook, f"the handlers ran in {len(threads)} threads, not the reader's alone")
+        require([n for n, _thread in seen] == list(range(300)), hook, "events handled out of arrival order")
+    finally:
+        client.disconnect()
+        child.kill()
+        child.wait()

@@ -15,6 +15,7 @@ def test_defaults_match_the_design():
     assert settings.exchange_api_url == ""
     assert settings.market_source == MarketSourceSpec("binance") and settings.strategies == "sma_cross:fast=9,slow=21"
     assert settings.auth_tokens == () and settings.cors_origins == ()
+    assert settings.fast_broadcast is True
 
 
 def test_an_empty_environment_gives_the_field_defaults():
@@ -33,6 +34,7 @@ def test_overrides_are_parsed():
             "PORT": "8080",
             "MARKET_SOURCE": "csv:data.csv",
             "CORS_ORIGINS": "https://x.example",
+            "FAST_BROADCAST": "0",
         }
     )
 
@@ -41,6 +43,7 @@ def test_overrides_are_parsed():
     assert settings.market_source == MarketSourceSpec("csv", "data.csv") and settings.cors_origins == (
         "https://x.example",
     )
+    assert settings.fast_broadcast is False
 
 
 def test_several_timeframes_are_kept_in_order():
@@ -87,6 +90,7 @@ def test_market_source_spec_reads_back_as_written(text):
         ({"SYMBOLS": "A" * 33}, "SYMBOLS has invalid entries"),
         ({"BINANCE_API_URL": "api.binance.com"}, "BINANCE_API_URL='api.binance.com' must start with http"),
         ({"EXCHANGE_API_URL": "http://127.0.0.1:1/api/v3"}, "name only a host and optional port"),
+        ({"FAST_BROADCAST": "yes"}, "FAST_BROADCAST='yes' is not a switch; set it to 1 (on) or 0 (off)"),
     ],
 )
 def test_bad_values_name_the_setting_and_the_fix(env, words):

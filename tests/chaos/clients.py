@@ -11,6 +11,7 @@ from pathlib import Path
 
 import socketio
 
+from backend import compat
 from tests.chaos.ledger import ClientRecord, Key
 from tests.harness.polling import wait_until
 from tests.harness.processes import ROOT
@@ -64,6 +65,7 @@ class ReconnectingClient:
         while not self._stopping.is_set():
             url = self.urls[next(self._url_cycle)]
             sio = socketio.Client(reconnection=False)
+            compat.socketio_client_events_in_order(sio)  # the cursor follows the arrival order
             sio.on("welcome", self._on_welcome)
             sio.on("resync", self._on_resync)
             sio.on("new_signal", self._on_signal)

@@ -107,7 +107,9 @@ class ChaosStack:
         self.redis.start()
         self.exchange.start()
         self.exchange.produce(self.symbols, on=False)
-        new_webs = [self.add_web(wait=False) for _ in range(webs)]
+        # The webs alternate the broadcast fast path on and off (FAST_BROADCAST), so every scenario checks both
+        # ways, and exactly-once across web processes whose delivery paths differ.
+        new_webs = [self.add_web(wait=False, **self._web_mode(n)) for n in range(webs)]
         new_workers = [self.add_worker(wait=False) for _ in range(workers)]
         for _ in range(beats):
             self.add_beat()
@@ -116,6 +118,15 @@ class ChaosStack:
         for worker in new_workers:
             self.wait_worker(worker)
         return self
+
+    def _web_mode(self, n: int) -> dict[str, str]:
+        """FAST_BROADCAST of the Nth web: 1, 0, 1, … unless the stack's env sets it."""
+        return {} if "FAST_BROADCAST" in self.extra_env else {"FAST_BROADCAST": "10"[n % 2]}
+
+    @staticmethod
+    def _mode_of(web: WebServer) -> dict[str, str]:
+        """The FAST_BROADCAST WEB was started with, to restart it the same way."""
+        return {key: web.env[key] for key in ("FAST_BROADCAST",) if key in web.env}
 
     def add_web(self, wait: bool = True, port: int | None = None, **extra) -> WebServer:
         """Start one more web process (on PORT if given)."""
@@ -152,7 +163,7 @@ class ChaosStack:
         """Restart every process that died (a web on its port); return their names."""
         healed = []
         for group, start in (
-            (self.webs, lambda dead: self.add_web(wait=False, port=dead.port)),
+            (self.webs, lambda dead: self.add_web(wait=False, port=dead.port, **self._mode_of(dead))),
             (self.workers, lambda dead: self.add_worker(wait=False)),
             (self.beats, lambda dead: self.add_beat()),
         ):

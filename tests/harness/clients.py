@@ -8,6 +8,7 @@ import threading
 
 import socketio
 
+from backend import compat
 from tests.harness.polling import wait_until
 from tests.harness.processes import ROOT
 
@@ -22,6 +23,8 @@ class RecordingClient:
         self.events: list[tuple[str, object]] = []
         self.lock = threading.Lock()
         self.sio = socketio.Client(reconnection=False, **(client_options or {}))
+        # Recorded in the order the packets arrived, not the order python-engineio's per-message threads ran in.
+        compat.socketio_client_events_in_order(self.sio)
         self.sio.on("*", self._record)
         self.sio.on("connect_error", lambda data: self._record("connect_error", data))
         self.sio.on("disconnect", lambda *_: self._record("disconnect"))

@@ -2,11 +2,18 @@
 
 import json
 
+import pytest
 import requests
 
 from tests.harness.clients import NodeClient
 from tests.harness.polling import wait_until
 from tests.harness.redis import redis_cli_publish
+
+
+@pytest.fixture(params=["1", "0"], ids=["fast", "queued"])
+def base_env(base_env, request):
+    """Every test here runs with the broadcast fast path on and off (FAST_BROADCAST)."""
+    return {**base_env, "FAST_BROADCAST": request.param}
 
 
 def test_redis_cli_publish_reaches_python_client(web, connect, redis_server):
