@@ -32,7 +32,7 @@ lint: install
 
 # Everything: lint, then every layer (the full chaos scenarios excepted: pyproject's addopts, `make chaos`).
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=20
 
 # The in-process layer only: pure code and the web app in this process on the suite's Redis (no processes
 # of the project, no browser, no stack); tests/conftest.py marks the rest `processes`.
