@@ -186,6 +186,7 @@ def wait_dispatching(stack: ChaosStack) -> None:
 
 def wait_all_delivered(hooks: Webhooks, paths, expected: Expected, timeout: float) -> None:
     """Poll until every path accepted every expected key (or fail naming what is missing)."""
+
     def done():
         return all(set(expected.snapshot()) <= hooks.delivered_keys(p) for p in paths)
 
