@@ -50,7 +50,7 @@ NOTIFY_DEAD_MAXLEN = 1000
 NOTIFY_RESEND_KEY = "qs:notify:resend"  # list: dead letters put back by `flask notify resend`, drained by dispatch
 NOTIFY_SLOW_PREFIX = "qs:notify:slow:"  # + destination id: set while it times out or refuses connections
 NOTIFY_SLOW_TTL_S = 60
-NOTIFY_PROBE_PREFIX = "qs:notify:probe:"  # + destination id: the one attempt in flight to a slow destination
+NOTIFY_PROBE_PREFIX = "qs:notify:probe:"  # + destination id: the lease of the one attempt in flight to it
 # Charts (docs/architecture.md, "Charts and outcomes"): the scan keeps the latest closed bars of each pair.
 CHART_PREFIX = "qs:chart:"  # + timeframe:symbol: list of bar records [t, o, h, l, c, v, series…], newest last
 CHART_META_PREFIX = "qs:chart-meta:"  # + timeframe:symbol: hash {layout: the series' names and panes, last: open ms}

@@ -12,12 +12,12 @@ import logging
 import random
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 import redis
 import requests
+from redis.lock import Lock
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
@@ -55,6 +55,10 @@ MAX_COUNTDOWN_S = 240.0
 BACKOFF_CAP_S = MAX_COUNTDOWN_S
 RETRY_STATUSES = frozenset({408, 425, 429})
 SLOW_AFTER_S = 1.0  # an attempt still waiting after this marks its destination slow
+# The lease of a destination's attempt in flight, renewed every SLOW_AFTER_S while it runs: a worker killed
+# mid-attempt holds its destination at most this long.
+LEASE_TTL_S = 10.0
+BUSY_WAIT_S = 0.05  # the first wait behind another attempt in flight to the same destination
 
 
 @functools.cache
@@ -176,6 +180,7 @@ class Outcome:
     error: str = ""
     retry_after: float | None = None
     slow: bool = False  # timed out or refused the connection
+    busy: bool = False  # not attempted: another attempt to the destination is in flight (not known slow)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -226,53 +231,83 @@ def send_apprise(destination: Destination, raw: str, timeout: float) -> Outcome:
     return Outcome(False, retry=True, error=f"apprise {getattr(result, 'status', 'failed')}")
 
 
+def _busy_wait(waits: int) -> float:
+    """How long to wait behind another attempt in flight: from 25-50 ms, doubling, at most SLOW_AFTER_S (after
+    which a hanging attempt marks its destination slow and the waits become backoff steps)."""
+    step = min(SLOW_AFTER_S, BUSY_WAIT_S * 2 ** min(waits, 10))
+    return random.uniform(step / 2, step)
+
+
 def _backoff(retries: int) -> float:
     """Exponential with equal jitter: half the step fixed, half random, so retries of one outage spread out."""
     step = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**retries)
     return step / 2 + random.uniform(0, step / 2)
 
 
+def _lease(client: redis.Redis, destination: Destination) -> Lock:
+    """The destination's lease: whoever holds it has the one attempt in flight to that destination."""
+    # thread_local=False: the watch thread renews the lease the attempt's thread took.
+    return client.lock(NOTIFY_PROBE_PREFIX + destination.id, timeout=LEASE_TTL_S, thread_local=False)
+
+
 def _attempt(client: redis.Redis, destination: Destination, raw: str) -> Outcome:
+    """One attempt, if no other is in flight to DESTINATION; else a retry outcome without holding this process."""
     settings = worker_config().settings
-    slow_key, probe_key = NOTIFY_SLOW_PREFIX + destination.id, NOTIFY_PROBE_PREFIX + destination.id
-    token, lease_s = uuid.uuid4().hex, settings.notify_timeout_s * 2 + 5
-    # A destination that hangs or refuses gets one attempt at a time (the probe): the others wait their turn
-    # without holding a worker process, so it cannot take every process from the destinations that answer.
-    slow = bool(client.exists(slow_key))
-    if slow and not client.set(probe_key, token, nx=True, ex=lease_s):
-        return Outcome(False, retry=True, error="destination slow, one attempt already in flight")
+    slow_key = NOTIFY_SLOW_PREFIX + destination.id
+    # One attempt in flight per destination, always (not only once it is known slow): a destination that starts
+    # to hang holds at most one worker process, and its other deliveries wait their turn without holding one.
+    lease = _lease(client, destination)
+    if not lease.acquire(blocking=False):
+        if client.exists(slow_key):
+            return Outcome(False, retry=True, error="destination slow, one attempt already in flight")
+        return Outcome(False, retry=True, error="an attempt to this destination is in flight", busy=True)
+    done = threading.Event()
 
-    def mark_slow():  # this attempt hangs: hold the probe now, before the next attempts take more processes
-        client.set(slow_key, 1, ex=NOTIFY_SLOW_TTL_S)
-        client.set(probe_key, token, nx=True, ex=lease_s)
+    def watch():  # still waiting after SLOW_AFTER_S: mark the destination slow; keep the lease while it runs
+        while not done.wait(SLOW_AFTER_S):
+            try:
+                client.set(slow_key, 1, ex=NOTIFY_SLOW_TTL_S)
+                lease.reacquire()
+            except redis.RedisError as exc:  # Redis away, or the lease lost with its data: the attempt goes on
+                log.warning("could not hold the lease of %s: %s", destination.label, exc)
 
-    marker = threading.Timer(SLOW_AFTER_S, mark_slow)
-    marker.start()
+    watcher = threading.Thread(target=watch, name="notify-lease", daemon=True)
+    watcher.start()
     try:
         if destination.kind == notify.WEBHOOK:
             outcome = post_webhook(destination, raw, settings.notify_webhook_secret, settings.notify_timeout_s)
         else:
             outcome = send_apprise(destination, raw, settings.notify_timeout_s)
     finally:
-        marker.cancel()
-        marker.join()
-        if client.get(probe_key) == token:
-            client.delete(probe_key)
+        done.set()
+        watcher.join()
+        try:
+            lease.release()
+        except redis.RedisError:  # expired with Redis's data, or Redis away: it lapses after LEASE_TTL_S
+            pass
     if outcome.slow:
         client.set(slow_key, 1, ex=NOTIFY_SLOW_TTL_S)
-    elif slow and outcome.ok:
+    elif outcome.ok:
         client.delete(slow_key)
     return outcome
 
 
 @app.task(name="tasks.notify.deliver", bind=True, ignore_result=True, max_retries=None, acks_late=True)
-def deliver(self, destination_id: str, raw: str, since: float, not_before: float = 0.0) -> None:
-    """Deliver one stored signal to one destination; retry until NOTIFY_MAX_AGE_S after SINCE, then dead-letter."""
+def deliver(
+    self, destination_id: str, raw: str, since: float, not_before: float = 0.0, failures: int | None = None
+) -> None:
+    """Deliver one stored signal to one destination; retry until NOTIFY_MAX_AGE_S after SINCE, then dead-letter.
+
+    FAILURES counts the failed attempts and the waits behind a slow destination (what the backoff grows with);
+    the other retries were short waits behind an attempt in flight (None: a task queued before that was told apart).
+    """
+    failures = self.request.retries if failures is None else failures
     wait = not_before - time.time()
     if wait > 0:  # the rest of a long wait
-        raise self.retry(countdown=min(wait, MAX_COUNTDOWN_S), kwargs={"not_before": not_before})
+        countdown = min(wait, MAX_COUNTDOWN_S)
+        raise self.retry(countdown=countdown, kwargs={"not_before": not_before, "failures": failures})
     config, client = worker_config(), _client()
-    attempts = self.request.retries + 1
+    attempts = failures + 1
     destination = config.destination(destination_id)
     if destination is None:
         notify.add_dead_letter(client, destination_id, "unknown", "?", raw, "destination no longer configured", 1)
@@ -284,11 +319,20 @@ def deliver(self, destination_id: str, raw: str, since: float, not_before: float
         return
     error = outcome.error
     if outcome.retry:
-        delay = outcome.retry_after if outcome.retry_after is not None else _backoff(self.request.retries)
+        if outcome.busy:
+            delay = _busy_wait(self.request.retries - failures)
+        elif outcome.retry_after is not None:
+            delay = outcome.retry_after
+        else:
+            delay = _backoff(failures)
         if time.time() + delay <= since + config.settings.notify_max_age_s:
+            if outcome.busy:  # not a failure: no count, no backoff step
+                log.debug("notification to %s waits %.2f s: %s", destination.label, delay, error)
+                raise self.retry(countdown=delay, kwargs={"failures": failures})
             notify.count(client, destination.kind, "retried")
             log.info("notification to %s failed (%s); retry %d in %.1f s", destination.label, error, attempts, delay)
-            raise self.retry(countdown=min(delay, MAX_COUNTDOWN_S), kwargs={"not_before": time.time() + delay})
+            later = {"not_before": time.time() + delay, "failures": attempts}
+            raise self.retry(countdown=min(delay, MAX_COUNTDOWN_S), kwargs=later)
         error += f"; gave up {config.settings.notify_max_age_s} s (NOTIFY_MAX_AGE_S) after the signal"
     letter = notify.add_dead_letter(client, destination.id, destination.kind, destination.label, raw, error, attempts)
     log.warning(

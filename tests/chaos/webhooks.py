@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backend import notify
+from backend.signal_schema import HISTORY_KEY
 from tests.chaos.harness import Row
 from tests.chaos.stack import ChaosStack
+from tests.harness.polling import wait_until
 from tests.harness.receiver import Received, Receiver
 
 SECRET = "chaos-webhook-secret-0123456789"
@@ -176,9 +178,14 @@ def notify_stack(stack_factory, hooks: Webhooks, paths: tuple[str, ...], webs: i
     return stack
 
 
+def wait_dispatching(stack: ChaosStack) -> None:
+    """Poll until the dispatcher has run (its first run makes the history stream and the group; nothing else does
+    before a signal is published): from then on a signal waits at most a tick (1 s) to be dispatched."""
+    wait_until(lambda: stack.client().exists(HISTORY_KEY), 60, 0.05, "the dispatcher's first run")
+
+
 def wait_all_delivered(hooks: Webhooks, paths, expected: Expected, timeout: float) -> None:
     """Poll until every path accepted every expected key (or fail naming what is missing)."""
-    from tests.harness.polling import wait_until
 
     def done():
         return all(set(expected.snapshot()) <= hooks.delivered_keys(p) for p in paths)
