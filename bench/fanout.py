@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import sys
 import time
@@ -216,6 +217,7 @@ def measure_round(
         "loadgen_cpu_pct": result["loadgen_cpu_pct"],
         "loop_delay_p99_ms": result["loop_delay_p99_ms"],
         "negative": result["negative"],
+        "loadavg_1m": os.getloadavg()[0],  # the machine is shared: how busy it was as the round ended
     }
 
 
@@ -323,6 +325,7 @@ def run_idle(peer_name: str, clients: int, window_s: float, loadgen_procs: int =
         "cpu_s": cpu,
         "rss_mb": setup["rss_mb"],
         "rss_per_1k_mb": setup["rss_per_1k_mb"] if clients >= 100 else None,
+        "loadavg_1m": os.getloadavg()[0],
     }
 
 

@@ -144,6 +144,7 @@ def idle(clients: int) -> Callable[[Config], list[Row]]:
             result = fanout.run_idle(
                 peer, clients, window, loadgen_procs=2 if clients > 500 else 1, project_dir=cfg.project_dir
             )
+            cfg.findings[f"idle-{clients}/{peer}"] = result
             note = f"{result['cpu_s']:.2f} CPU s in {window:g} s; RSS {result['rss_mb']:.0f} MB"
             if result["connect_failed"]:
                 note += f"; {result['connect_failed']} failed to connect"
