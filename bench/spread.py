@@ -89,7 +89,8 @@ def table(invocations: list[dict]) -> str:
             _spread([m.get("deliveries_per_s") for m in mine], 0)
             + " (Node "
             + _spread([n.get("deliveries_per_s") for _, n in matched], 0)
-            + ")"
+            + "); "
+            + _spread([_ratio(m, n, "deliveries_per_s") for m, n in matched], 2, "×")
         )
         lost = ", ".join(str(m["lost"]) for m in mine)
         connected = ", ".join(str(m["clients"]) for m in mine)
