@@ -41,7 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--peers",
         default=",".join(PEERS),
-        help="comma-separated subset of node,project,seed, or project-nofast (FAST_BROADCAST=0)",
+        help="comma-separated subset of node,project,seed, or project-nofast (FAST_BROADCAST=0); "
+        "nginx2 adds project-nginx (2 web processes behind nginx) itself",
     )
     parser.add_argument(
         "--project-dir",

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import os
+import re
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+import requests
 
 from backend.embedded_redis import EmbeddedRedis
 from bench.peers import Peer, make_peer
@@ -30,6 +34,7 @@ class LoadGen:
         deflate: bool = True,
         concurrency: int = 100,
         connect_timeout_s: float = 120.0,
+        source_addresses: int = 0,
     ):
         """Split the clients over the processes; nothing starts until connect()."""
         self.children: list[Child] = []
@@ -51,6 +56,8 @@ class LoadGen:
                 str(max(1, concurrency // processes)),
                 "--connect-timeout-ms",
                 str(int(connect_timeout_s * 1000)),
+                "--source-addresses",
+                str(source_addresses),
             ]
             self.children.append(Child(args, f"loadgen-{i}", json_stdout=True, stdin=True))
 
@@ -173,10 +180,10 @@ def measure_round(
             ],
             "py-spy",
         ).start()
-    cpu0 = cpu_seconds(peer.pids)
+    cpu0, proxy0 = cpu_seconds(peer.pids), cpu_seconds(peer.proxy_pids)
     published = publish(redis_url, rate, count, round_id)
     result = loadgen.report(time.time() + drain_s)
-    cpu = cpu_seconds(peer.pids) - cpu0
+    cpu, proxy_cpu = cpu_seconds(peer.pids) - cpu0, cpu_seconds(peer.proxy_pids) - proxy0
     if profiler is not None:
         profiler.wait(30)
     hist: Histogram = result.pop("hist")
@@ -203,12 +210,14 @@ def measure_round(
         "cpu_s": cpu,
         "cpu_pct": 100 * cpu / span_s if span_s > 0 else 0.0,
         "cpu_s_per_1k": cpu / (delivered / 1000) if delivered else None,
+        "proxy_cpu_s": proxy_cpu if peer.proxy_pids else None,
         "rss_mb": rss_bytes(peer.pids) / 1048576,
         "publish_rate": published["rate"],
         "publish_late_ms": published["worst_late_ms"],
         "loadgen_cpu_pct": result["loadgen_cpu_pct"],
         "loop_delay_p99_ms": result["loop_delay_p99_ms"],
         "negative": result["negative"],
+        "loadavg_1m": os.getloadavg()[0],  # the machine is shared: how busy it was as the round ended
     }
 
 
@@ -232,13 +241,20 @@ def connected(
             time.sleep(0.5)
             rss0 = rss_bytes(peer.pids)
             loadgen = LoadGen(
-                peer.urls, clients, loadgen_procs, peer.ready_event, deflate, connect_timeout_s=connect_timeout_s
+                peer.urls,
+                clients,
+                loadgen_procs,
+                peer.ready_event,
+                deflate,
+                connect_timeout_s=connect_timeout_s,
+                source_addresses=peer.source_addresses,
             )
             ready = loadgen.connect()
             time.sleep(settle_s)
             rss1 = rss_bytes(peer.pids)
             setup = {
                 **ready,
+                "per_process": per_process_clients(peer),
                 "rss0_mb": rss0 / 1048576,
                 "rss_mb": rss1 / 1048576,
                 "rss_per_1k_mb": (rss1 - rss0) / 1048576 / ready["ready"] * 1000 if ready["ready"] else None,
@@ -248,6 +264,18 @@ def connected(
             if loadgen is not None:
                 loadgen.close()
             peer.stop()
+
+
+def per_process_clients(peer: Peer) -> list[int] | None:
+    """Clients connected to each web process behind a proxy (each one's qs_clients_connected), else None."""
+    if not hasattr(peer, "web_urls"):
+        return None
+    counts = []
+    for url in peer.web_urls():
+        text = requests.get(url + "/metrics", timeout=5).text
+        match = re.search(r"^qs_clients_connected (\S+)$", text, re.M)
+        counts.append(int(float(match.group(1))) if match else -1)
+    return counts
 
 
 def run_fanout(
@@ -275,6 +303,7 @@ def run_fanout(
         "extensions": setup["extensions"],
         "rss_per_1k_mb": setup["rss_per_1k_mb"],
         "rss_idle_mb": setup["rss_mb"],
+        "per_process": setup["per_process"],
     }
 
 
@@ -296,6 +325,7 @@ def run_idle(peer_name: str, clients: int, window_s: float, loadgen_procs: int =
         "cpu_s": cpu,
         "rss_mb": setup["rss_mb"],
         "rss_per_1k_mb": setup["rss_per_1k_mb"] if clients >= 100 else None,
+        "loadavg_1m": os.getloadavg()[0],
     }
 
 

@@ -3,6 +3,9 @@
 //
 // usage: node bench/loadgen.mjs --urls URL[,URL…] --clients K [--deflate on|off] [--ready-event connect|welcome]
 //                               [--concurrency 100] [--connect-timeout-ms 120000] [--max-life-ms 900000]
+//                               [--source-addresses N]
+// --source-addresses N: client i connects from 127.0.(1 + i mod N).1 (N ≤ 254), so a proxy keyed on the client's
+// address (nginx ip_hash, which hashes the first three octets) spreads the clients as it would remote ones.
 // stdin:  "start ROUND COUNT"   reset the counters; signals of ROUND numbered n = 0..COUNT-1 are expected
 //         "report DEADLINE_MS"  wait until every client has all COUNT signals or the epoch-ms deadline, then report
 //         "quit"                close every connection and exit
@@ -32,6 +35,10 @@ const readyEvent = args["ready-event"] || "connect";
 const concurrency = Number(args.concurrency || 100);
 const connectTimeoutMs = Number(args["connect-timeout-ms"] || 120000);
 const maxLifeMs = Number(args["max-life-ms"] || 900000);
+const sourceAddresses = Number(args["source-addresses"] || 0);
+if (!(Number.isInteger(sourceAddresses) && sourceAddresses >= 0 && sourceAddresses <= 254)) {
+  throw new Error(`--source-addresses must be an integer 0..254, got ${args["source-addresses"]}`);
+}
 
 // Date.now() has 1 ms steps: anchor the monotonic clock to the instant it ticks for sub-ms epoch times.
 // A preemption between the two reads only makes the offset smaller, so keep the largest of many tries.
@@ -85,6 +92,7 @@ function connectOne(index) {
       forceNew: true,  // one connection per client: never multiplex
       timeout: 20000,
       perMessageDeflate: deflate ? { threshold: 1024 } : false,
+      ...(sourceAddresses ? { localAddress: `127.0.${1 + (index % sourceAddresses)}.1` } : {}),
     });
     client.socket = socket;
     let settled = false;

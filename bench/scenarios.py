@@ -47,6 +47,10 @@ def _fanout_note(result: dict) -> str:
         parts.append(
             f"{result['connect_failed']} of {result['clients'] + result['connect_failed']} clients failed to connect"
         )
+    if result.get("per_process"):
+        parts.append("clients per web process " + " / ".join(str(n) for n in result["per_process"]))
+    if result.get("proxy_cpu_s") is not None and result.get("cpu_s"):
+        parts.append(f"nginx {result['proxy_cpu_s']:.1f} of {result['cpu_s']:.1f} CPU s")
     if result.get("extensions"):
         parts.append("ws ext: " + ", ".join(f"{k} ×{v}" for k, v in result["extensions"].items()))
     if result.get("short_clients"):
@@ -72,8 +76,13 @@ def _latency_scenario(
     baseline: str | None = None,
     with_floor: bool = True,
     repeats: int = 1,
+    processes: dict[str, int] | None = None,
+    connect_timeout_s: float | None = None,
 ) -> list[Row]:
-    """Floor, then each peer; with REPEATS > 1 the runs interleave and the median run by p99 is shown."""
+    """Floor, then each peer; with REPEATS > 1 the runs interleave and the median run by p99 is shown.
+
+    PROCESSES: web processes per peer name (default 1); CONNECT_TIMEOUT_S: for all clients to connect.
+    """
     count = max(1, int(rate * seconds))
     rows, floor = [], None
     if with_floor:
@@ -99,8 +108,9 @@ def _latency_scenario(
                     count,
                     loadgen_procs,
                     deflate=deflate,
+                    processes=(processes or {}).get(peer, 1),
                     project_dir=cfg.project_dir,
-                    connect_timeout_s=60 if clients > 2000 else 120,
+                    connect_timeout_s=connect_timeout_s or (60 if clients > 2000 else 120),
                 )
             )
     for peer in peers:
@@ -134,6 +144,7 @@ def idle(clients: int) -> Callable[[Config], list[Row]]:
             result = fanout.run_idle(
                 peer, clients, window, loadgen_procs=2 if clients > 500 else 1, project_dir=cfg.project_dir
             )
+            cfg.findings[f"idle-{clients}/{peer}"] = result
             note = f"{result['cpu_s']:.2f} CPU s in {window:g} s; RSS {result['rss_mb']:.0f} MB"
             if result["connect_failed"]:
                 note += f"; {result['connect_failed']} failed to connect"
@@ -181,6 +192,48 @@ def k1000x20_plain(cfg: Config) -> list[Row]:
 def k5000x2(cfg: Config) -> list[Row]:
     """K=5,000 clients × 2 signals/s: connection capacity and RSS per 1,000 clients."""
     return _latency_scenario("k5000x2", cfg, 5000, 2, 15, 4)
+
+
+def _relay_peers(cfg: Config) -> tuple[str, ...]:
+    """The peers of a heavy scenario: node and the project variants asked for, never the seed (minutes per run)."""
+    return tuple(p for p in cfg.peers if p != "seed") or ("node", "project")
+
+
+def k10000x1(cfg: Config) -> list[Row]:
+    """K=10,000 clients × 1 signal/s on one process (5 load-generator processes): all connected, nothing lost."""
+    return _latency_scenario(
+        "k10000x1",
+        cfg,
+        10000,
+        1,
+        15,
+        5,
+        peers=_relay_peers(cfg),
+        with_floor=False,
+        repeats=1 if cfg.quick else 3,
+        connect_timeout_s=240,
+    )
+
+
+def nginx2(cfg: Config) -> list[Row]:
+    """K=1,000 × 20/s on 2 project web processes behind nginx (deploy/nginx.conf) vs 1 process and Node."""
+    peers = _relay_peers(cfg) + ("project-nginx",)
+    rows = _latency_scenario(
+        "nginx2",
+        cfg,
+        1000,
+        20,
+        5 if cfg.quick else 15,
+        3,
+        peers=peers,
+        with_floor=False,
+        repeats=1 if cfg.quick else 3,
+        processes={"project-nginx": 2},
+    )
+    for row in rows:
+        if row.peer == "project-nginx" and "project" in peers:
+            row.baseline = "nginx2/project"  # the question: 2 processes behind nginx against 1 at the same load
+    return rows
 
 
 def saturation(cfg: Config) -> list[Row]:
@@ -299,6 +352,8 @@ SCENARIOS: dict[str, tuple[Callable[[Config], list[Row]], bool]] = {
     "k1000x20": (k1000x20, True),
     "k1000x20-nodeflate": (k1000x20_plain, False),
     "k5000x2": (k5000x2, False),
+    "k10000x1": (k10000x1, False),
+    "nginx2": (nginx2, False),
     "saturation": (saturation, False),
     "scale": (scale, False),
     "profile": (profile, False),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
-from bench.procs import ROOT, Child, wait_http_ok
+import psutil
+
+from bench.procs import ROOT, Child, log_dir, wait_http_ok
 from tests.harness.ports import free_port
 
 PEERS_DIR = Path(__file__).resolve().parent
@@ -16,6 +20,7 @@ class Peer:
 
     name = "peer"
     ready_event = "connect"
+    source_addresses = 0  # >0: the load generator spreads its clients over that many loopback addresses
 
     def __init__(self, processes: int = 1):
         """Nothing starts until start()."""
@@ -46,8 +51,13 @@ class Peer:
 
     @property
     def pids(self) -> list[int]:
-        """PIDs of the server processes."""
+        """PIDs of the server processes (a proxy's included): the CPU and RSS measured."""
         return [child.pid for child in self.children]
+
+    @property
+    def proxy_pids(self) -> list[int]:
+        """PIDs of a proxy in front of the servers, also in `pids`: their CPU is reported apart as well."""
+        return []
 
     def stop(self) -> None:
         """Stop every process by its PID."""
@@ -116,8 +126,69 @@ class NodePeer(Peer):
         return ["node", str(PEERS_DIR / "node_relay.mjs"), "--port", str(port), "--redis", redis_url], {}, ROOT
 
 
+class NginxProjectPeer(ProjectPeer):
+    """N project web processes behind nginx running deploy/nginx.conf (ip_hash), as deploy/README.md runs them.
+
+    The configuration is rendered by tests/deploy/test_nginx.py's `render` (its ports, upstream servers and paths
+    under a temporary prefix; nothing else changed). The load generator connects from 64 loopback addresses so
+    that ip_hash spreads the clients; `pids` holds the web processes, nginx's master and its workers.
+    """
+
+    name = "project-nginx"
+    source_addresses = 64
+    INSTALL_HINT = "nginx is not installed: `apt-get install -y nginx` (Debian/Ubuntu)"
+
+    def command(self, port, redis_url):
+        args, env, cwd = super().command(port, redis_url)
+        return args, {**env, "HTTP_RATE_LIMIT": "100000/second"}, cwd  # every request arrives from nginx's address
+
+    def start(self, redis_url: str) -> Peer:
+        """The web processes, then nginx in front of them; ready once nginx proxies /readyz."""
+        from tests.deploy.test_nginx import CONF, render  # the test's renderer: one place knows the file's shape
+
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not Path(binary).exists():
+            raise RuntimeError(self.INSTALL_HINT)
+        super().start(redis_url)
+        prefix = Path(tempfile.mkdtemp(prefix="nginx-", dir=log_dir()))
+        self.listen_port = free_port()
+        conf = prefix / "nginx.conf"
+        conf.write_text(render(CONF.read_text(), self.listen_port, list(self.ports), prefix))
+        self.nginx = Child(
+            [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log"), "-g", "daemon off;"],
+            "nginx",
+        ).start()
+        self.children.append(self.nginx)
+        wait_http_ok(f"http://127.0.0.1:{self.listen_port}/readyz", self.nginx, timeout=20)
+        return self
+
+    @property
+    def urls(self) -> list[str]:
+        """nginx's address only."""
+        return [f"http://127.0.0.1:{self.listen_port}"]
+
+    @property
+    def proxy_pids(self) -> list[int]:
+        """nginx's master and workers."""
+        try:
+            return [self.nginx.pid] + [p.pid for p in psutil.Process(self.nginx.pid).children()]
+        except psutil.Error:
+            return [self.nginx.pid]
+
+    @property
+    def pids(self) -> list[int]:
+        """The web processes, nginx's master and its workers."""
+        return [c.pid for c in self.children if c is not self.nginx] + self.proxy_pids
+
+    def web_urls(self) -> list[str]:
+        """Each web process's own address (its /metrics), behind nginx."""
+        return [f"http://127.0.0.1:{port}" for port in self.ports]
+
+
 def make_peer(name: str, processes: int = 1, project_dir: Path = ROOT) -> Peer:
-    """A peer by name: project, project-nofast, seed or node."""
+    """A peer by name: project, project-nofast, project-nginx, seed or node."""
+    if name == "project-nginx":
+        return NginxProjectPeer(processes, project_dir)
     if name == "project":
         return ProjectPeer(processes, project_dir)
     if name == "project-nofast":
