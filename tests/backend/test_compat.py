@@ -351,7 +351,7 @@ def test_restart_safe_redbeat_scheduler():
 FAST_PATH_SERVER = """
 import eventlet
 eventlet.monkey_patch()
-import json, sys
+import json, sys, time
 import eventlet.wsgi, socketio
 from engineio import packet as ep
 from backend import compat
@@ -373,18 +373,29 @@ def idle(s):
     return not s.queue.qsize() and s.queue.getting() and not s.qs_lane.busy and s.qs_lane.pending is None
 
 
+# Yield to the other green threads until CONDITION holds; False (noted in OUT) after TIMEOUT s.
+def poll(condition, what, out, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            out["timed_out"] = what
+            return False
+        eventlet.sleep(0.005)
+    return True
+
+
 @sio.on("go")
 def go(sid):
     eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
     s = sio.eio.sockets[eio_sid]
     out = {"lane": getattr(s, "qs_lane", None) is not None}
-    while not idle(s):  # the connect ack may still be on its way out
-        eventlet.sleep(0.01)
+    if not poll(lambda: idle(s), "the connect ack to go out", out):
+        return print(json.dumps(out), flush=True)
     out["idle"] = compat.websocket_fast_send(sio, eio_sid, frame(1))
     sio.eio.send_packet(eio_sid, ep.Packet(ep.MESSAGE, message(2)))
     out["after_queue"] = compat.websocket_fast_send(sio, eio_sid, frame(99))  # 2 is queued: refused
-    while not idle(s):
-        eventlet.sleep(0.01)
+    if not poll(lambda: idle(s), "packet 2 to go out", out):
+        return print(json.dumps(out), flush=True)
     # The client reads nothing now: write 64 KB frames until one does not fit whole.
     out["fill"], n = [], 100
     while not out["fill"] or out["fill"][-1] == "sent":
@@ -394,7 +405,9 @@ def go(sid):
         n += 1
     out["last"] = n - 1
     out["after_partial"] = compat.websocket_fast_send(sio, eio_sid, frame(999))  # the flush marker is queued
-    eventlet.sleep(0.2)  # the writer takes the marker and blocks writing the tail
+    # The writer takes the marker off the queue and blocks inside ws.send writing the tail.
+    if not poll(lambda: not s.queue.qsize() and s.qs_lane.busy, "the writer to take the flush marker", out):
+        return print(json.dumps(out), flush=True)
     out["writer_mid_frame"] = compat.websocket_fast_send(sio, eio_sid, frame(998))
     sio.eio.send_packet(eio_sid, ep.Packet(ep.MESSAGE, message(3)))
     print(json.dumps(out), flush=True)
@@ -436,6 +449,7 @@ def test_engineio_websocket_lanes_and_websocket_fast_send():
         require(ws.recv().startswith("40"), hooks, "no connect ack")
         ws.send('42["go"]')
         out = json.loads(child.stdout.readline())  # the client reads nothing until the server is done
+        require("timed_out" not in out, hooks, f"the server timed out waiting for {out.get('timed_out')}: {out}")
         require(out["lane"], hooks, "no lane on a websocket session")
         require(out["idle"] == "sent", hooks, f"an idle websocket was not written: {out['idle']}")
         require(out["after_queue"] == "queued", hooks, f"written past a queued packet: {out['after_queue']}")

@@ -173,6 +173,15 @@ class PythonPool:
             ]
         return out
 
+    def received_all(self, keys) -> bool:
+        """True once every client has received every one of KEYS."""
+        wanted = set(keys)
+        for client in self.clients:
+            with client.lock:
+                if not wanted <= client.first_seen.keys():
+                    return False
+        return True
+
     def lags(self, produced) -> list[float]:
         """Seconds from each produced signal's appearance in Redis to its arrival, over every client."""
         out = []

@@ -331,7 +331,9 @@ def test_intake_flood(full, stack_factory, hooks, clients, auditors, chaos_rows)
     with ThreadPoolExecutor(8) as posters:
         for first in range(0, total, burst):
             list(posters.map(post, range(first, first + burst)))
-            time.sleep(0.5)  # pacing: the gap between two bursts
+            # The next burst once the relay has handed this one to every Socket.IO client.
+            accepted = [(epoch, int(seq)) for epoch, seq in (key.rsplit(":", 1) for key in expected.snapshot())]
+            wait_until(lambda: pool.received_all(accepted), 60, message="the burst at every Socket.IO client")
     elapsed = time.monotonic() - started
     relay_lags = pool.lags(scenario.auditor.since(scenario.mark))
     scenario.notes.append(f"relay lag {lag_text(relay_lags)}")

@@ -31,8 +31,10 @@ def deliveries(url: str) -> dict[str, float]:
     return found
 
 
-def publish_bursts(publisher, prefix: str, bursts: int, size: int, gap_s: float, reason: str = "") -> list[dict]:
-    """BURSTS bursts of SIZE signals back to back, GAP_S apart; the stored signals."""
+def publish_bursts(publisher, prefix: str, bursts: int, size: int, pace_of, reason="", within=20.0) -> list[dict]:
+    """BURSTS bursts of SIZE signals back to back, each once client PACE_OF has the one before (within WITHIN s).
+
+    Returns the stored signals."""
     sent = []
     for b in range(bursts):
         for i in range(size):
@@ -40,7 +42,8 @@ def publish_bursts(publisher, prefix: str, bursts: int, size: int, gap_s: float,
             if reason:
                 signal["reason"] = reason
             sent.append(publisher.publish_signal(signal))
-        time.sleep(gap_s)  # the publisher's pacing (a thread of the test), not a wait for the server
+        last = sent[-1]["seq"]
+        wait_until(lambda: any(s["seq"] == last for s in pace_of.signals()), within, message=f"burst {b} at a client")
     return sent
 
 
@@ -55,7 +58,7 @@ def test_mixed_clients_get_every_signal_once_in_order(start_web, connect, publis
 
     sent: list[dict] = []
     publishing = threading.Thread(
-        target=lambda: sent.extend(publish_bursts(publisher, "mix", BURSTS, BURST_SIZE, 0.05)), daemon=True
+        target=lambda: sent.extend(publish_bursts(publisher, "mix", BURSTS, BURST_SIZE, live[0])), daemon=True
     )
     publishing.start()
     # Mid-replay clients: they connect while bursts go out, replay 300+ signals from history, then go live.
@@ -120,9 +123,9 @@ def test_a_stalled_reader_slows_nobody_and_its_frames_never_interleave(start_web
     for client in others:
         wait_until(lambda: client.of("welcome"), message="welcome")
 
-    # 240 × 30 KB: more than the stalled connection's buffers (server send side included) hold; the gaps let
-    # its writer wake in between.
-    sent = publish_bursts(publisher, "slow", 16, 15, 0.02, reason="r" * 30000)
+    # 240 × 30 KB: more than the stalled connection's buffers (server send side included) hold; between bursts
+    # (each once a reading client has the last) its writer wakes.
+    sent = publish_bursts(publisher, "slow", 16, 15, others[0], reason="r" * 30000, within=5)
     finished = time.monotonic()
     for client in others:
         wait_until(lambda: len(client.signals()) >= len(sent), 10, message="the others' signals")
