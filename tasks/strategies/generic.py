@@ -28,19 +28,29 @@ def split_args(text: str) -> list[str]:
     return [item for item in [*items, text[start:]] if item.strip()]
 
 
-def named_args(text: str, keys: tuple[str, ...]) -> dict[str, str]:
-    """The key=value items of TEXT (commas inside parentheses kept), every one of KEYS given exactly once."""
+def key_values(text: str, keys: tuple[str, ...] | None, owner: str = "") -> dict[str, str]:
+    """The key=value items of TEXT (commas inside parentheses kept), keys lower case, none given twice.
+
+    With KEYS, every key must be one of them (OWNER names whose parameters they are in the error).
+    """
     given: dict[str, str] = {}
     for item in split_args(text):
         key, equals, value = (part.strip() for part in item.partition("="))
         key = key.lower()
         if not equals or not key:
             raise StrategyError(f"expected key=value, got {item.strip()!r}")
-        if key not in keys:
-            raise StrategyError(f"unknown parameter {key!r}; valid: {', '.join(keys)}")
+        if keys is not None and key not in keys:
+            where = f" for {owner}" if owner else ""
+            raise StrategyError(f"unknown parameter {key!r}{where}; valid: {', '.join(keys)}")
         if key in given:
             raise StrategyError(f"parameter {key!r} given twice")
         given[key] = value
+    return given
+
+
+def named_args(text: str, keys: tuple[str, ...]) -> dict[str, str]:
+    """The key=value items of TEXT, every one of KEYS given exactly once."""
+    given = key_values(text, keys)
     missing = [key for key in keys if key not in given]
     if missing:
         raise StrategyError(f"missing {', '.join(missing)}; expected {', '.join(f'{k}=…' for k in keys)}")

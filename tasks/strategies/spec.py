@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import crosses  # noqa: F401  (registers the built-in strategies)
 from .base import NUMBER, REGISTRY, Strategy, StrategyError
 from .custom import load_strategy
-from .generic import Cross, Level, split_args
+from .generic import Cross, Level, key_values
 
 GENERIC = {"cross": Cross, "level": Level}
 FORMS = "cross:fast=<A>,slow=<B>; level:of=<A>,lower=L,upper=U; py:<module>.<Class>[:key=value,…]"
@@ -54,17 +54,8 @@ def _parse(spec: str) -> Strategy:
 
 def _numbers(args: str, cls: type[Strategy] | None) -> dict[str, float]:
     """The key=number items of ARGS; with CLS, keys are checked against its parameters."""
-    params: dict[str, float] = {}
-    for item in split_args(args):
-        key, equals, raw = (part.strip() for part in item.partition("="))
-        key = key.lower()
-        if not equals or not key:
-            raise StrategyError(f"expected key=value, got {item.strip()!r}")
-        if cls is not None and key not in cls.defaults:
-            raise StrategyError(f"unknown parameter {key!r} for {cls.name}; valid: {', '.join(cls.defaults)}")
-        if key in params:
-            raise StrategyError(f"parameter {key!r} given twice")
+    given = key_values(args, tuple(cls.defaults) if cls is not None else None, cls.name if cls is not None else "")
+    for key, raw in given.items():
         if not NUMBER.fullmatch(raw):
             raise StrategyError(f"{key}={raw!r} is not a number")
-        params[key] = float(raw)
-    return params
+    return {key: float(raw) for key, raw in given.items()}
