@@ -181,8 +181,10 @@ class ChartKeeper:
         self._flush_lock = threading.Lock()
         self._flusher: threading.Thread | None = None
 
-    def keep(self, symbol: str, timeframe: str, candles: Candles) -> None:
+    def keep(self, symbol: str, timeframe: str, candles: Candles, series: dict | None = None) -> None:
         """Queue the pair's new bars and the scoring of its pending signals; a failure is logged, never raised.
+
+        SERIES: each strategy's `series(candles)` when the scan has them already (computed here otherwise).
 
         Pairs are written BATCH_PAIRS at a time, one round trip each batch; the rest as soon as the scan stops
         handing over pairs for IDLE_FLUSH_S (a thread of this keeper), or by flush().
@@ -190,7 +192,7 @@ class ChartKeeper:
         if len(candles) == 0:
             return
         try:
-            work = self._prepare(symbol, timeframe, candles)
+            work = self._prepare(symbol, timeframe, candles, series or {})
         except redis.RedisError as exc:
             log.warning("chart of %s %s not kept: %s", symbol, timeframe, exc)
             return
@@ -209,7 +211,7 @@ class ChartKeeper:
         if full:
             self.flush()
 
-    def _prepare(self, symbol: str, timeframe: str, candles: Candles) -> PairWork:
+    def _prepare(self, symbol: str, timeframe: str, candles: Candles, series: dict) -> PairWork:
         newest = int(candles.open_time[-1])
         if newest > self._routed.get(timeframe, -1) or time.monotonic() - self._routed_at > ROUTE_EVERY_S:
             self.route()
@@ -218,8 +220,8 @@ class ChartKeeper:
         work = PairWork(symbol, timeframe, candles)
         anchor = self._stored.get((timeframe, symbol))
         if anchor is None or anchor < newest:
-            computed = {id(s): s.series(candles) for s in self.strategies}
-            work.series = [computed[id(s)][name] for s, name in self.columns]
+            computed = {s: series[s] if s in series else s.series(candles) for s in self.strategies}
+            work.series = [computed[s][name] for s, name in self.columns]
             start = 0 if anchor is None else int(np.searchsorted(candles.open_time, anchor, side="left"))
             work.append = self._append_command(work, start, anchored=anchor is not None)
         self._stored[(timeframe, symbol)] = newest  # undone if the write fails

@@ -102,10 +102,13 @@ class MarketScanner:
                 report.errors[symbol] = "; ".join(filter(None, [report.errors.get(symbol), str(candles)]))
                 log.warning("market data for %s %s unusable: %s", symbol, timeframe, candles)
                 continue
-            if len(candles) >= 2 and self._evaluate(symbol, timeframe, candles, cursors, marks, report):
+            if len(candles) < 2:
+                continue
+            series: dict = {}
+            if self._evaluate(symbol, timeframe, candles, cursors, marks, report, series):
                 marks[f"{FETCHED_PREFIX}{timeframe}:{symbol}"] = int(candles.open_time[-1])
-            if self.keeper is not None and len(candles) >= 2:
-                self.keeper.keep(symbol, timeframe, candles)
+            if self.keeper is not None:
+                self.keeper.keep(symbol, timeframe, candles, series)
         self._write(marks)
         report.seconds = time.monotonic() - started
         return report
@@ -118,14 +121,19 @@ class MarketScanner:
         cursors: dict[str, int | None],
         marks: dict[str, int],
         report: ScanReport,
+        series: dict,
     ) -> bool:
-        """Run every strategy on the bars not evaluated yet and publish; False when a publish gave up."""
+        """Run every strategy on the bars not evaluated yet and publish; False when a publish gave up.
+
+        Each strategy's series are computed once, for its decisions and for the keeper's chart (SERIES).
+        """
         done = True
         for strategy in self.strategies:
             cursor_key = self._cursor_key(symbol, timeframe, strategy)
             first = _first_unscanned(cursors.get(cursor_key), candles)
             gave_up = False
-            for decision in strategy.decisions(candles, start=first):
+            series[strategy] = strategy.series(candles)
+            for decision in strategy.decisions(candles, start=first, series=series[strategy]):
                 signal = make_signal(symbol, timeframe, strategy, decision, candles, self.source.name)
                 stale_at = int(candles.close_time[-1]) / 1000 + timeframe_ms(timeframe) / 1000
                 try:

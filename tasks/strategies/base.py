@@ -209,12 +209,12 @@ class Strategy(ABC):
         """
         return dict.fromkeys(self.series(flat_candles(max(self.min_bars, 2))), self.spec)
 
-    def decisions(self, candles, start: int = 0) -> list[Decision]:
+    def decisions(self, candles, start: int = 0, series: dict[str, np.ndarray] | None = None) -> list[Decision]:
         """Every decision at bars start.. of CANDLES (a Candles, or an array of closes), oldest first.
 
-        Indicators still use all bars.
+        Indicators still use all bars. SERIES, when the caller already has them, are `self.series(candles)`.
         """
-        lines = self.series(candles)
+        lines = self.series(candles) if series is None else series
         buy, sell = self._signals(candles, lines)
         fired = np.flatnonzero(buy | sell)
         return [

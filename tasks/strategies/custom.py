@@ -65,10 +65,10 @@ class CandleStrategy(Strategy):
         """Human text for a decision of KIND; by default the class name and the type."""
         return f"{type(self).__name__} {kind.value}"
 
-    def decisions(self, candles, start: int = 0):
+    def decisions(self, candles, start: int = 0, series=None):
         if not hasattr(candles, "high"):
             raise StrategyError(f"{self.spec} is given Candles, not an array of closes")
-        return super().decisions(candles, start)
+        return super().decisions(candles, start, series)
 
     def _signals(self, candles, lines):
         buy, sell = (np.asarray(mask, dtype=bool) for mask in self.signals(candles, lines))
