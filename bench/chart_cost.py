@@ -12,17 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 
 import numpy as np
 import requests
 
 from bench.fanout import private_redis
-from bench.procs import Child, wait_http_ok
+from bench.procs import loopback_exchange
 from bench.report import Row
 from bench.scan import STRATEGIES, symbols
-from tests.harness.ports import free_port
 
 BASE_NOW_MS = 1_764_000_000_000
 BAR_MS = 60_000
@@ -40,62 +38,52 @@ def measure(count: int, runs: int, latency_ms: float) -> dict:
     from tasks.scanner import MarketScanner
     from tasks.strategies import parse_strategies
 
-    port = free_port()
-    exchange = Child(
-        [sys.executable, "-m", "tests.harness.exchange", "--port", str(port), "--latency-ms", str(latency_ms)],
-        "exchange",
-    ).start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http_ok(url + "/api/v3/ping", exchange, timeout=20)
-        with private_redis() as redis_server:
-            client = make_redis(redis_server.url)
-            names = symbols(count)
-            strategies = parse_strategies(STRATEGIES)
-            publisher = Publisher(client, "quantum_signals", 10_000, 65_536)
-            keeper = ChartKeeper(client, strategies, names, ["1m"], (1, 5, 20), "quantum_signals")
-            requests.post(url + "/_control", json={"listed": names}, timeout=10).raise_for_status()
-            sources = [CcxtSource("binance", url, weight_per_minute=WEIGHT_PER_MINUTE) for _ in range(2)]
-            for source in sources:
-                source.check(names, ["1m"])  # markets load at the worker's start, not in a scan
-            scanners = {
-                "without keeper": MarketScanner(sources[0], strategies, publisher, "1m"),
-                "with keeper": MarketScanner(sources[1], strategies, publisher, "1m", keeper=keeper),
-            }
-            bar = [0]
+    with loopback_exchange(latency_ms) as url, private_redis() as redis_server:
+        client = make_redis(redis_server.url)
+        names = symbols(count)
+        strategies = parse_strategies(STRATEGIES)
+        publisher = Publisher(client, "quantum_signals", 10_000, 65_536)
+        keeper = ChartKeeper(client, strategies, names, ["1m"], (1, 5, 20), "quantum_signals")
+        requests.post(url + "/_control", json={"listed": names}, timeout=10).raise_for_status()
+        sources = [CcxtSource("binance", url, weight_per_minute=WEIGHT_PER_MINUTE) for _ in range(2)]
+        for source in sources:
+            source.check(names, ["1m"])  # markets load at the worker's start, not in a scan
+        scanners = {
+            "without keeper": MarketScanner(sources[0], strategies, publisher, "1m"),
+            "with keeper": MarketScanner(sources[1], strategies, publisher, "1m", keeper=keeper),
+        }
+        bar = [0]
 
-            def redis_cpu() -> float:
-                info = client.info("cpu")
-                return info["used_cpu_user"] + info["used_cpu_sys"]
+        def redis_cpu() -> float:
+            info = client.info("cpu")
+            return info["used_cpu_user"] + info["used_cpu_sys"]
 
-            def scan(scanner) -> tuple[float, float, float]:
-                """(wall s, this process's CPU s, redis-server's CPU s) of one scan."""
-                bar[0] += 1
-                now_ms = BASE_NOW_MS + bar[0] * BAR_MS
-                requests.post(url + "/_control", json={"now_ms": now_ms}, timeout=5)
-                redis_before, cpu_before, started = redis_cpu(), time.process_time(), time.perf_counter()
-                report = scanner.scan(names, now_ms=now_ms)
-                if scanner.keeper is not None:
-                    scanner.keeper.flush()  # its last batch, which a worker writes as soon as the scan ends
-                wall, cpu = time.perf_counter() - started, time.process_time() - cpu_before
-                if report.errors:
-                    raise RuntimeError(f"scan errors: {list(report.errors.items())[:3]}")
-                return wall, cpu, redis_cpu() - redis_before
+        def scan(scanner) -> tuple[float, float, float]:
+            """(wall s, this process's CPU s, redis-server's CPU s) of one scan."""
+            bar[0] += 1
+            now_ms = BASE_NOW_MS + bar[0] * BAR_MS
+            requests.post(url + "/_control", json={"now_ms": now_ms}, timeout=5)
+            redis_before, cpu_before, started = redis_cpu(), time.process_time(), time.perf_counter()
+            report = scanner.scan(names, now_ms=now_ms)
+            if scanner.keeper is not None:
+                scanner.keeper.flush()  # its last batch, which a worker writes as soon as the scan ends
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu_before
+            if report.errors:
+                raise RuntimeError(f"scan errors: {list(report.errors.items())[:3]}")
+            return wall, cpu, redis_cpu() - redis_before
 
-            for scanner in scanners.values():
-                scan(scanner)  # cold: connections, and the keeper's first window per pair
-            seconds: dict[str, list[float]] = {name: [] for name in scanners}
-            cpu: dict[str, list[float]] = {name: [] for name in scanners}
-            redis_s: dict[str, list[float]] = {name: [] for name in scanners}
-            for _ in range(runs):
-                for name, scanner in scanners.items():
-                    figures = [scan(scanner) for _ in range(SCANS_PER_RUN)]
-                    seconds[name].append(sum(f[0] for f in figures) / SCANS_PER_RUN)
-                    cpu[name].append(sum(f[1] for f in figures) / SCANS_PER_RUN)
-                    redis_s[name].append(sum(f[2] for f in figures) / SCANS_PER_RUN)
-            signals = client.xlen("qs:history")
-    finally:
-        exchange.stop()
+        for scanner in scanners.values():
+            scan(scanner)  # cold: connections, and the keeper's first window per pair
+        seconds: dict[str, list[float]] = {name: [] for name in scanners}
+        cpu: dict[str, list[float]] = {name: [] for name in scanners}
+        redis_s: dict[str, list[float]] = {name: [] for name in scanners}
+        for _ in range(runs):
+            for name, scanner in scanners.items():
+                figures = [scan(scanner) for _ in range(SCANS_PER_RUN)]
+                seconds[name].append(sum(f[0] for f in figures) / SCANS_PER_RUN)
+                cpu[name].append(sum(f[1] for f in figures) / SCANS_PER_RUN)
+                redis_s[name].append(sum(f[2] for f in figures) / SCANS_PER_RUN)
+        signals = client.xlen("qs:history")
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import queue
@@ -201,3 +202,21 @@ def rss_bytes(pids: list[int]) -> int:
         except psutil.Error:
             continue
     return total
+
+
+@contextlib.contextmanager
+def loopback_exchange(latency_ms: float):
+    """`python -m tests.harness.exchange` answering klines after LATENCY_MS; yields its URL, stops it by PID."""
+    from tests.harness.ports import free_port
+
+    port = free_port()
+    exchange = Child(
+        [sys.executable, "-m", "tests.harness.exchange", "--port", str(port), "--latency-ms", str(latency_ms)],
+        "exchange",
+    ).start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http_ok(url + "/api/v3/ping", exchange, timeout=20)
+        yield url
+    finally:
+        exchange.stop()

@@ -20,8 +20,7 @@ import time
 import numpy as np
 
 from bench.fanout import private_redis
-from bench.procs import Child, wait_http_ok
-from tests.harness.ports import free_port
+from bench.procs import Child, loopback_exchange
 
 STRATEGIES = "sma_cross:fast=9,slow=21"  # the default STRATEGIES
 ALL_STRATEGIES = "sma_cross;ema_cross;macd;rsi"
@@ -116,14 +115,7 @@ def worker(exchange: str, redis_url: str, names: list[str], kind: str, at: float
 
 def run_scan(count: int, workers: int, kind: str = "binance", latency_ms: float = 50.0) -> dict:
     """Scan COUNT symbols × TIMEFRAMES split over WORKERS processes started together; wall time of the slowest."""
-    port = free_port()
-    exchange = Child(
-        [sys.executable, "-m", "tests.harness.exchange", "--port", str(port), "--latency-ms", str(latency_ms)],
-        "exchange",
-    ).start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http_ok(f"{url}/api/v3/ping", exchange, timeout=20)
+    with loopback_exchange(latency_ms) as url:
         names = symbols(count)
         import requests
 
@@ -142,8 +134,6 @@ def run_scan(count: int, workers: int, kind: str = "binance", latency_ms: float 
             finally:
                 for child in children:
                     child.stop()
-    finally:
-        exchange.stop()
     cold, warm = max(r["cold_s"] for r in results), max(r["warm_s"] for r in results)
     series = count * len(TIMEFRAMES)
     return {
