@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 VENDOR := backend/web/static/vendor
 
-.PHONY: install run lint test test-fast chaos bench clean
+.PHONY: install system-deps run lint test test-fast chaos bench clean
 
 install: $(STAMP) $(VENDOR)/.stamp
 
@@ -30,8 +30,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# What the tests need from the system (Chromium, nginx): installed when missing, or the command to run.
+system-deps:
+	@bash .ci/system-deps
+
 # Everything: lint, then every layer (the full chaos scenarios excepted: pyproject's addopts, `make chaos`).
-test: lint
+test: system-deps lint
 	$(PY) -m pytest --durations=20
 
 # The in-process layer only: pure code and the web app in this process on the suite's Redis (no processes
@@ -39,7 +43,7 @@ test: lint
 test-fast: install
 	$(PY) -m pytest -m "not processes and not chaos"
 
-chaos: install
+chaos: system-deps install
 	$(PY) -m pytest tests/chaos -m chaos -s
 
 bench: install

@@ -26,7 +26,7 @@ CHROMIUM_ARGS = [
 def browser():
     """One headless Chromium for the session (the system's, never a downloaded one)."""
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run apt-get install -y chromium (.ci/run does)")
+        pytest.fail(f"{CHROMIUM} is missing: run apt-get install -y chromium (make test does: .ci/system-deps)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
