@@ -1,6 +1,12 @@
 # Quantum Signals. `make run` starts the whole stack; `make test` runs the tests.
 PYTHON ?= python3
-VENV := .venv
+# `make test PYTHON=python3.13`: each interpreter gets a venv of its own (.venv for the default one). A pyenv shim of
+# a version that is installed but not selected fails to run, so that version's own binary is used.
+PYTHON_BIN := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null || ls -d $$HOME/.pyenv/versions/*/bin/$(PYTHON) 2>/dev/null | tail -n 1)
+ifeq ($(PYTHON_BIN),)
+$(error $(PYTHON) was not found: install Python 3.11 or newer, or pass PYTHON=/path/to/python3)
+endif
+VENV := $(if $(filter python3,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 VENDOR := backend/web/static/vendor
@@ -10,7 +16,7 @@ VENDOR := backend/web/static/vendor
 install: $(STAMP) $(VENDOR)/.stamp
 
 $(STAMP): requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	touch $@
