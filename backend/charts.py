@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 
@@ -40,7 +41,7 @@ def chart_version(client: redis.Redis, symbol: str, timeframe: str) -> tuple[str
     last, layout = client.hmget(chart_meta_key(timeframe, symbol), ["last", "layout"])
     if last is None or layout is None:
         raise ChartNotFound(f"no candles kept for symbol={symbol} timeframe={timeframe}: the scan does not cover it")
-    return last, layout
+    return str(last), str(layout)  # a decoded client (make_redis)
 
 
 def etag(symbol: str, timeframe: str, limit: int, last: str, layout: str) -> str:
@@ -48,7 +49,7 @@ def etag(symbol: str, timeframe: str, limit: int, last: str, layout: str) -> str
     return hashlib.sha1(f"{symbol}\n{timeframe}\n{limit}\n{last}\n{layout}".encode()).hexdigest()[:20]
 
 
-def read_chart(client: redis.Redis, symbol: str, timeframe: str, limit: int) -> dict:
+def read_chart(client: redis.Redis, symbol: str, timeframe: str, limit: int) -> dict[str, Any]:
     """The latest LIMIT bars of the pair with their series, in the shape of GET /api/candles."""
     pipe = client.pipeline(transaction=False)
     pipe.hget(chart_meta_key(timeframe, symbol), "layout")
@@ -61,7 +62,7 @@ def read_chart(client: redis.Redis, symbol: str, timeframe: str, limit: int) -> 
     width = len(BAR_FIELDS) + len(layout["series"])
     rows = [row for row in rows if isinstance(row, list) and len(row) == width]  # a layout change mid-read
     candles = [dict(zip(BAR_FIELDS, row)) for row in rows]
-    indicators: dict[str, dict[str, list]] = {}
+    indicators: dict[str, dict[str, list[float | None]]] = {}
     for column, (spec, name) in enumerate(layout["series"], start=len(BAR_FIELDS)):
         indicators.setdefault(spec, {})[name] = [row[column] for row in rows]
     return {

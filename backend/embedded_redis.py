@@ -65,7 +65,12 @@ class EmbeddedRedis:
         self.binary = binary or redis_server_binary()
         self.extra_args = extra_args
         self.dir = tempfile.mkdtemp(prefix="qs-redis-")
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The redis-server's process id (0 before start)."""
+        return self.process.pid if self.process is not None else 0
 
     @property
     def url(self) -> str:
@@ -129,5 +134,5 @@ class EmbeddedRedis:
     def __enter__(self) -> EmbeddedRedis:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.cleanup()

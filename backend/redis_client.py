@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import redis
@@ -10,7 +11,7 @@ import redis
 _CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
 
-def tls_options(url: str) -> dict:
+def tls_options(url: str) -> dict[str, Any]:
     """redis-py keyword options for a rediss:// URL's ssl_cert_reqs / ssl_ca_certs query."""
     parts = urlsplit(url)
     if parts.scheme != "rediss":
@@ -19,7 +20,7 @@ def tls_options(url: str) -> dict:
     reqs = query.get("ssl_cert_reqs", ["required"])[0].lower().removeprefix("cert_")
     if reqs not in _CERT_REQS:
         raise ValueError(f"ssl_cert_reqs={reqs!r} in REDIS_URL is unknown; use none, optional or required")
-    options = {"ssl_cert_reqs": _CERT_REQS[reqs]}
+    options: dict[str, Any] = {"ssl_cert_reqs": _CERT_REQS[reqs]}
     if "ssl_ca_certs" in query:
         options["ssl_ca_certs"] = query["ssl_ca_certs"][0]
     return options
@@ -32,7 +33,7 @@ def strip_tls_query(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
 
 
-def redis_options(url: str) -> dict:
+def redis_options(url: str) -> dict[str, Any]:
     """Connection options shared by every client: timeouts, keepalive and TLS."""
     return {
         "socket_connect_timeout": 5,
@@ -43,7 +44,7 @@ def redis_options(url: str) -> dict:
     }
 
 
-def make_redis(url: str, **overrides) -> redis.Redis:
+def make_redis(url: str, **overrides: Any) -> redis.Redis:
     """A Redis client for URL; string replies decoded as UTF-8."""
     options = {**redis_options(url), "decode_responses": True, **overrides}
     return redis.Redis.from_url(strip_tls_query(url), **options)

@@ -149,7 +149,7 @@ class Signal(TypedDict, total=False):
     emitted_at: str
     source: str
     reason: str
-    indicators: dict[str, float]
+    indicators: dict[str, float | None]  # null where the indicator is undefined (JSON has no NaN)
 
 
 class InvalidSignal(ValueError):

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             "no Redis answered at %s: started an embedded redis-server at %s (pid %d) for every process",
             redact_url(settings.redis_url),
             redact_url(embedded.url),
-            embedded.process.pid,
+            embedded.pid,
         )
     else:
         log.info("using Redis at %s", redact_url(settings.redis_url))

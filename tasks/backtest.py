@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +93,7 @@ def backtest(path: str, specs: list[str], symbol: str, timeframe: str | None = N
     return run_backtest(path, specs, symbol, timeframe).signals
 
 
-def outcome_stats(run: Backtest, horizons=None) -> list[dict]:
+def outcome_stats(run: Backtest, horizons: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """One stats entry per strategy of RUN, in the order given, scored as the live scan scores them."""
     horizons = horizons or Settings.from_env().outcome_horizons
     found = stats_of(run.signals, run.candles.open_time.tolist(), run.candles.close.tolist(), horizons)

@@ -26,7 +26,8 @@ class WorkerConfig:
         except StrategyError as exc:
             raise ConfigError(f"STRATEGIES={settings.strategies!r}: {exc}") from None
         if settings.market_source.kind == "ccxt":
-            from tasks.market.exchange import UnknownMarket, check_exchange_id  # imports ccxt: only when used
+            from tasks.market.base import UnknownMarket
+            from tasks.market.exchange import check_exchange_id  # imports ccxt: only when used
 
             try:
                 check_exchange_id(settings.market_source.exchange)

@@ -7,6 +7,8 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import redis
 from celery import group
@@ -37,7 +39,7 @@ def market_source() -> MarketSource:
 
 
 @worker_init.connect
-def check_markets(**_) -> None:
+def check_markets(**_: object) -> None:
     """Stop the worker at start when the exchange does not list a configured symbol or timeframe.
 
     An exchange that cannot be reached now is only logged: every scan tries again, and reports per symbol.
@@ -69,7 +71,7 @@ def scanner() -> MarketScanner:
 
 
 @contextlib.contextmanager
-def scan_lease(client: redis.Redis):
+def scan_lease(client: redis.Redis) -> Iterator[bool]:
     """Yield True while holding the scan lock (renewed in the background), False if another scan holds it."""
     lock = client.lock(SCAN_LOCK_KEY, timeout=SCAN_LEASE_S, blocking=False, thread_local=False)
     if not lock.acquire():
@@ -77,7 +79,7 @@ def scan_lease(client: redis.Redis):
         return
     done = threading.Event()
 
-    def renew():
+    def renew() -> None:
         while not done.wait(SCAN_LEASE_S / 3):
             try:
                 lock.extend(SCAN_LEASE_S, replace_ttl=True)
@@ -96,7 +98,7 @@ def scan_lease(client: redis.Redis):
 
 
 @app.task(name="tasks.scan.scan_market")
-def scan_market() -> dict:
+def scan_market() -> dict[str, Any]:
     """Scan every configured symbol, unless the previous scan still runs."""
     settings = worker_config().settings
     with scan_lease(scanner().publisher.client) as held:
@@ -112,7 +114,7 @@ def scan_market() -> dict:
 
 
 @app.task(name="tasks.scan.scan_symbols")
-def scan_symbols(symbols: list[str]) -> dict:
+def scan_symbols(symbols: list[str]) -> dict[str, Any]:
     """Scan SYMBOLS and record when the scan completed."""
     report = scanner().scan(symbols)
     scanner().publisher.client.set(LAST_SCAN_KEY, time.time())

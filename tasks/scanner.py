@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import redis
@@ -24,6 +25,9 @@ from backend.signal_schema import (
 from tasks.market import Candles, MarketDataError, MarketSource, fetch_each, timeframe_ms
 from tasks.strategies import Decision, Strategy
 from tasks.strategies.base import MAX_LOOKBACK
+
+if TYPE_CHECKING:
+    from tasks.chart_keeper import ChartKeeper
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,7 @@ class ScanReport:
     """What one scan did."""
 
     symbols: int = 0
-    published: list[dict] = field(default_factory=list)
+    published: list[dict[str, Any]] = field(default_factory=list)
     duplicates: int = 0
     errors: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -73,8 +77,8 @@ class MarketScanner:
         publisher: Publisher,
         timeframes: str | Sequence[str],
         max_workers: int = 32,
-        keeper=None,
-    ):
+        keeper: ChartKeeper | None = None,
+    ) -> None:
         """Bind the market source, strategies, publisher, the timeframes (one, or several) to scan and the KEEPER.
 
         The keeper (tasks.chart_keeper), if any, stores each series' bars and scores earlier signals' outcomes.
@@ -104,7 +108,7 @@ class MarketScanner:
                 continue
             if len(candles) < 2:
                 continue
-            series: dict = {}
+            series: dict[Strategy, dict[str, np.ndarray]] = {}
             if self._evaluate(symbol, timeframe, candles, cursors, marks, report, series):
                 marks[f"{FETCHED_PREFIX}{timeframe}:{symbol}"] = int(candles.open_time[-1])
             if self.keeper is not None:
@@ -121,7 +125,7 @@ class MarketScanner:
         cursors: dict[str, int | None],
         marks: dict[str, int],
         report: ScanReport,
-        series: dict,
+        series: dict[Strategy, dict[str, np.ndarray]],
     ) -> bool:
         """Run every strategy on the bars not evaluated yet and publish; False when a publish gave up.
 
@@ -170,7 +174,7 @@ class MarketScanner:
             if (last := fetched.get(f"{FETCHED_PREFIX}{t}:{s}")) is None or now_ms >= last + 2 * timeframe_ms(t)
         ]
 
-    def _read(self, keys) -> dict[str, int | None]:
+    def _read(self, keys: Iterable[str]) -> dict[str, int | None]:
         """KEYS' integer values in one MGET; none known when Redis is unreachable."""
         keys = list(keys)
         if not keys:
@@ -191,7 +195,7 @@ class MarketScanner:
                 pipe.set(key, value, ex=SCANNED_TTL_S)
             pipe.execute()
 
-    def publish_until_stale(self, signal: Signal, stale_at: float) -> dict | None:
+    def publish_until_stale(self, signal: Signal, stale_at: float) -> dict[str, Any] | None:
         """publish_if_new, retried while Redis is unreachable until the next bar closes (then its error is raised)."""
         backoff = 0.1
         deadline = max(stale_at, time.time() + 5)

@@ -79,4 +79,4 @@ class Candles:
     @classmethod
     def empty(cls) -> Candles:
         """No bars."""
-        return cls(*([()] * 7))
+        return cls(*([np.array([])] * 7))

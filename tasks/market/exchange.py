@@ -6,7 +6,8 @@ import difflib
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import ccxt
@@ -88,7 +89,7 @@ class CcxtSource(MarketSource):
         self.retries, self.backoff, self.max_retry_after = retries, backoff, max_retry_after
         self._markets = self._new_exchange()  # the one that loads the markets; never used for candles
         self.budget = WeightBudget(weight_per_minute or 60_000 / max(self._markets.rateLimit, 1))
-        self._pool: queue.SimpleQueue = queue.SimpleQueue()
+        self._pool: queue.SimpleQueue[ccxt.Exchange] = queue.SimpleQueue()
         self._load_lock = threading.Lock()
         self._loaded = False
         self._load_error: tuple[float, MarketDataError] | None = None
@@ -107,7 +108,7 @@ class CcxtSource(MarketSource):
         """The exchange's timeframes, as ccxt names them (empty when ccxt does not say)."""
         return dict(self._markets.timeframes or {})
 
-    def load_markets(self) -> dict:
+    def load_markets(self) -> dict[str, Any]:
         """The exchange's markets, fetched by the first caller in this process only; MarketDataError when it fails.
 
         After a failure, callers get the same error for LOAD_RETRY_S without a request: the threads of a scan
@@ -206,7 +207,7 @@ class CcxtSource(MarketSource):
         exchange.throttle = self.budget.take  # the shared weight budget instead of the per-instance spacing
         return exchange
 
-    def _call(self, exchange: ccxt.Exchange, call, where: str):
+    def _call(self, exchange: ccxt.Exchange, call: Callable[[], Any], where: str) -> Any:
         """CALL() with retries: rate limits back off (Retry-After honoured), network faults retry, the rest raise."""
         for attempt in range(self.retries + 1):
             last = attempt == self.retries

@@ -7,13 +7,16 @@ import numbers
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from backend.signal_schema import SignalType
 
 from .indicators import as_prices
+
+if TYPE_CHECKING:
+    from tasks.market.candles import Candles
 
 # Binance returns at most 1000 klines per request and the scan spends one on the still-open bar.
 MAX_LOOKBACK = 999
@@ -70,12 +73,12 @@ def level_crossings(x: np.ndarray, lower: float, upper: float) -> tuple[np.ndarr
     return buy, sell
 
 
-def closes(candles) -> np.ndarray:
+def closes(candles: Candles | np.ndarray) -> np.ndarray:
     """The closes of CANDLES (a Candles, or already an array of closes) as a 1-D float array."""
-    return as_prices(getattr(candles, "close", candles))
+    return as_prices(candles if isinstance(candles, np.ndarray) else candles.close)
 
 
-def flat_candles(n: int):
+def flat_candles(n: int) -> Candles:
     """N flat bars (every price 1): what a strategy's series are named, learnt without data."""
     from tasks.market.candles import Candles
 
@@ -93,11 +96,18 @@ def format_number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def _shown(value) -> str:
+def _real(value: object) -> float | None:
+    """VALUE as a float when it is a finite real number (a bool is not one), else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _shown(value: object) -> str:
     """Value as a user wrote it, for error messages."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
-        return format_number(value)
-    return repr(value)
+    number = _real(value)
+    return format_number(number) if number is not None else repr(value)
 
 
 def _rounded(value: float) -> float | None:
@@ -112,12 +122,12 @@ class Strategy(ABC):
     Your own strategies derive from `tasks.strategies.CandleStrategy` (docs/strategies.md).
     """
 
-    name: ClassVar[str]
+    name: str  # set by each class; a `py:` instance carries the path it was loaded by
     # Parameter defaults in canonical order; an int default marks a period (a whole number).
     defaults: ClassVar[dict[str, int | float]]
     min_period: ClassVar[int] = 1
 
-    def __init__(self, **params: float) -> None:
+    def __init__(self, **params: object) -> None:
         for key in params:
             if key not in self.defaults:
                 raise StrategyError(f"unknown parameter {key!r} for {self.name}; valid: {', '.join(self.defaults)}")
@@ -135,21 +145,16 @@ class Strategy(ABC):
                 f"more than the {MAX_LOOKBACK} a scan can fetch; use smaller periods"
             )
 
-    def _checked(self, key: str, value: float) -> int | float:
+    def _checked(self, key: str, value: object) -> int | float:
         """Return value as the parameter's type, or raise StrategyError."""
+        number = _real(value)
         if isinstance(self.defaults[key], int):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, numbers.Real)
-                or not math.isfinite(value)
-                or value != int(value)
-                or value < self.min_period
-            ):
+            if number is None or number != int(number) or number < self.min_period:
                 raise StrategyError(f"{key} must be a whole number >= {self.min_period}, got {_shown(value)}")
-            return int(value)
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+            return int(number)
+        if number is None or number <= 0:
             raise StrategyError(f"{key} must be a number > 0, got {_shown(value)}")
-        return float(value)
+        return number
 
     def _check(self) -> None:
         """Raise StrategyError if the parameters do not fit together."""
@@ -182,7 +187,7 @@ class Strategy(ABC):
         """Masks (buy, sell) over the bars of lines (close gives the price scale)."""
         raise NotImplementedError(f"{type(self).__name__} defines neither _signals() nor _events()")
 
-    def _signals(self, candles, lines: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _signals(self, candles: Candles | np.ndarray, lines: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Masks (buy, sell) over the bars of CANDLES, given their series LINES."""
         return self._events(lines, closes(candles))
 
@@ -195,7 +200,7 @@ class Strategy(ABC):
         values = {key: _rounded(line[index]) for key, line in lines.items()}
         return Decision(index, kind, self._reason(kind), values)
 
-    def series(self, candles) -> dict[str, np.ndarray]:
+    def series(self, candles: Candles | np.ndarray) -> dict[str, np.ndarray]:
         """Indicator series by name over CANDLES (a Candles, or an array of closes), NaN where undefined.
 
         These are the lines a chart draws and the keys of Decision.indicators.
@@ -209,7 +214,9 @@ class Strategy(ABC):
         """
         return dict.fromkeys(self.series(flat_candles(max(self.min_bars, 2))), self.spec)
 
-    def decisions(self, candles, start: int = 0, series: dict[str, np.ndarray] | None = None) -> list[Decision]:
+    def decisions(
+        self, candles: Candles | np.ndarray, start: int = 0, series: dict[str, np.ndarray] | None = None
+    ) -> list[Decision]:
         """Every decision at bars start.. of CANDLES (a Candles, or an array of closes), oldest first.
 
         Indicators still use all bars. SERIES, when the caller already has them, are `self.series(candles)`.

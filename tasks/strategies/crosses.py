@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -28,7 +27,7 @@ class _LineCross(Strategy):
     def _labels(self) -> tuple[str, str]:
         """Names of the two lines for the reason text."""
 
-    def _events(self, lines, close):
+    def _events(self, lines: dict[str, np.ndarray], close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         a, b = list(lines.values())[:2]
         return crossings(a - b, close)
 
@@ -42,21 +41,24 @@ class _AverageCross(_LineCross):
 
     defaults = {"fast": 9, "slow": 21}
     label: ClassVar[str]
-    average: ClassVar[Callable[[np.ndarray, int], np.ndarray]]
+
+    @abstractmethod
+    def _average(self, close: np.ndarray, period: int) -> np.ndarray:
+        """The moving average of CLOSE over PERIOD bars."""
 
     @property
     def min_bars(self) -> int:
         return self.slow + 1
 
-    def _labels(self):
+    def _labels(self) -> tuple[str, str]:
         return f"{self.label}({self.fast})", f"{self.label}({self.slow})"
 
-    def panes(self):
+    def panes(self) -> dict[str, str]:
         return dict.fromkeys((f"{self.label.lower()}_fast", f"{self.label.lower()}_slow"), "price")
 
-    def _lines(self, close):
+    def _lines(self, close: np.ndarray) -> dict[str, np.ndarray]:
         prefix = self.label.lower()
-        return {f"{prefix}_fast": self.average(close, self.fast), f"{prefix}_slow": self.average(close, self.slow)}
+        return {f"{prefix}_fast": self._average(close, self.fast), f"{prefix}_slow": self._average(close, self.slow)}
 
 
 @register
@@ -65,7 +67,9 @@ class SmaCross(_AverageCross):
 
     name = "sma_cross"
     label = "SMA"
-    average = staticmethod(sma)
+
+    def _average(self, close: np.ndarray, period: int) -> np.ndarray:
+        return sma(close, period)
 
 
 @register
@@ -74,7 +78,9 @@ class EmaCross(_AverageCross):
 
     name = "ema_cross"
     label = "EMA"
-    average = staticmethod(ema)
+
+    def _average(self, close: np.ndarray, period: int) -> np.ndarray:
+        return ema(close, period)
 
     def _settle_bars(self) -> int:
         return settle_bars(2 / (self.slow + 1))
@@ -96,13 +102,13 @@ class MacdCross(_LineCross):
     def _settle_bars(self) -> int:
         return settle_bars(2 / (max(self.slow, self.signal) + 1))
 
-    def _labels(self):
+    def _labels(self) -> tuple[str, str]:
         return f"MACD({self.fast},{self.slow})", f"signal({self.signal})"
 
-    def panes(self):
+    def panes(self) -> dict[str, str]:
         return dict.fromkeys(("macd", "signal", "hist"), f"MACD({self.fast},{self.slow},{self.signal})")
 
-    def _lines(self, close):
+    def _lines(self, close: np.ndarray) -> dict[str, np.ndarray]:
         line, signal, hist = macd(close, self.fast, self.slow, self.signal)
         return {"macd": line, "signal": signal, "hist": hist}
 
@@ -136,13 +142,13 @@ class RsiBands(Strategy):
     def _settle_bars(self) -> int:
         return settle_bars(1 / self.period)
 
-    def panes(self):
+    def panes(self) -> dict[str, str]:
         return {"rsi": f"RSI({self.period})"}
 
-    def _lines(self, close):
+    def _lines(self, close: np.ndarray) -> dict[str, np.ndarray]:
         return {"rsi": rsi(close, self.period)}
 
-    def _events(self, lines, close):
+    def _events(self, lines: dict[str, np.ndarray], close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return level_crossings(lines["rsi"], self.lower, self.upper)
 
     def _reason(self, kind: SignalType) -> str:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
-import numbers
-from typing import ClassVar
+from typing import Any, ClassVar, TypeGuard, cast
 
 import numpy as np
 
 from backend.signal_schema import SignalType
+from tasks.market.candles import Candles
 
-from .base import Strategy, StrategyError, _shown
+from .base import Decision, Strategy, StrategyError, _real, _shown
 
 
 class CandleStrategy(Strategy):
@@ -26,7 +25,7 @@ class CandleStrategy(Strategy):
 
     defaults: ClassVar[dict[str, int | float]] = {}
 
-    def __init_subclass__(cls, **kwargs) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = f"py:{cls.__module__}.{cls.__qualname__}"
@@ -37,12 +36,13 @@ class CandleStrategy(Strategy):
                 "name it differently (e.g. period)"
             )
 
-    def _checked(self, key: str, value: float) -> int | float:
+    def _checked(self, key: str, value: object) -> int | float:
         if isinstance(self.defaults[key], int):
             return super()._checked(key, value)
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        number = _real(value)
+        if number is None:
             raise StrategyError(f"{key} must be a number, got {_shown(value)}")
-        return float(value)
+        return number
 
     def _check(self) -> None:
         try:
@@ -53,11 +53,11 @@ class CandleStrategy(Strategy):
     def check(self) -> None:
         """Raise StrategyError (or ValueError) if the parameters do not fit together; called at start."""
 
-    def series(self, candles) -> dict[str, np.ndarray]:
+    def series(self, candles: Candles | np.ndarray) -> dict[str, np.ndarray]:
         """The lines of this strategy over CANDLES (tasks.market.Candles), by name."""
         raise NotImplementedError(f"{type(self).__name__} must define series(candles)")
 
-    def signals(self, candles, series: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def signals(self, candles: Candles, series: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Boolean masks (buy, sell), one value per bar of CANDLES."""
         raise NotImplementedError(f"{type(self).__name__} must define signals(candles, series)")
 
@@ -65,12 +65,15 @@ class CandleStrategy(Strategy):
         """Human text for a decision of KIND; by default the class name and the type."""
         return f"{type(self).__name__} {kind.value}"
 
-    def decisions(self, candles, start: int = 0, series=None):
-        if not hasattr(candles, "high"):
+    def decisions(
+        self, candles: Candles | np.ndarray, start: int = 0, series: dict[str, np.ndarray] | None = None
+    ) -> list[Decision]:
+        if not isinstance(candles, Candles):
             raise StrategyError(f"{self.spec} is given Candles, not an array of closes")
         return super().decisions(candles, start, series)
 
-    def _signals(self, candles, lines):
+    def _signals(self, candles: Candles | np.ndarray, lines: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        candles = cast(Candles, candles)  # decisions() refused anything else
         buy, sell = (np.asarray(mask, dtype=bool) for mask in self.signals(candles, lines))
         if buy.shape != (len(candles),) or sell.shape != (len(candles),):
             raise StrategyError(f"{self.spec}: signals() must return two masks of {len(candles)} values")
@@ -108,7 +111,7 @@ def load_class(path: str) -> type[Strategy]:
     return cls
 
 
-def _is_strategy(value) -> bool:
+def _is_strategy(value: object) -> TypeGuard[type[Strategy]]:
     return isinstance(value, type) and issubclass(value, Strategy)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from backend.signal_schema import SignalType
+from tasks.market.candles import Candles
 
 from .base import NUMBER, Strategy, StrategyError, closes, crossings, format_number, level_crossings
 from .operands import Operand, needs_output, parse_operand
@@ -81,8 +84,8 @@ class _OperandStrategy(Strategy):
     def _settle_bars(self) -> int:
         return max(o.settle for o in self.operands)
 
-    def series(self, candles) -> dict[str, np.ndarray]:
-        computed: dict = {}
+    def series(self, candles: Candles | np.ndarray) -> dict[str, np.ndarray]:
+        computed: dict[str, Any] = {}
         return {o.label: o.compute(candles, computed) for o in self.operands}
 
     def panes(self) -> dict[str, str]:
@@ -105,7 +108,7 @@ class Cross(_OperandStrategy):
         fast, slow = self.operands
         return f"cross:fast={fast.label},slow={slow.label}"
 
-    def _signals(self, candles, lines):
+    def _signals(self, candles: Candles | np.ndarray, lines: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         a, b = (lines[o.label] for o in self.operands)
         # Ties are judged against the larger of the price and the two series (oscillators sit near 0).
         scale = np.fmax(np.abs(closes(candles)), np.fmax(np.abs(a), np.abs(b)))
@@ -143,7 +146,7 @@ class Level(_OperandStrategy):
     def spec(self) -> str:
         return f"level:of={self.operands[0].label},lower={format_number(self.lower)},upper={format_number(self.upper)}"
 
-    def _signals(self, candles, lines):
+    def _signals(self, candles: Candles | np.ndarray, lines: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         return level_crossings(lines[self.operands[0].label], self.lower, self.upper)
 
     def _reason(self, kind: SignalType) -> str:

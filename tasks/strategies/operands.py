@@ -9,10 +9,13 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 import talib
 from talib import abstract
+
+from tasks.market.candles import Candles
 
 from .base import MAX_LOOKBACK, NUMBER, StrategyError, closes, format_number, settle_bars
 
@@ -26,17 +29,19 @@ _WILDER |= {"STOCHRSI"}
 # TA-Lib's MA types (matype): 1 EMA, 3 DEMA, 4 TEMA, 6 KAMA, 7 MAMA and 8 T3 remember every bar they saw.
 _RECURSIVE_MATYPES = {1: 1, 3: 2, 4: 3, 6: 0, 7: 0, 8: 6}
 _THREAD = threading.local()
+# TA-Lib bundles stubs that leave out its abstract API.
+Function: Any = abstract.Function  # type: ignore[attr-defined]
 
 
 @cache
-def _info(name: str) -> dict:
+def _info(name: str) -> dict[str, Any]:
     """TA-Lib's description of function NAME (inputs, parameters, outputs, group, flags)."""
-    return abstract.Function(name).info
+    return Function(name).info
 
 
 def talib_functions() -> list[str]:
     """Every TA-Lib function name."""
-    return talib.get_functions()
+    return list(talib.get_functions())  # type: ignore[no-untyped-call]  # the stubs leave it untyped
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,7 @@ class Operand:
         """Bars TA-Lib needs before the first value (0 for a price)."""
         if self.function is None:
             return 0
-        return abstract.Function(self.function, **self.params).lookback
+        return Function(self.function, **self.params).lookback
 
     @property
     def settle(self) -> int:
@@ -119,7 +124,7 @@ class Operand:
             return "price" if self.price != "volume" else "volume"
         return self.call
 
-    def compute(self, candles, computed: dict | None = None) -> np.ndarray:
+    def compute(self, candles: Candles | np.ndarray, computed: dict[str, Any] | None = None) -> np.ndarray:
         """The series over CANDLES (a Candles, or an array of closes when only the close is read).
 
         COMPUTED, when given, keeps each function call's result so outputs of one call are computed once.
@@ -145,11 +150,11 @@ class Operand:
             result = result[_info(self.function)["output_names"].index(self.output)]
         return np.asarray(result, dtype=np.float64)
 
-    def _function(self) -> abstract.Function:
+    def _function(self) -> Any:
         """This thread's TA-Lib abstract Function for the call (one holds its inputs while it runs)."""
         functions = _THREAD.__dict__.setdefault("functions", {})
         if self.call not in functions:
-            functions[self.call] = abstract.Function(self.function, **self.params)
+            functions[self.call] = Function(self.function, **self.params)
         return functions[self.call]
 
 
@@ -203,7 +208,7 @@ def _outputs(name: str) -> str:
     return f"{name} has outputs {', '.join(_info(name)['output_names'])}"
 
 
-def _arguments(name: str, parameters: dict, text: str) -> tuple[float, ...]:
+def _arguments(name: str, parameters: dict[str, Any], text: str) -> tuple[float, ...]:
     """The positional arguments of TEXT checked against TA-Lib's PARAMETERS, omitted ones at their defaults."""
     parts = [part.strip() for part in text.split(",")] if text.strip() else []
     wanted = f"{name} takes {len(parameters)} argument{'s' * (len(parameters) != 1)}" + (

@@ -7,7 +7,7 @@ from .base import NUMBER, REGISTRY, Strategy, StrategyError
 from .custom import load_strategy
 from .generic import Cross, Level, key_values
 
-GENERIC = {"cross": Cross, "level": Level}
+GENERIC: dict[str, type[Cross] | type[Level]] = {"cross": Cross, "level": Level}
 FORMS = "cross:fast=<A>,slow=<B>; level:of=<A>,lower=L,upper=U; py:<module>.<Class>[:key=value,…]"
 
 
