@@ -1,4 +1,8 @@
-"""`flask signals …`: publish a signal by hand or tail the live channel; `flask notify …`: the dead letters."""
+"""`quantum-signals`, the project's console command: publish a signal by hand, tail the live channel, and
+list or resend the dead-lettered notifications (docs/architecture.md, "CLI").
+
+It needs only the settings, Redis and the backend modules: no web app.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,43 @@ import json
 import time
 
 import click
-from flask import Flask, current_app
-from flask.cli import AppGroup
+import redis
 
 from backend import history, notify
 from backend.intake import normalize_signal
 from backend.publisher import Publisher
 from backend.redis_client import make_redis
+from backend.settings import ConfigError, Settings, load_settings
 from backend.signal_schema import InvalidSignal, parse_signal, utc_iso
 
-signals_cli = AppGroup("signals", help="Publish or watch trading signals.")
+
+def _settings() -> Settings:
+    """This process's settings; a bad one ends the command with one line naming it."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
+
+
+class _Commands(click.Group):
+    """The command group whose Redis failures end the command in one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        """Run the command; a Redis failure becomes a one-line error."""
+        try:
+            return super().invoke(ctx)
+        except redis.RedisError as exc:
+            raise click.ClickException(f"Redis unavailable ({type(exc).__name__}: {exc}); check REDIS_URL") from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Quantum Signals from the command line."""
+
+
+@main.group("signals")
+def signals_cli() -> None:
+    """Publish or watch trading signals."""
 
 
 @signals_cli.command("publish")
@@ -23,9 +54,9 @@ signals_cli = AppGroup("signals", help="Publish or watch trading signals.")
 @click.option("--price", type=float, required=True)
 @click.option("--symbol", default="BTCUSDT", show_default=True)
 @click.option("--json", "extra", default=None, help="More fields as a JSON object (those of POST /api/signals).")
-def publish_command(kind: str, price: float, symbol: str, extra: str | None):
+def publish_command(kind: str, price: float, symbol: str, extra: str | None) -> None:
     """Publish one signal through the project's publisher and print the stored signal."""
-    settings = current_app.config["SETTINGS"]
+    settings = _settings()
     fields = {}
     if extra:
         try:
@@ -47,7 +78,7 @@ def publish_command(kind: str, price: float, symbol: str, extra: str | None):
     try:
         # The HTTP intake's normalization: one way in for outside signals.
         signal = normalize_signal(body, default_source="manual")
-        stored = Publisher.from_settings(settings, current_app.extensions["qs_redis"]).publish_signal(signal)
+        stored = Publisher.from_settings(settings, make_redis(settings.redis_url)).publish_signal(signal)
     except InvalidSignal as exc:
         raise click.ClickException(f"not a valid signal: {exc}") from None
     click.echo(json.dumps(stored))
@@ -55,10 +86,10 @@ def publish_command(kind: str, price: float, symbol: str, extra: str | None):
 
 @signals_cli.command("tail")
 @click.option("--since", type=int, default=None, help="First print retained signals with seq > SINCE.")
-def tail_command(since: int | None):
+def tail_command(since: int | None) -> None:
     """Print signals as they are published, one JSON object per line."""
-    settings = current_app.config["SETTINGS"]
-    client = current_app.extensions["qs_redis"]
+    settings = _settings()
+    client = make_redis(settings.redis_url)
     pubsub = make_redis(settings.redis_url, decode_responses=False).pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(settings.signal_channel)
     last = since or 0
@@ -77,13 +108,15 @@ def tail_command(since: int | None):
         click.echo(json.dumps(signal), nl=True)
 
 
-notify_cli = AppGroup("notify", help="Notifications that gave up: list them, send them again.")
+@main.group("notify")
+def notify_cli() -> None:
+    """Notifications that gave up: list them, send them again."""
 
 
 @notify_cli.command("dead")
-def dead_command():
+def dead_command() -> None:
     """List the dead-lettered notifications, oldest first, one per line."""
-    letters = notify.dead_letters(current_app.extensions["qs_redis"])
+    letters = notify.dead_letters(make_redis(_settings().redis_url))
     if not letters:
         click.echo("no dead letters")
     for letter in letters:
@@ -101,19 +134,13 @@ def dead_command():
 @notify_cli.command("resend")
 @click.option("--all", "everything", is_flag=True, help="Every dead letter.")
 @click.argument("ids", nargs=-1)
-def resend_command(everything: bool, ids: tuple[str, ...]):
-    """Send dead letters (IDS as `flask notify dead` lists them, or --all) again through the notify queue."""
+def resend_command(everything: bool, ids: tuple[str, ...]) -> None:
+    """Send dead letters (IDS as `quantum-signals notify dead` lists them, or --all) again through the notify queue."""
     if not everything and not ids:
-        raise click.UsageError("give dead-letter ids (see `flask notify dead`) or --all")
-    # Back on the durable list the dispatcher drains: the web never imports or queues Celery tasks itself.
-    moved = notify.resend(current_app.extensions["qs_redis"], None if everything else set(ids))
+        raise click.UsageError("give dead-letter ids (see `quantum-signals notify dead`) or --all")
+    # Back on the durable list the dispatcher drains: this command never imports or queues Celery tasks itself.
+    moved = notify.resend(make_redis(_settings().redis_url), None if everything else set(ids))
     click.echo(f"queued {len(moved)} dead letter(s) for delivery again")
     missing = sorted(set(ids) - set(moved))
     if missing:
         raise click.ClickException(f"no dead letter {', '.join(missing)}")
-
-
-def init_app(app: Flask) -> None:
-    """Register the `signals` and `notify` command groups."""
-    app.cli.add_command(signals_cli)
-    app.cli.add_command(notify_cli)
