@@ -17,7 +17,10 @@ from backend.intake import normalize_signal
 from backend.publisher import Publisher
 from backend.redis_client import make_redis
 from backend.settings import ConfigError, Settings, load_settings
-from backend.signal_schema import InvalidSignal, parse_signal, utc_iso
+from backend.signal_schema import InvalidSignal, decode_json, parse_signal, utc_iso
+
+DEFAULT_SYMBOL = "BTCUSDT"
+MERGED_EXIT = 3  # `signals publish`: the signal's id was published before; nothing new was published
 
 
 def _settings() -> Settings:
@@ -51,37 +54,50 @@ def signals_cli() -> None:
 
 @signals_cli.command("publish")
 @click.option("--type", "kind", type=click.Choice(["BUY", "SELL"], case_sensitive=False), required=True)
-@click.option("--price", type=float, required=True)
-@click.option("--symbol", default="BTCUSDT", show_default=True)
+@click.option("--price", required=True, help="A number, e.g. 61000.5.")
+@click.option("--symbol", default=None, help=f"[default: {DEFAULT_SYMBOL}]")
 @click.option("--json", "extra", default=None, help="More fields as a JSON object (those of POST /api/signals).")
-def publish_command(kind: str, price: float, symbol: str, extra: str | None) -> None:
-    """Publish one signal through the project's publisher and print the stored signal."""
+def publish_command(kind: str, price: str, symbol: str | None, extra: str | None) -> None:
+    """Publish one signal through the project's publisher and print the stored signal.
+
+    Exit status 0 for a new signal, 3 when its id was published before (the earlier signal is
+    printed, and the seq it was published as goes to stderr), 1 for a refused signal, 2 for a bad option.
+    """
     settings = _settings()
-    fields = {}
-    if extra:
-        try:
-            fields = json.loads(extra)
-        except ValueError as exc:
-            raise click.BadParameter(f"not JSON: {exc}", param_hint="--json") from None
-        if not isinstance(fields, dict):
-            raise click.BadParameter("must be a JSON object", param_hint="--json")
-    # Milliseconds in bar_time, hence in the derived id: two manual signals within one second are both published.
-    body = {
-        "type": kind,
-        "price": price,
-        "symbol": symbol,
+    body = {"type": kind, "price": price, **({"symbol": symbol} if symbol else {}), **_json_fields(extra, settings)}
+    # Shown on the signal, but never part of its id: an id comes only from what the caller gave.
+    defaults = {
+        "symbol": DEFAULT_SYMBOL,
         "timeframe": "manual",
         "strategy": "manual",
         "bar_time": utc_iso(int(time.time() * 1000), millis=True),
-        **fields,
     }
     try:
         # The HTTP intake's normalization: one way in for outside signals.
-        signal = normalize_signal(body, default_source="manual")
-        stored = Publisher.from_settings(settings, make_redis(settings.redis_url)).publish_signal(signal)
+        signal = normalize_signal(body, default_source="manual", defaults=defaults)
+        stored, created = Publisher.from_settings(settings, make_redis(settings.redis_url)).publish(signal)
     except InvalidSignal as exc:
         raise click.ClickException(f"not a valid signal: {exc}") from None
     click.echo(json.dumps(stored))
+    if not created:
+        click.echo(f"already published as seq {stored['seq']} (id {stored.get('id')}): nothing new published", err=True)
+        raise SystemExit(MERGED_EXIT)
+
+
+def _json_fields(extra: str | None, settings: Settings) -> dict:
+    """The fields of --json EXTRA, a JSON object no larger than a signal may be."""
+    if extra is None:
+        return {}
+    raw = extra.encode("utf-8", "surrogatepass")
+    if len(raw) > settings.max_signal_bytes:
+        raise click.ClickException(f"--json of {len(raw)} bytes exceeds MAX_SIGNAL_BYTES={settings.max_signal_bytes}")
+    try:
+        fields = decode_json(raw, "--json")
+    except InvalidSignal as exc:
+        raise click.ClickException(str(exc)) from None
+    if not isinstance(fields, dict):
+        raise click.ClickException(f"--json must be a JSON object, got {type(fields).__name__}")
+    return fields
 
 
 @signals_cli.command("tail")
