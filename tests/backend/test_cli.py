@@ -4,12 +4,14 @@ publish through the intake's normalization, merged publishes, hostile input, tai
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from backend import history, notify
 from backend.cli import MERGED_EXIT
+from backend.signal_schema import signal_id, utc_iso
 from tests.harness.ports import free_port
 from tests.harness.processes import ROOT, ServerProcess
 
@@ -70,6 +72,32 @@ def test_a_publish_merged_into_an_earlier_one_says_so_and_exits_3(base_env, redi
     assert again.stderr.startswith("already published as seq 1 (id ext:"), again.stderr
     assert json.loads(again.stdout) == json.loads(first.stdout)
     assert [s["price"] for s in history.read_range(redis_client, 0)] == [5]
+
+
+def scan_signal(bar_ms: int) -> dict:
+    """The scan's SELL signal of the 1m ETHUSDT bar opened at BAR_MS (tasks/scanner.make_signal's fields)."""
+    return {
+        "id": signal_id("ETHUSDT", "rsi", "1m", bar_ms, "SELL"),
+        **{"type": "SELL", "price": 3000.0, "symbol": "ETHUSDT", "timeframe": "1m", "strategy": "rsi"},
+        **{"bar_time": utc_iso(bar_ms), "source": "csv"},
+    }
+
+
+def test_the_command_cannot_take_the_scans_next_signals(base_env, publisher):
+    forming = int(time.time()) // 60 * 60_000  # the bar still open: the scan publishes it next, then the following
+    following = forming + 60_000
+    five = {key: scan_signal(forming)[key] for key in ("symbol", "timeframe", "strategy", "bar_time")}
+
+    by_id = publish(
+        base_env, "--type", "SELL", "--price", "1", "--json", json.dumps({"id": scan_signal(following)["id"]})
+    )
+    by_fields = publish(base_env, "--type", "SELL", "--price", "2", "--json", json.dumps(five))
+    real = [publisher.publish_if_new(scan_signal(bar)) for bar in (forming, following)]  # as tasks/scanner.py does
+
+    assert (by_id.returncode, by_fields.returncode) == (0, 0), by_id.stderr + by_fields.stderr
+    assert None not in real, "a scan signal was dropped as a duplicate of the command's"
+    assert [(s["seq"], s["id"]) for s in real] == [(3, scan_signal(forming)["id"]), (4, scan_signal(following)["id"])]
+    assert not {json.loads(by_id.stdout)["id"], json.loads(by_fields.stdout)["id"]} & {s["id"] for s in real}
 
 
 HUGE_SYMBOL = "A" * 100_000
