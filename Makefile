@@ -15,10 +15,11 @@ VENDOR := backend/web/static/vendor
 
 install: $(STAMP) $(VENDOR)/.stamp
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .  # the console command quantum-signals
 	touch $@
 
 # Browser libraries come from npm (lock file), copied where Flask serves them: no CDN at run time.

@@ -1,19 +1,25 @@
 """Outside signals (TradingView alerts, other services, the CLI) turned into contract signals: pure, no I/O.
 
-Shared by `POST /api/signals` and `flask signals publish` (the body is decoded by signal_schema.decode_json):
-normalize_signal checks the fields and normalizes what outside senders send differently from
-the project's publisher (a lower-case type, a price as a numeric string, a lower-case symbol, a local time).
+Shared by `POST /api/signals` and `quantum-signals signals publish` (the body is decoded by
+signal_schema.decode_json): normalize_signal checks the fields, normalizes what outside senders send differently
+from the project's publisher (a lower-case type, a price as a numeric string, a lower-case symbol, a local time),
+refuses a bar_time in the future, and gives the signal its outside id (docs/architecture.md, invariant 10).
 """
 
 from __future__ import annotations
 
 import re
+import time
+import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from backend.signal_schema import (
     InvalidSignal,
+    outside_id,
     shorten,
     signal_id,
+    timeframe_ms,
     valid_symbol,
 )
 
@@ -25,10 +31,21 @@ LABEL_CHARS = {"timeframe": 32, "strategy": 128, "id": 256, "source": 64}
 NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,4})?", re.ASCII)
 MAX_NUMBER_CHARS = 64
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# How far ahead of our clock a bar_time may be when the signal names no timeframe we know: clock skew, no more.
+FUTURE_TOLERANCE_S = 60
+# The fields whose values, all given by the publisher, make its id (signal_schema.signal_id).
+ID_FIELDS = ("symbol", "strategy", "timeframe", "bar_time", "type")
 
 
-def normalize_signal(body: object, default_source: str) -> dict:
-    """The contract signal of an outside BODY; raise InvalidSignal naming what is wrong."""
+def normalize_signal(
+    body: object, default_source: str, defaults: Mapping[str, object] | None = None, now_ms: int | None = None
+) -> dict:
+    """The contract signal of an outside BODY; raise InvalidSignal naming what is wrong.
+
+    Its id comes only from BODY: `ext:` + the id sent, else `ext:` + the id derived from the five ID_FIELDS
+    when all were sent, else `ext:` + a fresh UUID. DEFAULTS (fields a door fills in itself) are added after,
+    so they never make an id. A bar_time more than one timeframe after NOW_MS (the clock's) is refused.
+    """
     if not isinstance(body, dict):
         raise InvalidSignal(f"signal must be a JSON object, got {type(body).__name__}")
     unknown = [name for name in body if name not in FIELDS]
@@ -51,10 +68,37 @@ def normalize_signal(body: object, default_source: str) -> dict:
     bar_ms = None
     if "bar_time" in signal:
         signal["bar_time"], bar_ms = _bar_time(signal["bar_time"])
+        _not_ahead(signal, bar_ms, int(time.time() * 1000) if now_ms is None else now_ms)
     signal.setdefault("source", default_source)  # the publisher runs the contract's full check
-    if "id" not in signal and bar_ms is not None and all(k in signal for k in ("symbol", "timeframe", "strategy")):
-        signal["id"] = signal_id(signal["symbol"], signal["strategy"], signal["timeframe"], bar_ms, signal["type"])
+    if "id" in signal:
+        given = signal["id"]
+    elif all(name in signal for name in ID_FIELDS):
+        given = signal_id(signal["symbol"], signal["strategy"], signal["timeframe"], bar_ms, signal["type"])
+    else:  # nothing the publisher gave names it: a signal of its own, never merged with another
+        given = uuid.uuid4().hex
+    signal["id"] = outside_id(given)
+    for name, value in (defaults or {}).items():
+        signal.setdefault(name, value)
     return signal
+
+
+def _not_ahead(signal: dict, bar_ms: int, now_ms: int) -> None:
+    """Refuse a bar_time more than one timeframe (FUTURE_TOLERANCE_S without a known one) after NOW_MS."""
+    timeframe = signal.get("timeframe")
+    try:
+        bound_ms = timeframe_ms(timeframe)
+        allowed = f"at most one timeframe ({timeframe}: {bound_ms // 1000} s) ahead is allowed"
+    except ValueError:
+        bound_ms = FUTURE_TOLERANCE_S * 1000
+        which = (
+            "no timeframe was sent" if timeframe is None else f'timeframe "{timeframe}" is not one this server knows'
+        )
+        allowed = f"{which} (one is e.g. 1m, 1h, 1d), so at most {FUTURE_TOLERANCE_S} s ahead is allowed"
+    if bar_ms - now_ms > bound_ms:
+        ahead = (bar_ms - now_ms) // 1000
+        raise InvalidSignal(
+            f'signal "bar_time" {signal["bar_time"]} is {ahead} s ahead of this server\'s clock; {allowed}'
+        )
 
 
 def _number(name: str, value: object) -> object:

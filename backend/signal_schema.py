@@ -47,7 +47,7 @@ NOTIFY_QUEUE = "notify"  # the Celery queue of the dispatcher and the deliveries
 NOTIFY_STATS_KEY = "qs:notify:stats"  # hash: "<kind>:<sent|retried|dead>" -> count (read by the web's /metrics)
 NOTIFY_DEAD_KEY = "qs:notify:dead"  # stream of dead letters (capped at NOTIFY_DEAD_MAXLEN)
 NOTIFY_DEAD_MAXLEN = 1000
-NOTIFY_RESEND_KEY = "qs:notify:resend"  # list: dead letters put back by `flask notify resend`, drained by dispatch
+NOTIFY_RESEND_KEY = "qs:notify:resend"  # list: what `quantum-signals notify resend` put back; dispatch drains it
 NOTIFY_SLOW_PREFIX = "qs:notify:slow:"  # + destination id: set while it times out or refuses connections
 NOTIFY_SLOW_TTL_S = 60
 NOTIFY_PROBE_PREFIX = "qs:notify:probe:"  # + destination id: the lease of the one attempt in flight to it
@@ -121,9 +121,34 @@ def utc_iso(ms: int | None = None, millis: bool = False) -> str:
     return text.replace("+00:00", "Z")
 
 
+# A timeframe: a number and a unit, e.g. 1s, 15m, 4h, 1d, 1w.
+TIMEFRAME_RE = re.compile(r"([1-9][0-9]{0,3})([smhdw])")
+_UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def timeframe_ms(timeframe: str) -> int:
+    """Length of one bar in milliseconds, e.g. "1m" -> 60000; raise ValueError for an unknown one."""
+    match = TIMEFRAME_RE.fullmatch(timeframe) if isinstance(timeframe, str) else None
+    if not match:
+        raise ValueError(
+            f"timeframe {timeframe!r} is not understood; use a number and a unit s/m/h/d/w, e.g. 1s, 1m, 1h, 1d"
+        )
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
 def signal_id(symbol: str, strategy: str, timeframe: str, bar_time_ms: int, kind: str) -> str:
     """The deterministic dedupe key: {symbol}:{strategy}:{timeframe}:{bar_time_ms}:{type}."""
     return f"{symbol}:{strategy}:{timeframe}:{bar_time_ms}:{kind}"
+
+
+# Outside signals' ids (HTTP intake, CLI) all start with this; the scan's start with an upper-case symbol, so no
+# outside signal can take a scan signal's id, whatever it sends (docs/architecture.md, invariant 10).
+OUTSIDE_ID_PREFIX = "ext:"
+
+
+def outside_id(given: str) -> str:
+    """The stored id of an outside signal whose publisher gave (or derived) GIVEN."""
+    return OUTSIDE_ID_PREFIX + given
 
 
 class SignalType(StrEnum):

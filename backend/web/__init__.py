@@ -50,10 +50,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(ops.bp)
 
-    from backend.web import cli
-
-    cli.init_app(app)
-
     # Transport limits (per-IP connection cap, request body size and deadline; the session sweeper that
     # start_background_tasks starts): a WSGI wrapper around Socket.IO too, so /socket.io/ requests are bounded.
     from backend.web import connection_limits

@@ -1,24 +1,14 @@
-"""Candles: closed OHLCV bars as numpy arrays, and timeframe arithmetic."""
+"""Candles: closed OHLCV bars as numpy arrays; timeframe_ms, the contract's bar length (backend/signal_schema.py)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
-_UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-_TIMEFRAME = re.compile(r"^([1-9][0-9]{0,3})([smhdw])$")
+from backend.signal_schema import timeframe_ms
 
-
-def timeframe_ms(timeframe: str) -> int:
-    """Length of one bar in milliseconds, e.g. "1m" -> 60000; raise ValueError for an unknown one."""
-    match = _TIMEFRAME.match(timeframe) if isinstance(timeframe, str) else None
-    if not match:
-        raise ValueError(
-            f"timeframe {timeframe!r} is not understood; use a number and a unit s/m/h/d/w, e.g. 1s, 1m, 1h, 1d"
-        )
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+__all__ = ["Candles", "timeframe_ms"]
 
 
 @dataclass(frozen=True, eq=False)

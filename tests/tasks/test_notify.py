@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -73,11 +74,10 @@ def check_signed(request, body: bytes) -> None:
     assert abs(time.time() - int(fields["t"])) < 60
 
 
-def flask(*args: str, env: dict) -> subprocess.CompletedProcess:
-    """`flask ARGS…` as an operator runs it, from the project's directory."""
-    return subprocess.run(
-        [sys.executable, "-m", "flask", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
+def quantum_signals(*args: str, env: dict) -> subprocess.CompletedProcess:
+    """`quantum-signals ARGS…` (the venv's console command) as an operator runs it, from the project's directory."""
+    command = Path(sys.executable).parent / "quantum-signals"
+    return subprocess.run([command, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_a_webhook_gets_each_signal_once_signed_in_order(notify_stack, publisher, redis_client, receiver):
@@ -167,12 +167,12 @@ def test_retries_backoff_retry_after_and_dead_letters(notify_stack, publisher, r
 
     [letter] = wait_until(lambda: notify.dead_letters(redis_client), 10, message="a dead letter")
     assert [r.status for r in receiver.received("/broken")] == [400]
-    listed = flask("notify", "dead", env=base_env)
+    listed = quantum_signals("notify", "dead", env=base_env)
     assert listed.returncode == 0, listed.stderr
     assert letter["id"] in listed.stdout and "HTTP 400" in listed.stdout and "/broken" not in listed.stdout
 
     # The receiver is fixed (its plan is spent: 200 from now on); the operator resends.
-    resent = flask("notify", "resend", letter["id"], env=base_env)
+    resent = quantum_signals("notify", "resend", letter["id"], env=base_env)
     assert resent.returncode == 0, resent.stderr
     wait_until(lambda: [r.status for r in receiver.received("/broken")] == [400, 200], 15, message="the resend")
     assert receiver.received("/broken")[1].body == receiver.received("/broken")[0].body

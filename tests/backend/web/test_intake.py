@@ -10,11 +10,10 @@ import requests
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from backend import history
 from backend.intake import NUMBER_RE
 from backend.logging_setup import BoundedLogFilter
 from backend.settings import ConfigError, Settings
-from backend.signal_schema import signal_id
+from backend.signal_schema import outside_id, signal_id
 from tests.fuzz_strategies import (
     JSON_VALUES,
     KEYS,
@@ -67,7 +66,7 @@ def test_a_tradingview_alert_as_text_plain_is_normalized_numbered_and_kept(intak
     assert signal["seq"] == 1 and signal["epoch"]
     assert (signal["type"], signal["price"], signal["symbol"], signal["timeframe"]) == ("BUY", 60000.5, "BTCUSDT", "60")
     assert signal["source"] == "webhook" and signal["emitted_at"].endswith("Z")
-    assert signal["id"] == signal_id("BTCUSDT", "tradingview", "60", BAR_MS, "BUY")
+    assert signal["id"] == outside_id(signal_id("BTCUSDT", "tradingview", "60", BAR_MS, "BUY"))
     assert intake.get("/api/signals").get_json()["signals"] == [signal]
 
 
@@ -79,7 +78,7 @@ def test_symbol_bar_time_and_source_are_normalized(intake):
     assert (signal["type"], signal["price"], signal["symbol"]) == ("SELL", 3, "ETH/USDT")
     assert signal["bar_time"] == "2026-11-25T16:42:00.250Z"
     assert signal["source"] == "my-bot" and signal["indicators"] == {"rsi": 71.5, "atr": 2}
-    assert "id" not in signal  # no timeframe or strategy: nothing to derive an id from
+    assert signal["id"].startswith("ext:")  # no timeframe or strategy: nothing to derive an id from, a fresh one
 
 
 def test_a_retry_answers_200_with_the_stored_signal_and_publishes_nothing(intake):
@@ -256,21 +255,6 @@ def test_a_token_in_a_logged_url_is_hidden():
     BoundedLogFilter().filter(record)
 
     assert record.getMessage() == '"POST /api/signals?token=***&x=1 HTTP/1.1" 201'
-
-
-def test_flask_signals_publish_shares_the_intake_normalization(make_app, redis_client):
-    runner = make_app().test_cli_runner()
-
-    done = runner.invoke(
-        args=["signals", "publish", "--type", "sell", "--price", "2", "--symbol", "ethusdt", "--json", '{"id": "m1"}']
-    )
-    refused = runner.invoke(args=["signals", "publish", "--type", "buy", "--price", "2", "--json", '{"qty": 1}'])
-
-    assert done.exit_code == 0, done.output
-    signal = json.loads(done.output)
-    assert (signal["type"], signal["symbol"], signal["id"], signal["source"]) == ("SELL", "ETHUSDT", "m1", "manual")
-    assert refused.exit_code != 0 and "unknown fields 'qty'" in refused.output
-    assert [s["id"] for s in history.read_range(redis_client, 0)] == ["m1"]
 
 
 # What outside senders send: TradingView's renderings (lower-case actions, quoted numbers, its intervals and
