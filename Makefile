@@ -9,10 +9,12 @@ VENDOR := backend/web/static/vendor
 
 install: $(STAMP) $(VENDOR)/.stamp
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	# The bot client (clients/python), editable: its tests under tests/clients_python import it.
+	$(PY) -m pip install --quiet -e ./clients/python
 	touch $@
 
 # Browser libraries come from npm (lock file), copied where Flask serves them: no CDN at run time.

@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 
 import pytest
+from quantum_signals_client import Client, Signal
 
 from backend.embedded_redis import EmbeddedRedis
 from backend.publisher import Publisher
 from backend.redis_client import make_redis
-from quantum_signals_client import Client, Signal
 from tests.harness.polling import wait_until
 from tests.harness.processes import WebServer
 from tests.harness.redis import make_publisher

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from quantum_signals_client import Cursor, CursorFile
+
 from tests.clients_python.conftest import publish_many
 from tests.harness.polling import wait_until
 from tests.harness.processes import ROOT

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from quantum_signals_client import Cursor, CursorFile, Resync, Signal
+
 from tests.clients_python.conftest import publish_many, seqs
 from tests.harness.polling import wait_until
 from tests.harness.processes import WebServer

@@ -34,7 +34,7 @@ class CursorFile:
             data = epoch = seq = None
         if not (isinstance(epoch, str) and epoch and isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0):
             raise CursorFileError(
-                f"{self.path} is not a cursor file (want {{\"epoch\": \"...\", \"seq\": N}}, got {text[:200]!r}); "
+                f'{self.path} is not a cursor file (want {{"epoch": "...", "seq": N}}, got {text[:200]!r}); '
                 "fix it, or delete it to start from the live stream"
             )
         return Cursor(epoch, seq)
