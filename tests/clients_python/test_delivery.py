@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
-from quantum_signals_client import Cursor, CursorFile, Resync, Signal
+from quantum_signals_client import AsyncClient, Cursor, CursorFile, Resync, Signal
 
 from tests.clients_python.conftest import publish_many, seqs
 from tests.harness.polling import wait_until
@@ -139,3 +140,34 @@ def test_symbols_filter(signals_web, own_publisher, collect):
 def seqs_of(stored: list[dict]) -> list[tuple[str, int]]:
     """(epoch, seq) of each stored signal."""
     return [(signal["epoch"], signal["seq"]) for signal in stored]
+
+
+def test_a_cursor_of_a_lost_history_gets_resync_then_every_retained_signal(
+    signals_web, own_publisher, collect, tmp_path
+):
+    cursor = tmp_path / "bot.cursor"
+    CursorFile(cursor).save(Cursor("20250101T000000Z-deadbeef", 7))  # the bot's last run, before Redis lost it
+    sent = publish_many(own_publisher, 3)
+
+    bot = collect(signals_web.url, cursor=cursor)
+
+    bot.wait_signals(3)
+    assert bot.events[0] == Resync(sent[0]["epoch"], previous=Cursor("20250101T000000Z-deadbeef", 7))
+    assert seqs(bot.events[1:]) == seqs_of(sent)
+
+
+def test_async_for_gives_the_same(signals_web, own_publisher, tmp_path):
+    sent = publish_many(own_publisher, 3)
+
+    async def first_three() -> list:
+        received = []
+        async with AsyncClient(signals_web.url, cursor=tmp_path / "bot.cursor", since=0) as client:
+            async for event in client:
+                received.append(event)
+                if len(received) == 3:
+                    break
+        return received
+
+    received = asyncio.run(asyncio.wait_for(first_three(), 30))
+    assert seqs(received) == seqs_of(sent)
+    assert CursorFile(tmp_path / "bot.cursor").load() == Cursor(sent[0]["epoch"], 3)  # the block ended cleanly

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from quantum_signals_client import Client, ConnectionRefused, Outcome, ProtocolError, Signal
+from quantum_signals_client import Backoff, Client, ClientError, ConnectionRefused, Outcome, ProtocolError, Signal
 
 from backend.outcomes import announcement, encode_number
 from backend.redis_client import make_redis
@@ -78,3 +78,28 @@ def test_a_signal_without_type_and_price_is_a_protocol_error(payload):
 def test_an_outcome_not_of_the_contract_is_a_protocol_error(payload):
     with pytest.raises(ProtocolError, match="signal_outcome"):
         Outcome.from_payload(payload)
+
+
+def test_subscribe_changes_the_filter_on_the_live_connection(signals_web, own_publisher, collect):
+    bot = collect(signals_web.url, cursor=None, symbols=["ETHUSDT"])
+    bot.wait_joined()
+
+    assert bot.client.subscribe(["BTCUSDT"]) == ["BTCUSDT"]
+    eth = own_publisher.publish_signal({"type": "BUY", "price": 1, "symbol": "ETHUSDT", "id": "e"})
+    btc = own_publisher.publish_signal({"type": "BUY", "price": 2, "symbol": "BTCUSDT", "id": "b"})
+
+    assert [signal.seq for signal in bot.wait_signals(1)] == [btc["seq"]]
+    assert eth["seq"] < btc["seq"]
+    with pytest.raises(ClientError, match="refused subscribe"):
+        bot.client.subscribe(["not a symbol"])
+
+
+def test_backoff_doubles_with_jitter_up_to_its_cap():
+    backoff = Backoff(first=0.5, cap=4.0)
+
+    delays = [[backoff.delay(attempt) for _ in range(200)] for attempt in range(6)]
+
+    for attempt, drawn in enumerate(delays):
+        ceiling = min(4.0, 0.5 * 2**attempt)
+        assert ceiling / 2 <= min(drawn) and max(drawn) <= ceiling
+        assert max(drawn) - min(drawn) > ceiling / 10  # jittered, not one value

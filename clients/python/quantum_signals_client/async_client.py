@@ -92,10 +92,7 @@ class AsyncClient:
         """Check the arguments and read the cursor file; nothing connects until the iteration starts."""
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError(f"url must be the server's http:// or https:// base URL, not {url!r}")
-        if symbols is not None:
-            if isinstance(symbols, str):
-                raise ValueError(f"symbols must be a list of symbols, not the string {symbols!r}: use [{symbols!r}]")
-            symbols = list(symbols)
+        symbols = _symbol_list(symbols)
         if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
             raise ValueError(f"since must be a seq (an integer >= 0) or None, not {since!r}")
         transports = tuple(transports)
@@ -155,6 +152,20 @@ class AsyncClient:
         if self._pending is not None:
             self._save(self._pending)
             self._pending = None
+
+    async def subscribe(self, symbols: Iterable[str] | None) -> list[str] | None:
+        """Change the symbol filter (None: every symbol), now and for every reconnect; the server's list.
+
+        Raises ClientError with the server's reason when it refuses the filter.
+        """
+        self.symbols = _symbol_list(symbols)
+        sio = self._sio
+        if sio is None or not sio.connected:
+            return self.symbols  # sent with the next connect
+        ack = await sio.call("subscribe", {"symbols": self.symbols}, timeout=self.connect_timeout)
+        if not isinstance(ack, dict) or "error" in ack:
+            raise ClientError(f"the server refused subscribe {self.symbols!r}: {ack}")
+        return ack.get("symbols")
 
     async def close(self) -> None:
         """Disconnect and end the iteration; the cursor file keeps the last finished signal."""
@@ -288,6 +299,15 @@ class AsyncClient:
             self._queue.put_nowait(Outcome.from_payload(data))
         except ProtocolError as exc:
             log.warning("ignored an outcome: %s", exc)
+
+
+def _symbol_list(symbols: Iterable[str] | None) -> list[str] | None:
+    """SYMBOLS as a list; a lone string is refused (it would be read as a list of characters)."""
+    if symbols is None:
+        return None
+    if isinstance(symbols, str):
+        raise ValueError(f"symbols must be a list of symbols, not the string {symbols!r}: use [{symbols!r}]")
+    return list(symbols)
 
 
 def _refusal_reason(refusals: list[object]) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from quantum_signals_client.async_client import AsyncClient
@@ -50,6 +50,10 @@ class Client:
             self._core.commit()
         else:
             self._call(_run(self._core.commit))
+
+    def subscribe(self, symbols: Iterable[str] | None) -> list[str] | None:
+        """Change the symbol filter (None: every symbol), now and for every reconnect; the server's list."""
+        return self._call(self._core.subscribe(symbols))
 
     def close(self) -> None:
         """Disconnect, end the iteration and stop the background loop."""
