@@ -15,10 +15,12 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import aiohttp
 import socketio
 
 from quantum_signals_client.cursor_file import CursorFile
-from quantum_signals_client.events import Cursor, Event, Outcome, ProtocolError, Resync, Signal
+from quantum_signals_client.events import Cursor, Event, Resync, Signal
+from quantum_signals_client.stream_state import Item, Position, StreamState
 
 log = logging.getLogger("quantum_signals_client")
 
@@ -45,13 +47,6 @@ class Backoff:
         """Seconds to wait before reconnect ATTEMPT (0 for the first after a good connection)."""
         ceiling = min(self.cap, self.first * 2 ** min(attempt, 32))
         return random.uniform(ceiling / 2, ceiling)
-
-
-@dataclass(frozen=True)
-class _Position:
-    """A cursor to save without yielding anything: where a bot with no cursor joined the live stream."""
-
-    cursor: Cursor
 
 
 @dataclass(frozen=True)
@@ -107,9 +102,8 @@ class AsyncClient:
         self.transports, self.backoff, self.connect_timeout = transports, backoff, connect_timeout
         self.cursor_file = CursorFile(cursor) if cursor is not None else None
         saved = self.cursor_file.load() if self.cursor_file else None
-        # What was received (queued), which is where a reconnect resumes; the file holds what was finished.
-        self._epoch: str | None = saved.epoch if saved else None
-        self._seq: int | None = saved.seq if saved else since
+        # What was received (queued) is where a reconnect resumes; the file holds what was finished.
+        self._state = StreamState(saved.epoch, saved.seq) if saved else StreamState(None, since)
         self._finished: Cursor | None = saved
         self._pending: Cursor | None = None
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -141,7 +135,7 @@ class AsyncClient:
             if isinstance(item, _Failure):
                 self._closed = True
                 raise item.error
-            if isinstance(item, _Position):
+            if isinstance(item, Position):
                 self._save(item.cursor)
                 continue
             self._pending = item.cursor if isinstance(item, Signal | Resync) else None
@@ -199,35 +193,37 @@ class AsyncClient:
             auth["token"] = self.token
         if self.symbols is not None:
             auth["symbols"] = self.symbols
-        if self._seq is not None:
-            auth["since"] = self._seq
-        if self._epoch is not None:
-            auth["epoch"] = self._epoch
-        return auth
+        return {**auth, **self._state.connect_auth()}
 
     async def _run(self) -> None:
         """Connect, wait for the disconnect, back off, again: until closed or refused for good."""
         attempt = 0
         try:
             while not self._closed:
-                if await self._connect_once():
-                    attempt = 0
+                try:
+                    if await self._connect_once():
+                        attempt = 0
+                except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+                    log.warning("connection to %s failed: %r", self.url, exc)
                 delay = self.backoff.delay(attempt)
                 attempt += 1
                 log.info("reconnecting to %s in %.1f s", self.url, delay)
                 await asyncio.sleep(delay)
         except ClientError as exc:
             self._queue.put_nowait(_Failure(exc))
+        except Exception as exc:  # noqa: BLE001 - raised to the caller, not lost in a task nobody awaits
+            self._queue.put_nowait(_Failure(ClientError(f"the connection loop failed: {exc!r}")))
 
     async def _connect_once(self) -> bool:
         """One connection, until it drops; True if the server welcomed it (the backoff then starts again)."""
         sio = socketio.AsyncClient(reconnection=False)
         refusals: list[object] = []
         disconnected = asyncio.Event()
-        sio.on("welcome", self._on_welcome)
-        sio.on("new_signal", self._on_signal)
-        sio.on("resync", self._on_resync)
-        sio.on("signal_outcome", self._on_outcome)
+        sio.on("welcome", lambda data: self._handle(self._state.welcome(data), welcome=True))
+        sio.on("new_signal", lambda data: self._handle(self._state.signal(data)))
+        sio.on("resync", lambda data: self._handle(self._state.resync(data)))
+        if self.outcomes:
+            sio.on("signal_outcome", lambda data: self._handle(self._state.outcome(data)))
         sio.on("connect_error", refusals.append)
         sio.on("disconnect", lambda *_reason: disconnected.set())
         self._sio, self._welcomed = sio, False
@@ -253,52 +249,11 @@ class AsyncClient:
         log.warning("disconnected from %s", self.url)
         return self._welcomed
 
-    def _on_welcome(self, data: object) -> None:
-        if not (isinstance(data, dict) and isinstance(data.get("epoch"), str) and isinstance(data.get("seq"), int)):
-            log.warning("ignored a welcome not of the contract's shape: %.200r", data)
-            return
-        self._welcomed = True
-        if self._seq is None:
-            # No cursor yet: the live stream starts here, and a restart must resume from here too.
-            self._epoch, self._seq = data["epoch"], data["seq"]
-            self._queue.put_nowait(_Position(Cursor(data["epoch"], data["seq"])))
-        elif self._epoch is None:
-            self._epoch = data["epoch"]
-
-    def _on_resync(self, data: object) -> None:
-        epoch = data.get("epoch") if isinstance(data, dict) else None
-        if not isinstance(epoch, str) or not epoch:
-            log.warning("ignored a resync not of the contract's shape: %.200r", data)
-            return
-        if epoch == self._epoch and self._seq == 0:
-            return  # told twice (the replay and the relay may both say it)
-        previous = Cursor(self._epoch, self._seq) if self._epoch is not None and self._seq is not None else None
-        self._epoch, self._seq = epoch, 0
-        self._queue.put_nowait(Resync(epoch, previous))
-
-    def _on_signal(self, data: object) -> None:
-        try:
-            signal = Signal.from_payload(data)
-        except ProtocolError as exc:
-            log.warning("ignored a signal: %s", exc)
-            return
-        if signal.seq is None:
-            self._queue.put_nowait(signal)  # live only: it moves no cursor
-            return
-        if self._epoch is not None and signal.epoch != self._epoch:
-            self._on_resync({"epoch": signal.epoch})  # the history restarted and no resync said so
-        if self._seq is not None and signal.epoch == self._epoch and signal.seq <= self._seq:
-            return  # received already (a replay overlapping what came live)
-        self._epoch, self._seq = signal.epoch, signal.seq
-        self._queue.put_nowait(signal)
-
-    def _on_outcome(self, data: object) -> None:
-        if not self.outcomes:
-            return
-        try:
-            self._queue.put_nowait(Outcome.from_payload(data))
-        except ProtocolError as exc:
-            log.warning("ignored an outcome: %s", exc)
+    def _handle(self, items: list[Item], welcome: bool = False) -> None:
+        """Queue what an event yields; never awaits (arrival order, see the module's docstring)."""
+        self._welcomed = self._welcomed or welcome
+        for item in items:
+            self._queue.put_nowait(item)
 
 
 def _symbol_list(symbols: Iterable[str] | None) -> list[str] | None:
