@@ -5,7 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.harness.processes import ROOT
+
+# It runs pip in a new venv (and needs the package index): the slow layer, not `make test-fast`.
+pytestmark = pytest.mark.processes
 
 
 def test_installs_in_a_bare_venv(tmp_path):
