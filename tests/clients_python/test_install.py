@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -14,12 +15,16 @@ pytestmark = pytest.mark.processes
 
 
 def test_installs_in_a_bare_venv(tmp_path):
+    # A copy without build/ and *.egg-info: what a fresh clone has (setuptools reuses a stale build/ folder).
+    source = shutil.copytree(
+        ROOT / "clients" / "python", tmp_path / "src", ignore=shutil.ignore_patterns("build", "*.egg-info")
+    )
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = str(venv / "bin" / "python")
 
     install = subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(ROOT / "clients" / "python")],
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source)],
         capture_output=True,
         text=True,
         timeout=300,
