@@ -15,11 +15,13 @@ VENDOR := backend/web/static/vendor
 
 install: $(STAMP) $(VENDOR)/.stamp
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml clients/python/pyproject.toml
 	$(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .  # the console command quantum-signals
+	# The bot client (clients/python), editable: its tests under tests/clients_python import it.
+	$(PY) -m pip install --quiet -e ./clients/python
 	touch $@
 
 # Browser libraries come from npm (lock file), copied where Flask serves them: no CDN at run time.
