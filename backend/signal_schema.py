@@ -28,6 +28,11 @@ OUTCOME_CHANNEL_SUFFIX = ":outcomes"  # SIGNAL_CHANNEL + this: the worker announ
 
 # Every Redis key of the product.
 HISTORY_KEY = "qs:history"  # stream of numbered signals, entry id = seq
+# + epoch:symbol: sorted set of the seqs of that symbol's retained history entries (member = score = seq), written
+# and trimmed by the publish step with the history, so a read of one symbol costs what it returns.
+HISTORY_SYMBOL_PREFIX = "qs:history-sym:"
+# + epoch: the first seq the per-symbol index covers (older entries, written before it existed, are scanned).
+HISTORY_SYMBOL_START_PREFIX = "qs:history-sym-start:"
 SEQ_KEY = "qs:seq"
 EPOCH_KEY = "qs:epoch"
 LAST_SCAN_KEY = "qs:last_scan"  # unix time of the last completed scan (readiness shows its age)
