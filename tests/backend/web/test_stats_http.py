@@ -2,7 +2,9 @@
 with hindsight, outside signals named as the scan's strategies, the cap on stats entries, and the cost of a read
 of a symbol with no signal."""
 
+import pytest
 import requests
+from playwright.sync_api import expect
 
 from backend import history
 from backend.signal_schema import utc_iso
@@ -53,9 +55,9 @@ def test_signals_posted_on_bars_whose_outcome_is_known_move_no_stats(tmp_path, s
     assert outcomes[0]["unscored"].startswith("late: emitted after its +1 bar closed")
 
 
-def test_stats_of_outside_signals_are_under_their_source_and_the_cap_is_reported(
-    tmp_path, start_web, publisher, redis_client
-):
+def outside_signals_over_the_cap(tmp_path, start_web, publisher, redis_client):
+    """A web process with STATS_MAX_ENTRIES=2 and three outside signals on time, of three names, scored by the
+    scan's keeper (one of the scan's strategy name, SMA); the web process."""
     web = start_web(SIGNALS_PUBLISH_TOKEN=TOKEN, STATS_MAX_ENTRIES="2")
     start = start_now(20)
     scanner = replay(write_bars_csv(tmp_path / "bars.csv", wave_closes(30, 70), start), publisher, redis_client, SMA)
@@ -64,11 +66,18 @@ def test_stats_of_outside_signals_are_under_their_source_and_the_cap_is_reported
     post(web, {"type": "BUY", "price": 1, "strategy": SMA, "id": "tv-1"} | bar)  # source: webhook
     for name in ("other", "third"):
         post(web, {"type": "SELL", "price": 1, "strategy": name, "id": name} | bar)
-
     for _ in range(3):
         scan(scanner, now_ms=LATER)
+    return web
+
+
+def test_stats_of_outside_signals_are_under_their_source_and_the_cap_is_reported(
+    tmp_path, start_web, publisher, redis_client
+):
+    web = outside_signals_over_the_cap(tmp_path, start_web, publisher, redis_client)
 
     body = get(web, "/api/stats")
+
     assert [(e["strategy"], e.get("source"), e["signals"]) for e in body["stats"]] == [
         ("other", "webhook", 1),
         (SMA, "webhook", 1),
@@ -76,6 +85,21 @@ def test_stats_of_outside_signals_are_under_their_source_and_the_cap_is_reported
     assert body["max_entries"] == 2 and body["not_counted"] == 1
     scored = get(web, "/api/outcomes?symbol=BTCUSDT")["outcomes"]
     assert {o["id"] for o in scored if o.get("h") == 1} == {"tv-1", "other", "third"}  # scored all the same
+
+
+@pytest.mark.browser
+def test_the_stats_panel_names_the_source_and_says_when_stats_are_full(
+    tmp_path, start_web, publisher, redis_client, page
+):
+    web = outside_signals_over_the_cap(tmp_path, start_web, publisher, redis_client)
+
+    page.goto(web.url)
+
+    expect(page.locator("#stats .stats-full")).to_contain_text(
+        "Stats are full (2 entries, STATS_MAX_ENTRIES): 1 signal"
+    )
+    outside = page.locator(f'#stats .stats-table[data-strategy="{SMA}"][data-source="webhook"]')
+    expect(outside.locator("caption")).to_contain_text("outside signals, source webhook")
 
 
 def test_a_symbol_with_no_signal_reads_no_history_entry(web, publisher, redis_client):
