@@ -17,6 +17,7 @@ import redis
 from backend import history
 from backend.charts import bar_record, layout_json, read_closes
 from backend.outcomes import announcement, encode_number, late_reason, outcomes_at, signal_bar_ms, signal_ms
+from backend.settings import Settings
 from backend.signal_schema import (
     CHART_MAX_BARS,
     CHART_TTL_S,
@@ -191,7 +192,7 @@ class ChartKeeper:
         signal_channel: str,
         *,
         scan_source: str,
-        max_entries: int = 500,
+        max_entries: int = Settings.stats_max_entries,
     ):
         """Bind the Redis client and what the scan covers; the layout of the stored series is fixed here."""
         self.client = client
