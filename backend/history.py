@@ -6,7 +6,16 @@ import json
 
 import redis
 
-from backend.signal_schema import EPOCH_KEY, HISTORY_KEY, SEQ_KEY, InvalidSignal, new_epoch, validate_signal
+from backend.signal_schema import (
+    EPOCH_KEY,
+    HISTORY_KEY,
+    HISTORY_SYMBOL_PREFIX,
+    HISTORY_SYMBOL_START_PREFIX,
+    SEQ_KEY,
+    InvalidSignal,
+    new_epoch,
+    validate_signal,
+)
 
 
 def ensure_epoch(client: redis.Redis) -> str:
@@ -42,9 +51,49 @@ def read_range(client: redis.Redis, after: int, upto: int | None = None, count: 
 
 
 def recent(client: redis.Redis, since: int = 0, symbol: str | None = None, limit: int = 100) -> list[dict]:
-    """The newest LIMIT retained signals with seq > since (of SYMBOL if given), oldest first."""
+    """The newest LIMIT retained signals with seq > since (of SYMBOL if given), oldest first.
+
+    Of one symbol, through its index (docs/architecture.md, "Charts and outcomes"): a symbol with no signal costs
+    a few commands, whatever the history's length.
+    """
+    if symbol is None:
+        return _scan(client, since, None, limit, "+")
+    epoch = client.get(EPOCH_KEY)
+    if epoch is None:
+        return []
+    start = client.get(HISTORY_SYMBOL_START_PREFIX + epoch)
+    if start is None:  # no publish since the index exists: the history predates it
+        return _scan(client, since, symbol, limit, "+")
+    found = _indexed(client, HISTORY_SYMBOL_PREFIX + f"{epoch}:{symbol}", since, limit)
+    older = int(start) - 1  # entries up to here were written before the index: scanned, while retained
+    if len(found) < limit and older > since and client.xrange(HISTORY_KEY, f"({since}-0", f"{older}-0", count=1):
+        found = _scan(client, since, symbol, limit - len(found), f"{older}-0") + found
+    return found
+
+
+def _indexed(client: redis.Redis, index: str, since: int, limit: int) -> list[dict]:
+    """The newest LIMIT valid signals with seq > since named by the sorted set INDEX, oldest first."""
     found: list[dict] = []
-    end = "+"
+    upper = "+inf"
+    while len(found) < limit:
+        seqs = client.zrevrangebyscore(index, upper, f"({since}", start=0, num=limit - len(found))
+        if not seqs:
+            break
+        pipe = client.pipeline(transaction=False)
+        for seq in seqs:
+            pipe.xrange(HISTORY_KEY, f"{seq}-0", f"{seq}-0")
+        for entries in pipe.execute():
+            signal = decode_entry(entries[0][1]) if entries else None  # gone: trimmed since the index was read
+            if signal is not None:
+                found.append(signal)
+        upper = f"({seqs[-1]}"
+    found.reverse()
+    return found
+
+
+def _scan(client: redis.Redis, since: int, symbol: str | None, limit: int, end: str) -> list[dict]:
+    """The newest LIMIT valid signals with since < seq <= END (of SYMBOL if given), read back from END."""
+    found: list[dict] = []
     while len(found) < limit:
         batch = client.xrevrange(HISTORY_KEY, end, f"({since}-0", count=max(limit, 200))
         if not batch:

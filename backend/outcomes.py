@@ -10,7 +10,16 @@ from dataclasses import dataclass
 
 import redis
 
-from backend.signal_schema import STATS_INDEX_PREFIX, SignalType, outcome_key, stats_key
+from backend.signal_schema import (
+    STATS_INDEX_PREFIX,
+    STATS_NOT_COUNTED_PREFIX,
+    STATS_OUTSIDE_INDEX_PREFIX,
+    SignalType,
+    outcome_key,
+    outside_stats_key,
+    stats_key,
+    utc_iso,
+)
 
 ALL_SYMBOLS = "*"  # the stats field prefix of a strategy's totals
 
@@ -47,9 +56,13 @@ class Tally:
         return {"n": self.n, "hit_rate": self.hits / self.n, "mean_return": self.total / self.n}
 
 
-def stats_entry(strategy: str, signals: int, tallies: dict[int, Tally], symbol: str | None = None) -> dict:
-    """One entry of the stats list, in the shape of docs/architecture.md."""
+def stats_entry(
+    strategy: str, signals: int, tallies: dict[int, Tally], symbol: str | None = None, source: str | None = None
+) -> dict:
+    """One entry of the stats list, in the shape of docs/architecture.md (SOURCE: an outside signals' entry)."""
     entry: dict = {"strategy": strategy}
+    if source is not None:
+        entry["source"] = source
     if symbol is not None:
         entry["symbol"] = symbol
     entry["signals"] = signals
@@ -78,15 +91,25 @@ def stats_of(
 
 def signal_bar_ms(signal: dict) -> int | None:
     """Epoch ms of the signal's bar_time, None when it has no valid one."""
+    return signal_ms(signal.get("bar_time"))
+
+
+def signal_ms(text: object) -> int | None:
+    """Epoch ms of an ISO-8601 time of a signal (bar_time, emitted_at), None when it is no valid one."""
     from datetime import datetime
 
-    bar_time = signal.get("bar_time")
-    if not isinstance(bar_time, str):
+    if not isinstance(text, str):
         return None
     try:
-        return int(datetime.fromisoformat(bar_time.replace("Z", "+00:00")).timestamp() * 1000)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return int(moment.timestamp() * 1000) if moment.tzinfo is not None else None
+
+
+def late_reason(horizon: int, closed_ms: int) -> str:
+    """Why a signal is not scored: it was emitted once its first HORIZON's bar had closed (at CLOSED_MS)."""
+    return f"late: emitted after its +{horizon} bar closed ({utc_iso(closed_ms)}), when its outcome was known"
 
 
 def stats_fields(scope: str, horizons: Sequence[int]) -> list[str]:
@@ -97,16 +120,25 @@ def stats_fields(scope: str, horizons: Sequence[int]) -> list[str]:
 def read_stats(
     client: redis.Redis, epoch: str, horizons: Sequence[int], strategy: str | None = None, symbol: str | None = None
 ) -> list[dict]:
-    """The stats entries of EPOCH (of one STRATEGY if given; per SYMBOL if given), strategies in name order."""
-    strategies = sorted(client.smembers(STATS_INDEX_PREFIX + epoch))
-    if strategy is not None:
-        strategies = [s for s in strategies if s == strategy]
-    fields = stats_fields(symbol or ALL_SYMBOLS, horizons)
+    """The stats entries of EPOCH (of one STRATEGY if given; per SYMBOL if given), in strategy then source order:
+    the scan's strategies (no "source"), then outside signals' by source."""
     pipe = client.pipeline(transaction=False)
-    for name in strategies:
-        pipe.hmget(stats_key(epoch, name), fields)
+    pipe.smembers(STATS_INDEX_PREFIX + epoch)
+    pipe.smembers(STATS_OUTSIDE_INDEX_PREFIX + epoch)
+    scan_names, outside_names = pipe.execute()
+    named: list[tuple[str, str | None, str]] = [(name, None, stats_key(epoch, name)) for name in scan_names]
+    for member in outside_names:
+        source, name = _outside_entry(member)
+        if name is not None:
+            named.append((name, source, outside_stats_key(epoch, member)))
+    named.sort(key=lambda e: (e[0], e[1] is not None, e[1] or ""))
+    if strategy is not None:
+        named = [e for e in named if e[0] == strategy]
+    fields = stats_fields(symbol or ALL_SYMBOLS, horizons)
+    for _name, _source, key in named:
+        pipe.hmget(key, fields)
     entries = []
-    for name, values in zip(strategies, pipe.execute()):
+    for (name, source, _key), values in zip(named, pipe.execute()):
         signals = int(values[0] or 0)
         if symbol is not None and not signals:
             continue
@@ -114,18 +146,35 @@ def read_stats(
         for k, h in enumerate(horizons):
             n, total, hits = values[1 + 3 * k : 4 + 3 * k]
             tallies[h] = Tally(int(n or 0), float(total or 0.0), int(hits or 0))
-        entries.append(stats_entry(name, signals, tallies, symbol))
+        entries.append(stats_entry(name, signals, tallies, symbol, source))
     return entries
 
 
+def _outside_entry(member: str) -> tuple[str, str | None]:
+    """(source, strategy) of an outside stats index member (JSON ["<source>", "<strategy>"]); strategy None if bad."""
+    try:
+        source, name = json.loads(member)
+    except (ValueError, TypeError):
+        return "", None
+    return (source, name) if isinstance(source, str) and isinstance(name, str) else ("", None)
+
+
+def stats_limits(client: redis.Redis, epoch: str, max_entries: int) -> dict:
+    """What /api/stats says of STATS_MAX_ENTRIES: the cap, and how many signals it left out of the stats."""
+    return {"max_entries": max_entries, "not_counted": int(client.get(STATS_NOT_COUNTED_PREFIX + epoch) or 0)}
+
+
 def read_outcomes(client: redis.Redis, signals: Sequence[dict], horizons: Sequence[int]) -> list[dict]:
-    """Every stored outcome of SIGNALS (numbered ones), as signal_outcome payloads, in signal then horizon order."""
+    """Every stored outcome of SIGNALS (numbered ones), as signal_outcome payloads, in signal then horizon order;
+    a signal marked unscored gives one {"epoch", "seq", "id", "unscored": reason} instead."""
     numbered = [s for s in signals if isinstance(s.get("seq"), int) and isinstance(s.get("epoch"), str)]
     pipe = client.pipeline(transaction=False)
     for signal in numbered:
-        pipe.hmget(outcome_key(signal["epoch"], signal["seq"]), [str(h) for h in horizons])
+        pipe.hmget(outcome_key(signal["epoch"], signal["seq"]), ["unscored", *(str(h) for h in horizons)])
     found = []
-    for signal, values in zip(numbered, pipe.execute()):
+    for signal, (unscored, *values) in zip(numbered, pipe.execute()):
+        if unscored is not None:
+            found.append({"epoch": signal["epoch"], "seq": signal["seq"], "id": signal.get("id"), "unscored": unscored})
         for h, value in zip(horizons, values):
             if value is not None:
                 found.append(outcome_payload(signal["epoch"], signal["seq"], signal.get("id"), h, float(value)))

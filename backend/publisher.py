@@ -12,6 +12,8 @@ from backend.signal_schema import (
     DEDUPE_TTL_S,
     EPOCH_KEY,
     HISTORY_KEY,
+    HISTORY_SYMBOL_PREFIX,
+    HISTORY_SYMBOL_START_PREFIX,
     NOTIFY_GROUP,
     SCHEMA_VERSION,
     SENT_PREFIX,
@@ -26,6 +28,10 @@ from backend.signal_schema import (
 # A missing epoch means Redis lost its data: start a new epoch with seq and history reset.
 # The dedupe claim (KEYS[4]) is taken in the same step: a retried publish whose reply was
 # lost returns the stored signal instead of publishing it twice.
+# The per-symbol index (ARGV[8] .. epoch .. ':' .. symbol) holds exactly the seqs of the retained entries of each
+# symbol: entries the XADD's trim is about to drop leave their symbol's index first. Its keys are named after the
+# epoch, so a new epoch (Redis lost its data) starts them empty with the history; ARGV[9] .. epoch marks the first
+# seq indexed (a history older than the index is read the old way until its entries are trimmed).
 # A history started here gets the notification dispatcher's consumer group (ARGV[7]) at its very start, so
 # after Redis lost its data no signal published before the dispatcher's next run is skipped.
 _PUBLISH_LUA = """
@@ -44,7 +50,21 @@ if #KEYS == 4 then
 end
 local seq = redis.call('INCR', KEYS[1])
 local signal = '{"seq":' .. seq .. ',"epoch":"' .. epoch .. '",' .. string.sub(ARGV[2], 2)
+local index = ARGV[8] .. epoch .. ':'
+redis.call('SET', ARGV[9] .. epoch, seq, 'NX')
+local excess = redis.call('XLEN', KEYS[2]) - tonumber(ARGV[3]) + 1
+if excess > 0 then
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', excess)) do
+    local fields = entry[2]
+    for i = 1, #fields, 2 do
+      if fields[i] == 'sym' and fields[i + 1] ~= '' then
+        redis.call('ZREM', index .. fields[i + 1], string.match(entry[1], '^%d+'))
+      end
+    end
+  end
+end
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', 'sym', ARGV[6], 'sig', signal)
+if ARGV[6] ~= '' then redis.call('ZADD', index .. ARGV[6], seq, seq) end
 redis.call('PUBLISH', ARGV[1], signal)
 if #KEYS == 4 then redis.call('SET', KEYS[4], signal, 'EX', ARGV[5]) end
 return {1, signal}
@@ -101,6 +121,8 @@ class Publisher:
             DEDUPE_TTL_S,
             body.get("symbol") or "",
             NOTIFY_GROUP,
+            HISTORY_SYMBOL_PREFIX,
+            HISTORY_SYMBOL_START_PREFIX,
         ]
         created, stored = self._script(keys=keys, args=args)
         return json.loads(stored), bool(created)

@@ -197,6 +197,8 @@ class Settings:
     # Parsed by the worker (tasks/config.py), which owns the strategies; the web never reads it.
     strategies: str = "sma_cross:fast=9,slow=21"
     outcome_horizons: tuple[int, ...] = (1, 5, 20)
+    # Distinct /api/stats entries (scan strategies and outside source × strategy) per epoch; beyond, not counted.
+    stats_max_entries: int = 500
     history_maxlen: int = 10000
     max_signal_bytes: int = 65536
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
@@ -234,6 +236,7 @@ class Settings:
             exchange_api_url=_exchange_api_url(env),
             strategies=_text(env, "STRATEGIES", default["strategies"]),
             outcome_horizons=_horizons(env, default["outcome_horizons"]),
+            stats_max_entries=_int(env, "STATS_MAX_ENTRIES", default["stats_max_entries"], 1, 100_000),
             history_maxlen=_int(env, "HISTORY_MAXLEN", default["history_maxlen"], 1, 10_000_000),
             max_signal_bytes=_int(env, "MAX_SIGNAL_BYTES", default["max_signal_bytes"], 64, 16 * 1024 * 1024),
             auth_tokens=_list(env, "SIGNALS_AUTH_TOKEN", default["auth_tokens"]),

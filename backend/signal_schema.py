@@ -28,6 +28,11 @@ OUTCOME_CHANNEL_SUFFIX = ":outcomes"  # SIGNAL_CHANNEL + this: the worker announ
 
 # Every Redis key of the product.
 HISTORY_KEY = "qs:history"  # stream of numbered signals, entry id = seq
+# + epoch:symbol: sorted set of the seqs of that symbol's retained history entries (member = score = seq), written
+# and trimmed by the publish step with the history, so a read of one symbol costs what it returns.
+HISTORY_SYMBOL_PREFIX = "qs:history-sym:"
+# + epoch: the first seq the per-symbol index covers (older entries, written before it existed, are scanned).
+HISTORY_SYMBOL_START_PREFIX = "qs:history-sym-start:"
 SEQ_KEY = "qs:seq"
 EPOCH_KEY = "qs:epoch"
 LAST_SCAN_KEY = "qs:last_scan"  # unix time of the last completed scan (readiness shows its age)
@@ -65,6 +70,10 @@ OUTCOME_CURSOR_KEY = "qs:outcome-cursor"  # "epoch seq": the last history entry 
 # + epoch:strategy: hash of counts, fields "<symbol or *>|signals" and "<symbol or *>|<n, sum or hits>|<h>"
 STATS_PREFIX = "qs:stats:"
 STATS_INDEX_PREFIX = "qs:stats-index:"  # + epoch: set of the strategies with stats in that epoch
+# Outside signals' counts, apart from the scan's: + epoch:["<source>","<strategy>"] (JSON), the same fields.
+STATS_OUTSIDE_PREFIX = "qs:stats-outside:"
+STATS_OUTSIDE_INDEX_PREFIX = "qs:stats-outside-index:"  # + epoch: set of the JSON ["<source>","<strategy>"] counted
+STATS_NOT_COUNTED_PREFIX = "qs:stats-not-counted:"  # + epoch: signals left out of the stats by STATS_MAX_ENTRIES
 STATS_TTL_S = 30 * 24 * 3600
 
 
@@ -89,8 +98,13 @@ def outcome_key(epoch: str, seq: int) -> str:
 
 
 def stats_key(epoch: str, strategy: str) -> str:
-    """The hash of the outcome counts of STRATEGY in EPOCH (totals and per symbol)."""
+    """The hash of the outcome counts of the scan's STRATEGY in EPOCH (totals and per symbol)."""
     return f"{STATS_PREFIX}{epoch}:{strategy}"
+
+
+def outside_stats_key(epoch: str, entry: str) -> str:
+    """The hash of the outcome counts of outside signals of ENTRY (JSON [source, strategy]) in EPOCH."""
+    return f"{STATS_OUTSIDE_PREFIX}{epoch}:{entry}"
 
 
 # An exchange's market id (BTCUSDT) or ccxt's unified form (BTC/USDT, BTC/USDT:USDT).

@@ -43,7 +43,7 @@ def measure(count: int, runs: int, latency_ms: float) -> dict:
         names = symbols(count)
         strategies = parse_strategies(STRATEGIES)
         publisher = Publisher(client, "quantum_signals", 10_000, 65_536)
-        keeper = ChartKeeper(client, strategies, names, ["1m"], (1, 5, 20), "quantum_signals")
+        keeper = ChartKeeper(client, strategies, names, ["1m"], (1, 5, 20), "quantum_signals", scan_source="binance")
         requests.post(url + "/_control", json={"listed": names}, timeout=10).raise_for_status()
         sources = [CcxtSource("binance", url, weight_per_minute=WEIGHT_PER_MINUTE) for _ in range(2)]
         for source in sources:
@@ -124,7 +124,8 @@ def pair_bytes(bars: int = 1000, decimals: int | None = 2) -> int:
     candles = Candles(times, close, high, low, close, volume, times + BAR_MS - 1)
     with private_redis() as redis_server:
         client = make_redis(redis_server.url)
-        keeper = ChartKeeper(client, parse_strategies(STRATEGIES), ["S0000USDT"], ["1m"], (1, 5, 20), "quantum_signals")
+        strategies = parse_strategies(STRATEGIES)
+        keeper = ChartKeeper(client, strategies, ["S0000USDT"], ["1m"], (1, 5, 20), "quantum_signals", scan_source="")
         keeper.keep("S0000USDT", "1m", candles)
         keeper.flush()
         return int(client.memory_usage(chart_key("1m", "S0000USDT"), samples=0))

@@ -16,7 +16,8 @@ import redis
 
 from backend import history
 from backend.charts import bar_record, layout_json, read_closes
-from backend.outcomes import announcement, encode_number, outcomes_at, signal_bar_ms
+from backend.outcomes import announcement, encode_number, late_reason, outcomes_at, signal_bar_ms, signal_ms
+from backend.settings import Settings
 from backend.signal_schema import (
     CHART_MAX_BARS,
     CHART_TTL_S,
@@ -26,14 +27,19 @@ from backend.signal_schema import (
     OUTCOME_PENDING_PREFIX,
     OUTCOME_TTL_S,
     STATS_INDEX_PREFIX,
+    STATS_NOT_COUNTED_PREFIX,
+    STATS_OUTSIDE_INDEX_PREFIX,
     STATS_TTL_S,
     chart_key,
     chart_meta_key,
     outcome_channel,
     outcome_key,
+    outside_stats_key,
+    signal_id,
     stats_key,
 )
 from tasks.market import Candles
+from tasks.market.candles import timeframe_ms
 
 log = logging.getLogger(__name__)
 
@@ -69,21 +75,41 @@ redis.call('EXPIRE', meta, ARGV[3])
 return 1
 """
 
-# A signal becomes pending once: HSETNX of its id on its outcome hash is the claim, and counts it.
+# A signal becomes pending once: HSETNX of its id on its outcome hash is the claim. A late signal (ARGV[10], or its
+# first horizon's bar already kept: meta `last` >= ARGV[11]) is only marked unscored, with the reason. Else it is
+# counted in its stats entry (ARGV[9] in the index KEYS[4]) unless that entry is new and the entries of both
+# indexes (KEYS[4], KEYS[7]) reach ARGV[13]: then it is scored but not counted (KEYS[8] counts those), and its
+# pending member is ARGV[14], which names no stats.
 REGISTER_LUA = """
 if redis.call('HSETNX', KEYS[1], 'id', ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'sym', ARGV[2], 'strategy', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+local late = ARGV[10]
+if late == '' and ARGV[11] ~= '' and tonumber(redis.call('HGET', KEYS[6], 'last') or '-1') >= tonumber(ARGV[11]) then
+  late = ARGV[12]
+end
+if late ~= '' then
+  redis.call('HSET', KEYS[1], 'unscored', late)
+  return 3
+end
+local member, counted = ARGV[4], 1
+if redis.call('SISMEMBER', KEYS[4], ARGV[9]) == 0
+    and redis.call('SCARD', KEYS[4]) + redis.call('SCARD', KEYS[7]) >= tonumber(ARGV[13]) then
+  redis.call('INCR', KEYS[8])
+  redis.call('EXPIRE', KEYS[8], ARGV[7])
+  member, counted = ARGV[14], 2
+else
+  redis.call('HINCRBY', KEYS[3], '*|signals', 1)
+  redis.call('HINCRBY', KEYS[3], ARGV[2] .. '|signals', 1)
+  redis.call('EXPIRE', KEYS[3], ARGV[7])
+  redis.call('SADD', KEYS[4], ARGV[9])
+  redis.call('EXPIRE', KEYS[4], ARGV[7])
+end
+redis.call('ZADD', KEYS[2], ARGV[5], member)
 redis.call('EXPIRE', KEYS[2], ARGV[6])
-redis.call('HINCRBY', KEYS[3], '*|signals', 1)
-redis.call('HINCRBY', KEYS[3], ARGV[2] .. '|signals', 1)
-redis.call('EXPIRE', KEYS[3], ARGV[7])
-redis.call('SADD', KEYS[4], ARGV[3])
-redis.call('EXPIRE', KEYS[4], ARGV[7])
 redis.call('SADD', KEYS[5], ARGV[8])
 redis.call('EXPIRE', KEYS[5], ARGV[6])
-return 1
+return counted
 """
 
 # A signal leaves its pair's pending set; the pair leaves the set of pairs with pending signals with its last one.
@@ -93,22 +119,25 @@ if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) e
 return 1
 """
 
-# Store each outcome once (HSETNX), count it in the strategy's totals and the symbol's, and announce it.
+# Store each outcome once (HSETNX), count it in its stats entry's totals and the symbol's (unless ARGV[9] is '0':
+# the entry was refused by STATS_MAX_ENTRIES), and announce it.
 RECORD_LUA = """
 local recorded = 0
-for i = 9, #ARGV, 4 do
+for i = 10, #ARGV, 4 do
   local h, r = ARGV[i], ARGV[i + 1]
   if redis.call('HSETNX', KEYS[1], h, r) == 1 then
-    for _, scope in ipairs({'*', ARGV[3]}) do
-      redis.call('HINCRBY', KEYS[2], scope .. '|n|' .. h, 1)
-      redis.call('HINCRBYFLOAT', KEYS[2], scope .. '|sum|' .. h, r)
-      redis.call('HINCRBY', KEYS[2], scope .. '|hits|' .. h, ARGV[i + 2])
+    if ARGV[9] == '1' then
+      for _, scope in ipairs({'*', ARGV[3]}) do
+        redis.call('HINCRBY', KEYS[2], scope .. '|n|' .. h, 1)
+        redis.call('HINCRBYFLOAT', KEYS[2], scope .. '|sum|' .. h, r)
+        redis.call('HINCRBY', KEYS[2], scope .. '|hits|' .. h, ARGV[i + 2])
+      end
     end
     redis.call('PUBLISH', ARGV[4], ARGV[i + 3])
     recorded = recorded + 1
   end
 end
-redis.call('EXPIRE', KEYS[2], ARGV[2])
+if ARGV[9] == '1' then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 -- The pending entry names the horizons already scored, so later scans only look at the others.
 redis.call('ZREM', KEYS[3], ARGV[5])
@@ -147,7 +176,10 @@ class ChartKeeper:
 
     Signals of any origin in history (scan, HTTP, CLI) are scored when their symbol and timeframe are scanned and
     they name a strategy and a bar_time: they are routed from history to the pending set of their pair when the
-    scan first sees a new bar, and scored from the closes of the pair as each horizon's bar closes.
+    scan first sees a new bar, and scored from the closes of the pair as each horizon's bar closes. A signal
+    emitted after its first horizon's bar closed is marked unscored instead. The scan's own signals (SCAN_SOURCE,
+    one of its strategies, the id the scan derives) are counted under their strategy; any other under its source
+    and strategy; at most MAX_ENTRIES entries per epoch.
     """
 
     def __init__(
@@ -158,10 +190,17 @@ class ChartKeeper:
         timeframes: Iterable[str],
         horizons: Sequence[int],
         signal_channel: str,
+        *,
+        scan_source: str,
+        max_entries: int = Settings.stats_max_entries,
     ):
         """Bind the Redis client and what the scan covers; the layout of the stored series is fixed here."""
         self.client = client
         self.strategies = tuple(strategies)
+        self.specs = frozenset(s.spec for s in self.strategies)
+        self.scan_source = scan_source
+        self.max_entries = max_entries
+        self._full_logged: set[str] = set()  # the epochs whose stats were found full (logged once each)
         self.symbols = frozenset(symbols)
         self.timeframes = frozenset(timeframes)
         self.horizons = tuple(horizons)
@@ -301,14 +340,23 @@ class ChartKeeper:
             if not entries:
                 break
             commands = [self._registration(signal, current) for _seq, signal in entries]
-            registered += sum(self._run([c for c in commands if c is not None]))
+            replies = self._run([c for c in commands if c is not None])
+            registered += sum(reply in (1, 2) for reply in replies)
+            if 2 in replies and current not in self._full_logged:
+                self._full_logged.add(current)
+                log.warning(
+                    "stats full: %d entries in epoch %s (STATS_MAX_ENTRIES); signals of new strategies or sources"
+                    " are scored but not counted",
+                    self.max_entries,
+                    current,
+                )
             after = entries[-1][0]
             self.client.set(OUTCOME_CURSOR_KEY, f"{current} {after}", ex=OUTCOME_TTL_S)
         self._pending_pairs = self.client.smembers(OUTCOME_PENDING_PAIRS_KEY)
         return registered
 
     def _registration(self, signal: dict | None, epoch: str) -> tuple | None:
-        """The command registering SIGNAL as pending, None when it is not one the scan scores."""
+        """The command registering SIGNAL as pending (or unscored when late), None when the scan cannot score it."""
         if signal is None or signal.get("epoch") != epoch or not isinstance(signal.get("seq"), int):
             return None
         symbol, timeframe, strategy = signal.get("symbol"), signal.get("timeframe"), signal.get("strategy")
@@ -317,18 +365,44 @@ class ChartKeeper:
             return None
         if when is None or not strategy:
             return None
-        seq = signal["seq"]
-        member = json.dumps([epoch, seq, signal.get("id"), signal["type"], strategy, []])
+        seq, pair, bar_ms = signal["seq"], f"{timeframe}:{symbol}", timeframe_ms(timeframe)
+        first = min(self.horizons)
+        closed_ms = when + (first + 1) * bar_ms  # when the first horizon's bar closed
+        late = ""
+        if self._is_scan_signal(signal, symbol, timeframe, strategy, when):
+            # The scan's clock is its bars (a replay's are years old): late when that bar was kept already.
+            counted_under, index_key, other_index = strategy, STATS_INDEX_PREFIX, STATS_OUTSIDE_INDEX_PREFIX
+            stats = stats_key(epoch, strategy)
+            kept_bar = str(when + first * bar_ms)
+        else:
+            counted_under = json.dumps([str(signal.get("source", "")), strategy], ensure_ascii=False)
+            index_key, other_index = STATS_OUTSIDE_INDEX_PREFIX, STATS_INDEX_PREFIX
+            stats = outside_stats_key(epoch, counted_under)
+            kept_bar = ""
+            emitted = signal_ms(signal.get("emitted_at"))
+            if emitted is None or emitted >= closed_ms:
+                late = late_reason(first, closed_ms)
+        member = json.dumps([epoch, seq, signal.get("id"), signal["type"], strategy, [], stats])
+        uncounted = json.dumps([epoch, seq, signal.get("id"), signal["type"], strategy, [], ""])
         keys = [
             outcome_key(epoch, seq),
-            OUTCOME_PENDING_PREFIX + f"{timeframe}:{symbol}",
-            stats_key(epoch, strategy),
-            STATS_INDEX_PREFIX + epoch,
+            OUTCOME_PENDING_PREFIX + pair,
+            stats,
+            index_key + epoch,
             OUTCOME_PENDING_PAIRS_KEY,
+            chart_meta_key(timeframe, symbol),
+            other_index + epoch,
+            STATS_NOT_COUNTED_PREFIX + epoch,
         ]
-        pair = f"{timeframe}:{symbol}"
         args = [str(signal.get("id")), symbol, strategy, member, when, OUTCOME_TTL_S, STATS_TTL_S, pair]
+        args += [counted_under, late, kept_bar, late_reason(first, closed_ms), self.max_entries, uncounted]
         return self._script(REGISTER_LUA, keys, args)
+
+    def _is_scan_signal(self, signal: dict, symbol: str, timeframe: str, strategy: str, when: int) -> bool:
+        """True for a signal the scan made: its source, one of its strategies, and the id the scan derives."""
+        if signal.get("source") != self.scan_source or strategy not in self.specs:
+            return False
+        return signal.get("id") == signal_id(symbol, strategy, timeframe, when, signal["type"])
 
     def _score(self, symbol: str, timeframe: str, candles: Candles, pending: list) -> list[tuple]:
         """The commands recording the outcomes of PENDING signals whose horizon bars are closed, and dropping
@@ -353,17 +427,24 @@ class ChartKeeper:
                     self._done(pending_key, member, f"{timeframe}:{symbol}")
                 )  # not a bar of this pair (or gone from the store): never scorable
                 continue
-            epoch, seq, signal_id, kind, strategy, *rest = json.loads(member)
+            epoch, seq, known_id, kind, strategy, *rest = json.loads(member)
             done = rest[0] if rest else []
+            # Members written before outside signals had entries of their own name no stats key: the strategy's.
+            stats = rest[1] if len(rest) > 1 else stats_key(epoch, strategy)
             outcomes = outcomes_at(kind, found_close, index, [h for h in self.horizons if h not in done])
             if not outcomes:
                 continue
             scored = sorted([*done, *outcomes])
             left = (
-                json.dumps([epoch, seq, signal_id, kind, strategy, scored]) if len(scored) < len(self.horizons) else ""
+                json.dumps([epoch, seq, known_id, kind, strategy, scored, stats])
+                if len(scored) < len(self.horizons)
+                else ""
             )
-            keys = [outcome_key(epoch, seq), stats_key(epoch, strategy), pending_key, OUTCOME_PENDING_PAIRS_KEY]
+            # An entry refused by STATS_MAX_ENTRIES: the outcome is stored and announced, and counted nowhere.
+            counted = "1" if stats else "0"
+            keys = [outcome_key(epoch, seq), stats or outcome_key(epoch, seq), pending_key, OUTCOME_PENDING_PAIRS_KEY]
             args: list = [OUTCOME_TTL_S, STATS_TTL_S, symbol, self.channel, member, left, when, f"{timeframe}:{symbol}"]
+            args.append(counted)
             for h, r in outcomes.items():
                 args += [h, encode_number(r), int(r > 0), announcement(epoch, seq, h)]
             commands.append(self._script(RECORD_LUA, keys, args))

@@ -59,6 +59,7 @@ def scanner() -> MarketScanner:
     config = worker_config()
     settings = config.settings
     publisher = Publisher.from_settings(settings, make_redis(settings.redis_url))
+    source = market_source()
     keeper = ChartKeeper(
         publisher.client,
         config.strategies,
@@ -66,8 +67,10 @@ def scanner() -> MarketScanner:
         settings.timeframes,
         settings.outcome_horizons,
         settings.signal_channel,
+        scan_source=source.name,
+        max_entries=settings.stats_max_entries,
     )
-    return MarketScanner(market_source(), config.strategies, publisher, settings.timeframes, keeper=keeper)
+    return MarketScanner(source, config.strategies, publisher, settings.timeframes, keeper=keeper)
 
 
 @contextlib.contextmanager

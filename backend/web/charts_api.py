@@ -9,7 +9,7 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from backend import charts, history
-from backend.outcomes import read_outcomes, read_stats
+from backend.outcomes import read_outcomes, read_stats, stats_limits
 from backend.web.auth import bearer_token, token_ok
 from backend.web.ops import redis_down, redis_up
 from backend.web.params import BadRequest, parse_int, parse_symbol
@@ -101,8 +101,9 @@ def stats():
     epoch = _epoch(client)
     horizons = _horizons()
     entries = read_stats(client, epoch, horizons, strategy, symbol)
+    limits = stats_limits(client, epoch, current_app.config["SETTINGS"].stats_max_entries)
     redis_up()
-    return jsonify({"epoch": epoch, "horizons": horizons, "stats": entries})
+    return jsonify({"epoch": epoch, "horizons": horizons, "stats": entries, **limits})
 
 
 @bp.get("/outcomes")

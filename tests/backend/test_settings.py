@@ -16,6 +16,7 @@ def test_defaults_match_the_design():
     assert settings.market_source == MarketSourceSpec("binance") and settings.strategies == "sma_cross:fast=9,slow=21"
     assert settings.auth_tokens == () and settings.cors_origins == ()
     assert settings.fast_broadcast is True
+    assert settings.stats_max_entries == 500
 
 
 def test_an_empty_environment_gives_the_field_defaults():
@@ -35,6 +36,7 @@ def test_overrides_are_parsed():
             "MARKET_SOURCE": "csv:data.csv",
             "CORS_ORIGINS": "https://x.example",
             "FAST_BROADCAST": "0",
+            "STATS_MAX_ENTRIES": "20",
         }
     )
 
@@ -44,6 +46,7 @@ def test_overrides_are_parsed():
         "https://x.example",
     )
     assert settings.fast_broadcast is False
+    assert settings.stats_max_entries == 20
 
 
 def test_several_timeframes_are_kept_in_order():
@@ -75,6 +78,8 @@ def test_market_source_spec_reads_back_as_written(text):
         ({"SCAN_INTERVAL": "soon"}, "SCAN_INTERVAL='soon' is not an integer"),
         ({"SCAN_INTERVAL": "0"}, "SCAN_INTERVAL=0 is out of range"),
         ({"PORT": "70000"}, "PORT=70000 is out of range"),
+        ({"STATS_MAX_ENTRIES": "0"}, "STATS_MAX_ENTRIES=0 is out of range; it must be between 1 and 100000"),
+        ({"STATS_MAX_ENTRIES": "many"}, "STATS_MAX_ENTRIES='many' is not an integer"),
         ({"REDIS_URL": "localhost:6379"}, "is not a Redis URL"),
         ({"MARKET_SOURCE": "kraken"}, "MARKET_SOURCE='kraken' is unknown; use binance, ccxt:<exchange id>"),
         ({"MARKET_SOURCE": "ccxt:"}, "needs a ccxt exchange id after ccxt:, e.g. ccxt:binance"),

@@ -1,8 +1,9 @@
 """Scenario 6: malformed and hostile input on every boundary, while signals flow to real clients.
 
 The channel (bad JSON, huge, binary, deep nesting, forged seq/epoch), Socket.IO (bad auth, unknown events,
-junk and oversized packets, connect floods; bounded, loopback only), HTTP query parameters, and the
-environment (a bad value makes the process exit non-zero with a message naming the variable).
+junk and oversized packets, connect floods; bounded, loopback only), HTTP query parameters, the
+environment (a bad value makes the process exit non-zero with a message naming the variable), and the stats
+(signals POSTed with hindsight, floods of strategy names).
 """
 
 import json
@@ -17,6 +18,7 @@ import requests
 import socketio
 import websocket
 
+from tests.chaos.exchange import STRATEGY
 from tests.chaos.harness import FULL, SHORT, Row, Scenario
 from tests.chaos.hostile import metric, raw_socketio
 from tests.harness.polling import wait_until
@@ -398,3 +400,62 @@ def test_bad_environment_exits_naming_the_variable(profile, tmp_path, chaos_rows
         )
     )
     assert not unclear, "\n".join(unclear)
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=["short", "full"])
+def test_hindsight_posts_and_name_floods_do_not_move_the_stats(profile, stack_factory, chaos_rows):
+    token, cap = "chaos-publish", 5
+    env = {"SIGNALS_PUBLISH_TOKEN": token, "STATS_MAX_ENTRIES": str(cap), "HTTP_RATE_LIMIT": "100000/second"}
+    stack = stack_factory(webs=1, workers=1, beats=1, extra_env=env | {"PUBLISH_RATE_LIMIT": "100000/minute"})
+    web, symbol = stack.webs[0], stack.symbols[0]
+    query = {"symbol": symbol, "timeframe": "1s", "limit": 1000}
+    kept = lambda: requests.get(web.url + "/api/candles", params=query, timeout=5).json().get("candles", [])  # noqa: E731
+    bars = wait_until(lambda: len(k := kept()) >= 30 and k, 60, 0.2, "30 bars kept")
+
+    def post(body: dict) -> int:
+        answer = requests.post(web.url + "/api/signals", json=body, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 201, answer.text
+        return answer.json()["seq"]
+
+    hindsight = []  # each on a kept bar whose +1 bar closed: its direction chosen knowing the outcome
+    for i in range(-30, -10) if profile.full else range(-20, -10):
+        kind = "BUY" if bars[i + 1]["close"] >= bars[i]["close"] else "SELL"
+        for source in ("webhook", "binance"):  # "binance": the scan's own source, named in the body
+            body = {"type": kind, "price": bars[i]["close"], "symbol": symbol, "timeframe": "1s"}
+            bar_time = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bars[i]["time"] // 1000))
+            body |= {"strategy": STRATEGY, "bar_time": bar_time, "source": source, "id": f"h{i}{source}"}
+            hindsight.append(post(body))
+    names = 60 if profile.full else 20
+    for n in range(names):  # each on the bar open now: on time, counted up to the cap
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        post({"type": "BUY", "price": 1, "symbol": symbol, "timeframe": "1s", "strategy": f"f{n}", "bar_time": now})
+
+    def outcomes() -> list[dict]:
+        return requests.get(web.url + "/api/outcomes", params={"symbol": symbol, "limit": 1000}, timeout=5).json()[
+            "outcomes"
+        ]
+
+    def routed() -> dict | None:
+        stats = requests.get(web.url + "/api/stats", timeout=5).json()
+        late = {o["seq"] for o in outcomes() if "unscored" in o}
+        return stats if late >= set(hindsight) and len(stats["stats"]) + stats["not_counted"] >= names else None
+
+    stats = wait_until(routed, 30, 0.2, "every POSTed signal routed by the worker")
+    scored = {o["seq"] for o in outcomes() if "h" in o} & set(hindsight)
+    counted = [e for e in stats["stats"] if e["strategy"] == STRATEGY]
+    over = max(0, len(stats["stats"]) - cap)
+    chaos_rows.append(
+        Row(
+            f"6e. hindsight POSTs, name floods ({profile.name})",
+            len(hindsight) + names,
+            0,
+            len(scored) + over,
+            0,
+            0,
+            None,
+            f"{len(hindsight)} POSTs on bars of known outcome: {len(scored)} scored; {names} new names: "
+            f"{len(stats['stats'])} entries (cap {cap}), {stats['not_counted']} not counted",
+        )
+    )
+    assert not scored and not counted, (scored, counted)
+    assert len(stats["stats"]) == cap and stats["not_counted"] == names - cap

@@ -14,13 +14,13 @@ def wave_closes(flat: int, waving: int, amplitude: float = 10.0, period: float =
     return [100.0] * flat + [100.0 + amplitude * math.sin(k / period) for k in range(1, waving + 1)]
 
 
-def write_bars_csv(path: Path, closes: list[float]) -> Path:
-    """A CSV of 1-minute bars with these closes (high/low ±1, volume = bar number); return PATH."""
+def write_bars_csv(path: Path, closes: list[float], start_s: int = START_S) -> Path:
+    """A CSV of 1-minute bars with these closes (high/low ±1, volume = bar number) from START_S; return PATH."""
     lines = ["time,open,high,low,close,volume"]
     previous = closes[0]
     for i, close in enumerate(closes):
         lines.append(
-            f"{START_S + STEP_S * i},{previous},{max(previous, close) + 1},{min(previous, close) - 1},{close},{i}"
+            f"{start_s + STEP_S * i},{previous},{max(previous, close) + 1},{min(previous, close) - 1},{close},{i}"
         )
         previous = close
     path.write_text("\n".join(lines) + "\n")
@@ -36,22 +36,30 @@ def replay(path, publisher, client, specs: str, symbols=("BTCUSDT",), max_bars=N
     from tasks.strategies import parse_strategies
 
     strategies = parse_strategies(specs)
-    keeper = ChartKeeper(client, strategies, symbols, ["1m"], horizons, "quantum_signals")
+    source = CsvSource(path, replay=True)
+    keeper = ChartKeeper(client, strategies, symbols, ["1m"], horizons, "quantum_signals", scan_source=source.name)
     if max_bars is not None:
         keeper.max_bars = max_bars
-    source = CsvSource(path, replay=True)
     scanner = MarketScanner(source, strategies, publisher, "1m", keeper=keeper)
     for _ in range(scans or len(source.all()) - scanner.lookback + 2):
         scan(scanner, symbols)
     return scanner
 
 
-def scan(scanner, symbols=("BTCUSDT",)) -> None:
-    """One scan, then its keeper's queued writes made (a worker's keeper writes them within milliseconds)."""
-    scanner.scan(list(symbols))
+def scan(scanner, symbols=("BTCUSDT",), now_ms: int | None = None) -> None:
+    """One scan (at NOW_MS, the clock's time if None), then its keeper's queued writes made (a worker's keeper
+    writes them within milliseconds)."""
+    scanner.scan(list(symbols), now_ms)
     scanner.keeper.flush()
 
 
-def open_ms(index: int) -> int:
+def open_ms(index: int, start_s: int = START_S) -> int:
     """Open time in ms of bar INDEX of such a file."""
-    return (START_S + STEP_S * index) * 1000
+    return (start_s + STEP_S * index) * 1000
+
+
+def start_now(index: int) -> int:
+    """The START_S of a file whose bar INDEX is the one open now: a signal on it is on time (not hindsight)."""
+    import time
+
+    return int(time.time()) // STEP_S * STEP_S - STEP_S * index

@@ -5,13 +5,14 @@ import json
 import pytest
 
 from backend import charts, history
-from backend.outcomes import read_stats
+from backend.outcomes import read_stats, stats_limits
 from backend.signal_schema import OUTCOME_CHANNEL_SUFFIX, chart_key, outcome_key, utc_iso
 from tasks.strategies import parse_strategies
-from tests.harness.bars import open_ms, replay, scan, wave_closes, write_bars_csv
+from tests.harness.bars import open_ms, replay, scan, start_now, wave_closes, write_bars_csv
 
 HORIZONS = (1, 5, 20)
 SPECS = "sma_cross:fast=3,slow=5;sma_cross:fast=5,slow=12"
+LATER = 2**42  # a scan's clock in 2109: the bars of a file that starts now are all closed (the replay walks them)
 
 
 def test_every_closed_bar_is_kept_once_oldest_first(tmp_path, publisher, redis_client):
@@ -105,24 +106,92 @@ def test_each_outcome_is_announced_once_on_the_outcome_channel(tmp_path, publish
     assert sorted(announced, key=str) == sorted(stored, key=str) and stored
 
 
-def test_signals_of_any_origin_are_scored_when_the_scan_covers_their_pair(tmp_path, publisher, redis_client):
-    closes = wave_closes(30, 70)
-    scanner = replay(write_bars_csv(tmp_path / "bars.csv", closes), publisher, redis_client, SPECS, scans=5)
-    bar = utc_iso(open_ms(20))
+def test_signals_of_any_origin_are_scored_and_counted_under_their_source(tmp_path, publisher, redis_client):
+    closes, start = wave_closes(30, 70), start_now(20)
+    path = write_bars_csv(tmp_path / "bars.csv", closes, start)
+    scanner = replay(path, publisher, redis_client, SPECS, scans=5)
+    bar = utc_iso(open_ms(20, start))
     covered = publisher.publish_signal(
         {"type": "SELL", "price": 1.0, "symbol": "BTCUSDT", "timeframe": "1m", "strategy": "tv", "bar_time": bar}
+        | {"source": "webhook"}
     )
     publisher.publish_signal(
         {"type": "BUY", "price": 1.0, "symbol": "DOGEUSDT", "timeframe": "1m", "strategy": "tv2", "bar_time": bar}
     )
 
     for _ in range(3):
-        scan(scanner)
+        scan(scanner, now_ms=LATER)
 
     stats = read_stats(redis_client, covered["epoch"], HORIZONS)
-    assert [(e["strategy"], e["signals"]) for e in stats] == [("tv", 1)]
+    assert [(e["strategy"], e.get("source"), e["signals"]) for e in stats] == [("tv", "webhook", 1)]
     stored = redis_client.hgetall(outcome_key(covered["epoch"], covered["seq"]))
     assert float(stored["5"]) == -(closes[25] / closes[20] - 1)
+
+
+def test_an_outside_signal_named_as_a_scan_strategy_is_counted_under_its_source(tmp_path, publisher, redis_client):
+    start = start_now(20)
+    path = write_bars_csv(tmp_path / "bars.csv", wave_closes(30, 70), start)
+    scanner = replay(path, publisher, redis_client, SPECS, scans=5)
+    spec = parse_strategies(SPECS)[0].spec
+    for source in ("webhook", "csv"):  # "csv": the scan's own source, named in the body
+        publisher.publish_signal(
+            {"type": "BUY", "price": 1.0, "symbol": "BTCUSDT", "timeframe": "1m", "strategy": spec}
+            | {"bar_time": utc_iso(open_ms(20, start)), "source": source, "id": f"ext:{source}"}
+        )
+
+    for _ in range(30):
+        scan(scanner, now_ms=LATER)
+
+    stats = read_stats(redis_client, history.cursor(redis_client)[0], HORIZONS, strategy=spec)
+    scans = [s for s in history.read_range(redis_client, 0) if s["strategy"] == spec and s["source"] == "csv"]
+    assert [(e.get("source"), e["signals"]) for e in stats] == [(None, len(scans) - 1), ("csv", 1), ("webhook", 1)]
+    assert [e["outcomes"]["5"]["n"] for e in stats[1:]] == [1, 1]
+
+
+def test_a_signal_on_a_bar_whose_outcome_was_known_is_marked_unscored(tmp_path, publisher, redis_client):
+    closes = wave_closes(30, 170)
+    path = write_bars_csv(tmp_path / "bars.csv", closes)
+    honest = replay(path, publisher, redis_client, SPECS)
+    epoch = history.cursor(redis_client)[0]
+    before = read_stats(redis_client, epoch, HORIZONS)
+    spec = parse_strategies(SPECS)[0].spec
+    late = []
+    for i in range(100, 190):  # the bars after which the close rose: a hit, at every horizon, in hindsight
+        kind = "BUY" if closes[i + 5] > closes[i] else "SELL"
+        body = {"type": kind, "price": closes[i], "symbol": "BTCUSDT", "timeframe": "1m", "strategy": spec}
+        for source in ("webhook", "csv"):
+            late.append(publisher.publish_signal(body | {"bar_time": utc_iso(open_ms(i)), "source": source}))
+
+    honest.keeper.route()  # as a worker's keeper does every second
+    scan(honest)
+
+    assert read_stats(redis_client, epoch, HORIZONS) == before
+    for signal in late:
+        stored = redis_client.hgetall(outcome_key(epoch, signal["seq"]))
+        assert stored["unscored"].startswith("late: emitted after its +1 bar closed") and not set(stored) & {"1", "5"}
+
+
+def test_stats_entries_stop_at_max_entries_and_the_rest_is_counted_as_left_out(tmp_path, publisher, redis_client):
+    start = start_now(20)
+    path = write_bars_csv(tmp_path / "bars.csv", wave_closes(30, 70), start)
+    scanner = replay(path, publisher, redis_client, SPECS, scans=5)
+    scanner.keeper.max_entries = 3
+    sent = [
+        publisher.publish_signal(
+            {"type": "BUY", "price": 1.0, "symbol": "BTCUSDT", "timeframe": "1m", "strategy": f"s{k}"}
+            | {"bar_time": utc_iso(open_ms(20, start)), "source": "webhook"}
+        )
+        for k in range(5)
+    ]
+
+    for _ in range(3):
+        scan(scanner, now_ms=LATER)
+
+    epoch = sent[0]["epoch"]
+    stats = read_stats(redis_client, epoch, HORIZONS)
+    assert [(e["strategy"], e["source"], e["signals"]) for e in stats] == [(f"s{k}", "webhook", 1) for k in range(3)]
+    assert stats_limits(redis_client, epoch, 3) == {"max_entries": 3, "not_counted": 2}
+    assert all("1" in redis_client.hgetall(outcome_key(epoch, s["seq"])) for s in sent)  # scored all the same
 
 
 def test_series_over_high_low_and_volume_are_kept_with_their_panes(tmp_path, publisher, redis_client):

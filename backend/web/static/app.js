@@ -22,6 +22,8 @@ const CANDLE_RETRY_MS = 15000; // and this often while the scan does not cover t
 const PICKER_SHOWN = 50; // options listed at once; typing narrows the rest
 const MAX_OUTCOMES = 20000; // signal outcomes kept in memory
 const STATS_DELAY_MS = 500; // outcomes come in bursts (one per signal and horizon): one stats fetch per burst
+// A late signal is marked unscored by the worker within a second of its arrival, with no event: looked up then.
+const UNSCORED_CHECK_MS = 2500;
 const DEFAULT_HORIZONS = [1, 5, 20];
 
 const $ = (id) => document.getElementById(id);
@@ -62,6 +64,7 @@ const state = {
   outcomes: new Map(), // "s:<epoch>:<seq>" -> {"<h>": r}
   statsEpoch: read(STORE.statsEpoch, ""),
   statsTimer: null,
+  unscoredTimer: null,
   selectedKey: null, // the signal in the details panel
   chartSymbols: new Set(scan.symbols), // what the chart's picker lists: the scan's symbols, then any seen
   timeframes: new Set(scan.timeframes),
@@ -207,7 +210,12 @@ function flush() {
     drawMarkers();
     if (batch.some((e) => e.live && onChart(e))) scheduleCandles(300); // its bar has closed: fetch it now
   }
-  if (batch.some((e) => e.live)) scheduleStats(); // the signal counts changed
+  if (batch.some((e) => e.live)) {
+    scheduleStats(); // the signal counts changed
+    if (!state.unscoredTimer) {
+      state.unscoredTimer = setTimeout(() => { state.unscoredTimer = null; loadOutcomes(100); }, UNSCORED_CHECK_MS);
+    }
+  }
   alertFor(batch.filter((e) => e.live && visible(e)));
 }
 
@@ -332,10 +340,11 @@ function outcomeKey(o) {
   return `s:${o.epoch}:${o.seq}`;
 }
 
-/** Take one outcome ({epoch, seq, id, h, r}) from /api/outcomes or `signal_outcome`. */
+/** Take one outcome ({epoch, seq, id, h, r}, or {epoch, seq, id, unscored}) from /api/outcomes or `signal_outcome`. */
 function applyOutcome(o) {
-  if (!o || typeof o.epoch !== "string" || !Number.isInteger(o.seq) || !Number.isInteger(o.h)) return;
-  if (typeof o.r !== "number" || !Number.isFinite(o.r)) return;
+  if (!o || typeof o.epoch !== "string" || !Number.isInteger(o.seq)) return;
+  const unscored = typeof o.unscored === "string";
+  if (!unscored && (!Number.isInteger(o.h) || typeof o.r !== "number" || !Number.isFinite(o.r))) return;
   const key = outcomeKey(o);
   let scores = state.outcomes.get(key);
   if (!scores) {
@@ -343,7 +352,8 @@ function applyOutcome(o) {
     state.outcomes.set(key, scores);
     if (state.outcomes.size > MAX_OUTCOMES) state.outcomes.delete(state.outcomes.keys().next().value);
   }
-  scores[o.h] = o.r;
+  if (unscored) scores.unscored = o.unscored;
+  else scores[o.h] = o.r;
   const entry = state.byKey.get(key);
   if (!entry) return;
   fillOutcomes(entry);
@@ -360,14 +370,18 @@ function fillOutcomes(entry) {
   if (!entry.row) return;
   const scores = state.outcomes.get(entry.key) || {};
   const cells = entry.row.querySelectorAll("td.outcome");
-  state.horizons.forEach((h, i) => fillOutcome(cells[i], h, scores[h], scored(entry.sig)));
+  state.horizons.forEach((h, i) => fillOutcome(cells[i], h, scores[h], scored(entry.sig), scores.unscored));
 }
 
-function fillOutcome(cell, h, r, pending) {
+function fillOutcome(cell, h, r, pending, unscored) {
   if (!cell) return;
-  cell.classList.remove("up", "down", "flat", "pending");
+  cell.classList.remove("up", "down", "flat", "pending", "unscored");
   delete cell.dataset.r;
-  if (typeof r === "number") {
+  if (typeof unscored === "string") {
+    cell.textContent = "late";
+    cell.classList.add("unscored");
+    cell.title = `not scored: ${unscored}`;
+  } else if (typeof r === "number") {
     cell.dataset.r = String(r); // the exact value, for tests and tools
     cell.textContent = formatReturn(r);
     cell.classList.add(signClass(r));
@@ -396,9 +410,9 @@ function setHorizons(horizons) {
   renderTable();
 }
 
-async function loadOutcomes() {
+async function loadOutcomes(limit = 1000) {
   const generation = state.generation;
-  const body = await getJSON("/api/outcomes?limit=1000", "outcomes");
+  const body = await getJSON(`/api/outcomes?limit=${limit}`, "outcomes");
   if (!body || generation !== state.generation) return;
   setHorizons(body.horizons);
   (body.outcomes || []).forEach(applyOutcome);
@@ -424,7 +438,7 @@ async function loadStats() {
     state.statsEpoch = body.epoch;
     write(STORE.statsEpoch, body.epoch);
   }
-  renderStats(el.statsBody, Array.isArray(body.stats) ? body.stats : [], state.horizons);
+  renderStats(el.statsBody, Array.isArray(body.stats) ? body.stats : [], state.horizons, body);
 }
 
 // ---------- signal details ----------
@@ -467,6 +481,7 @@ function showDetails(entry) {
   definitions(el.detailsOutcomes, state.horizons.map((h) => {
     const r = scores[h];
     if (typeof r === "number") return [`+${h}`, formatReturn(r), signClass(r)];
+    if (typeof scores.unscored === "string") return [`+${h}`, `not scored: ${scores.unscored}`, "pending"];
     return [`+${h}`, scored(sig) ? "waiting for the bar to close" : "not scored", "pending"];
   }));
   const indicators = sig.indicators && typeof sig.indicators === "object" ? Object.entries(sig.indicators) : [];

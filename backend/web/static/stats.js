@@ -1,8 +1,9 @@
 // The stats panel: how each strategy's signals fared, per horizon (GET /api/stats), drawn with DOM calls only.
 import { cell, formatRate, formatReturn, plural, signClass } from "./format.js";
 
-/** Fill CONTAINER with one table per strategy of STATS (rows: HORIZONS). */
-export function renderStats(container, stats, horizons) {
+/** Fill CONTAINER with one table per entry of STATS (rows: HORIZONS); LIMITS ({max_entries, not_counted}, of
+ * /api/stats) add a note when STATS_MAX_ENTRIES left signals uncounted. */
+export function renderStats(container, stats, horizons, limits = {}) {
   const blocks = stats.filter((s) => s && typeof s.strategy === "string").map((s) => {
     const table = document.createElement("table");
     table.className = "stats-table";
@@ -12,7 +13,14 @@ export function renderStats(container, stats, horizons) {
     name.className = "strategy";
     const count = cell("span", plural(Number.isInteger(s.signals) ? s.signals : 0, "signal"));
     count.className = "count";
-    caption.append(name, count);
+    caption.append(name);
+    if (typeof s.source === "string") { // an outside signals' entry, apart from the scan's own strategies
+      table.dataset.source = s.source;
+      const source = cell("span", `outside signals, source ${s.source || "none"} · `);
+      source.className = "source";
+      caption.append(source);
+    }
+    caption.append(count);
     const head = document.createElement("tr");
     for (const label of ["after", "scored", "hit rate", "mean return"]) {
       const th = document.createElement("th");
@@ -37,6 +45,13 @@ export function renderStats(container, stats, horizons) {
     table.append(caption, thead, tbody);
     return table;
   });
+  if (Number.isInteger(limits.not_counted) && limits.not_counted > 0) {
+    const full = document.createElement("p");
+    full.className = "stats-full";
+    full.textContent = `Stats are full (${limits.max_entries} entries, STATS_MAX_ENTRIES): `
+      + `${plural(limits.not_counted, "signal")} of other strategies or sources scored but not counted.`;
+    blocks.unshift(full);
+  }
   if (!blocks.length) {
     const empty = document.createElement("p");
     empty.className = "empty";

@@ -67,6 +67,12 @@ def candles(web, symbol: str, timeframe: str = "1s") -> dict:
     return answer.json() if answer.status_code == 200 else {"candles": []}
 
 
+def outcomes(web, signal: dict) -> list[dict]:
+    """What GET /api/outcomes holds of SIGNAL."""
+    answer = requests.get(f"{web.url}/api/outcomes", params={"symbol": signal["symbol"]}, timeout=5).json()
+    return [o for o in answer["outcomes"] if o["seq"] == signal["seq"]]
+
+
 def drawn(page) -> dict:
     """What the chart draws, through its read-only accessor window.qsChart."""
     return page.evaluate("() => window.qsChart.snapshot()")
@@ -101,6 +107,12 @@ def a_signal(symbol: str, kind: str, bar_ms: int, price: float) -> dict:
         "reason": f"test {kind}",
         "indicators": {"close": price},
     }
+
+
+def open_bar_ms() -> int:
+    """The 1 s bar open now: a signal on it is on time (scored), as one on a kept bar may not be (its +1 bar may
+    have closed already: then it is marked late and not scored)."""
+    return int(time.time()) * 1000
 
 
 def row(page, signal: dict):
@@ -172,12 +184,11 @@ def test_live_signal_adds_a_marker_and_a_row_then_its_outcomes_fill_in(stack, pa
     expect(page.locator("#chart")).to_have_attribute("data-state", "candles")
     expect(page.locator("#stats .stats-table").first).to_be_visible(timeout=10_000)  # the scan's own strategies
 
-    last = candles(stack, "BTCUSDT")["candles"][-1]  # the newest closed bar: its +1 bar is still open
-    published = time.monotonic()
+    last = {"time": open_bar_ms(), "close": candles(stack, "BTCUSDT")["candles"][-1]["close"]}
     signal = publisher.publish_signal(a_signal("BTCUSDT", "BUY", last["time"], last["close"]))
     expect(row(page, signal)).to_have_count(1, timeout=LIVE_MS)
-    left = LIVE_MS / 1000 - (time.monotonic() - published)
-    wait_until(lambda: last["time"] // 1000 in {m["time"] for m in drawn(page)["markers"]}, left, message="its marker")
+    # Its marker once its bar closed and was kept.
+    wait_until(lambda: last["time"] // 1000 in {m["time"] for m in drawn(page)["markers"]}, 10, message="its marker")
 
     # +1 and +2 fill in as those bars close (the worker scores them, the relay sends signal_outcome); +20 waits.
     cells = row(page, signal).locator("td.outcome")
@@ -243,12 +254,14 @@ def test_phone_viewport_keeps_the_page_within_the_screen(stack, browser, publish
     phone.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     phone.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
-        bar = candles(stack, "BTCUSDT")["candles"][-3]
+        bar = candles(stack, "BTCUSDT")["candles"][-3]  # its +1 bar closed: marked late, not scored
         signal = publisher.publish_signal(a_signal("BTCUSDT", "SELL", bar["time"], bar["close"]))
+        late = lambda: any(o.get("unscored") for o in outcomes(stack, signal))  # noqa: E731
+        wait_until(late, 10, 0.1, "the signal marked unscored")
         phone.goto(stack.url)
         expect(phone.locator("#chart")).to_have_attribute("data-state", "candles")
         expect(row(phone, signal)).to_have_count(1)
-        expect(row(phone, signal).locator("td.outcome").first).not_to_have_class("num outcome pending")
+        expect(row(phone, signal).locator("td.outcome").first).to_have_text("late")
         width = phone.evaluate("() => document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"the page is {width} px wide on a {PHONE['width']} px phone"
         box = phone.locator("#chart").bounding_box()
@@ -264,7 +277,7 @@ def test_phone_viewport_keeps_the_page_within_the_screen(stack, browser, publish
 
 
 def test_stats_say_they_restarted_when_redis_lost_its_data(stack, page, publisher, redis_client):
-    bar = candles(stack, "BTCUSDT")["candles"][-5]
+    bar = {"time": open_bar_ms(), "close": 100.0}
     publisher.publish_signal(a_signal("BTCUSDT", "BUY", bar["time"], bar["close"]))
     page.goto(stack.url)
     stats = page.locator('#stats .stats-table[data-strategy="test:live"]')
