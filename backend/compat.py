@@ -28,18 +28,6 @@ def engineio_queue_size(server, sid: str, namespace: str = "/") -> int:
     return socket.queue.qsize() if socket is not None else 0
 
 
-def disable_permessage_deflate() -> None:
-    """Make eventlet's websocket server never negotiate permessage-deflate.
-
-    Replaces eventlet's private `WebSocketWSGI._negotiate_permessage_deflate` with one that accepts
-    nothing: eventlet has no option for it, and per-client compression of every broadcast dominated
-    the relay's profile (docs/benchmarks.md).
-    """
-    from eventlet import websocket
-
-    websocket.WebSocketWSGI._negotiate_permessage_deflate = lambda self, extensions: None
-
-
 def engineio_sessions(server) -> dict:
     """A snapshot {eio_sid: Socket} of every Engine.IO session of SERVER (the python-socketio Server).
 
@@ -66,114 +54,89 @@ def engineio_close_nowait(server, eio_sid: str) -> bool:
 
 
 def engineio_polling_close_never_waits() -> None:
-    """Make python-engineio's `Socket.close` wait for the client to take the CLOSE packet only on a websocket.
+    """Make python-engineio's `AsyncSocket.close` wait for the client to take the CLOSE packet only on a websocket.
 
-    Replaces `engineio.socket.Socket.close` (reads `Socket.upgraded`): `Server.disconnect` closes with
-    wait=True, which on a polling session blocks until a long-poll GET collects the packet. A stranger that
-    opened a session and sent one bad POST (an oversized body, an unknown packet) never polls again, so
-    that POST's green thread and its socket stayed parked forever (CLOSE-WAIT; the fd leak of the
+    Replaces `engineio.async_socket.AsyncSocket.close` (reads `AsyncSocket.upgraded`): `AsyncServer.disconnect`
+    closes with wait=True, which on a polling session waits (`queue.join()`) until a long-poll GET collects the
+    packet. A stranger that opened a session and sent one bad POST (an oversized body, an unknown packet) never
+    polls again, so that POST's request stayed parked forever with its socket (CLOSE-WAIT; the fd leak of the
     transport-limits issue). On a websocket the writer task collects the packet, so waiting stays as is.
     """
-    from engineio import socket as engineio_socket_module
+    from engineio import async_socket
 
-    original = engineio_socket_module.Socket.close
+    original = async_socket.AsyncSocket.close
     if getattr(original, "qs_polling_never_waits", False):
         return
 
-    def close(self, wait=True, abort=False, reason=None):
-        """Socket.close, waiting only when a websocket writer will collect the CLOSE packet."""
-        return original(self, wait=wait and self.upgraded, abort=abort, reason=reason)
+    async def close(self, wait=True, abort=False, reason=None):
+        """AsyncSocket.close, waiting only when a websocket writer will collect the CLOSE packet."""
+        return await original(self, wait=wait and self.upgraded, abort=abort, reason=reason)
 
     close.qs_polling_never_waits = True
     close.qs_original = original
-    engineio_socket_module.Socket.close = close
-
-
-def eventlet_respond_and_close(environ, status: str, headers: list[tuple[str, str]], body: bytes) -> list:
-    """Write a whole response on the client socket and make eventlet close it without reading the body.
-
-    Reaches into eventlet's `wsgi.WSGI_LOCAL.already_handled` (how eventlet's own websocket handler takes a
-    connection over) and `Input.get_socket()`: a WSGI app cannot otherwise stop eventlet from reading and
-    discarding an unread request body (up to Content-Length) to keep the connection alive. Returns the
-    WSGI result to hand back to eventlet.
-    """
-    from eventlet import wsgi
-
-    head = [
-        f"HTTP/1.1 {status}",
-        *(f"{name}: {value}" for name, value in headers),
-        f"Content-Length: {len(body)}",
-        "Connection: close",
-        "",
-        "",
-    ]
-    try:
-        environ["eventlet.input"].get_socket().sendall("\r\n".join(head).encode("latin-1") + body)
-    except OSError:
-        pass  # the client is gone: closing is all that is left to do
-    wsgi.WSGI_LOCAL.already_handled = True
-    return []
+    async_socket.AsyncSocket.close = close
 
 
 def engineio_bad_frame_ends_session() -> None:
-    """Make a websocket frame python-engineio cannot decode end that session at once.
+    """Make a websocket frame python-engineio cannot decode end that session at once, in one log line.
 
-    Wraps the private `engineio.socket.Socket._websocket_handler`: it decodes each frame outside its own
-    `try`, so an empty, non-numeric or deeply nested frame ended the handler without closing the session.
-    The client then stayed "connected" (in its rooms, emits queued for it) until the ping timeout, and a
-    stranger could make as many such phantoms as they liked.
+    Wraps the private `engineio.async_socket.AsyncSocket._websocket_handler`: it decodes each frame outside its
+    own `try`, so an empty, non-numeric or deeply nested frame ended the handler with an exception (a traceback
+    per frame from the server) and without closing the session: the client stayed "connected" (in its rooms,
+    emits queued for it) until the ping timeout, and a stranger could make as many such phantoms as they liked.
     """
-    from engineio import socket as engineio_socket_module
+    from engineio import async_socket
 
-    original = engineio_socket_module.Socket._websocket_handler
+    original = async_socket.AsyncSocket._websocket_handler
     if getattr(original, "qs_wrapped", False):
         return
 
-    def _websocket_handler(self, ws):
+    async def _websocket_handler(self, ws):
         """The library's handler; any error in it closes this session instead of leaving it behind."""
         try:
-            return original(self, ws)
+            return await original(self, ws)
         except Exception as exc:  # noqa: BLE001 - a stranger's frame; one line, then the session is gone
             self.server.logger.warning(
                 "%s: undecodable websocket frame (%s); closing the session", self.sid, type(exc).__name__
             )
-            self.queue.put(None)  # lets the handler's writer task end
-            self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
+            await self.queue.put(None)  # lets the handler's writer task end
+            await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
             return []
 
     _websocket_handler.qs_wrapped = True
-    engineio_socket_module.Socket._websocket_handler = _websocket_handler
+    async_socket.AsyncSocket._websocket_handler = _websocket_handler
 
 
 def socketio_event_errors_logged() -> None:
-    """Make an error while dispatching a client's event one log line, not a traceback printed by eventlet.
+    """Make an error while dispatching a client's event one log line, not a task's traceback.
 
-    Wraps the private `socketio.Server._handle_event_internal`, which runs in its own green thread: an
-    event name that is a list or an object made it raise TypeError there, and eventlet printed ~20 lines
-    of traceback per packet, past the log filter (backend/logging_setup.py).
+    Wraps the private `socketio.AsyncServer._handle_event_internal`, which runs in a task of its own: an event
+    name that is a list or an object made it raise TypeError there, and asyncio logged ~20 lines of
+    traceback per packet ("Task exception was never retrieved").
     """
     import socketio
 
-    original = socketio.Server._handle_event_internal
+    original = socketio.AsyncServer._handle_event_internal
     if getattr(original, "qs_wrapped", False):
         return
 
-    def _handle_event_internal(self, server, sid, *args, **kwargs):
+    async def _handle_event_internal(self, server, sid, *args, **kwargs):
         """The library's dispatch; an error is logged in one line and the event dropped."""
         try:
-            return original(self, server, sid, *args, **kwargs)
+            return await original(self, server, sid, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - one client's event must not print a traceback per packet
             self.logger.warning("event from %s dropped: %s: %s", sid, type(exc).__name__, str(exc)[:100])
             return None
 
     _handle_event_internal.qs_wrapped = True
-    socketio.Server._handle_event_internal = _handle_event_internal
+    socketio.AsyncServer._handle_event_internal = _handle_event_internal
 
 
 def harden_socketio() -> None:
-    """Install the hooks that keep one client's bad frame or event from outliving or flooding the server."""
+    """Install the hooks that keep one client's bad frame, event or POST from outliving or flooding the server."""
     engineio_bad_frame_ends_session()
     socketio_event_errors_logged()
+    engineio_polling_close_never_waits()
 
 
 def restart_safe_redbeat_scheduler():

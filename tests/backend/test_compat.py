@@ -6,6 +6,7 @@ WSGI entry point; the eventlet hooks on a real eventlet WSGI server in a child p
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import io
@@ -119,31 +120,78 @@ def test_engineio_queue_size(sio):
     require(call(hook, compat.engineio_queue_size, sio, "no-such-sid") == 0, hook, "an unknown sid has a queue")
 
 
-def test_engineio_sessions(sio):
+def asgi_polling_session(server: socketio.AsyncServer, connect: bool = True) -> tuple[str, str | None]:
+    """Open an Engine.IO polling session on the AsyncServer SERVER through its ASGI app; (eio_sid, sid or None)."""
+    import httpx
+
+    async def open_session():
+        transport = httpx.ASGITransport(app=socketio.ASGIApp(server))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            opened = await client.get("/socket.io/?EIO=4&transport=polling")
+            assert opened.status_code == 200, opened.text
+            eio_sid = json.loads(opened.text[1:])["sid"]
+            if not connect:
+                return eio_sid, None
+            posted = await client.post(f"/socket.io/?EIO=4&transport=polling&sid={eio_sid}", content=b"40")
+            assert posted.status_code == 200, posted.text
+            return eio_sid, server.manager.sid_from_eio_sid(eio_sid, "/")
+
+    return open_session()
+
+
+def async_server() -> socketio.AsyncServer:
+    """A real python-socketio AsyncServer (ASGI) recording disconnects."""
+    server = socketio.AsyncServer(async_mode="asgi")
+    server.disconnects = []
+
+    async def on_disconnect(sid, reason=None):
+        server.disconnects.append(sid)
+
+    server.on("connect", lambda sid, environ, auth=None: True)
+    server.on("disconnect", on_disconnect)
+    return server
+
+
+def test_engineio_sessions():
     hook = "engineio_sessions"
-    eio_sid, _ = polling_session(sio, connect=False)
-    sessions = call(hook, compat.engineio_sessions, sio)
-    require(
-        eio_sid in sessions and sessions[eio_sid].sid == eio_sid,
-        hook,
-        "python-engineio Server.sockets no longer maps eio_sid to Socket",
-    )
-    sessions.clear()
-    require(eio_sid in sio.eio.sockets, hook, "returned python-engineio's own dict, not a snapshot")
+
+    async def scenario():
+        server = async_server()
+        eio_sid, _ = await asgi_polling_session(server, connect=False)
+        sessions = call(hook, compat.engineio_sessions, server)
+        require(
+            eio_sid in sessions and sessions[eio_sid].sid == eio_sid,
+            hook,
+            "python-engineio AsyncServer.sockets no longer maps eio_sid to AsyncSocket",
+        )
+        sessions.clear()
+        require(eio_sid in server.eio.sockets, hook, "returned python-engineio's own dict, not a snapshot")
+
+    asyncio.run(scenario())
 
 
-def test_engineio_close_nowait(sio):
+def test_engineio_close_nowait():
     hook = "engineio_close_nowait"
-    eio_sid, sid = polling_session(sio)
-    session = sio.eio.sockets[eio_sid]
-    results = []
-    thread = in_thread(lambda: results.append(call(hook, compat.engineio_close_nowait, sio, eio_sid)))
-    thread.join(3)
-    require(not thread.is_alive(), hook, "python-engineio Socket.close(wait=False) waited for a poll that never came")
-    require(results == [True], hook, f"returned {results}")
-    require(session.closed and eio_sid not in sio.eio.sockets, hook, "the session is still open or listed")
-    require(sio.disconnects == [sid], hook, f"Socket.IO's disconnect handler saw {sio.disconnects}, not [{sid!r}]")
-    require(call(hook, compat.engineio_close_nowait, sio, eio_sid) is False, hook, "a closed session closed again")
+
+    async def scenario():
+        server = async_server()
+        eio_sid, sid = await asgi_polling_session(server)
+        require(sid is not None, hook, "the polling session did not connect the namespace")
+        session = server.eio.sockets[eio_sid]
+        try:
+            # Nobody polls: a close that waited for the client to take the CLOSE packet would never return.
+            closed = await asyncio.wait_for(compat.engineio_close_nowait(server, eio_sid), 3)
+        except TimeoutError:
+            raise AssertionError(f"compat hook {hook}: AsyncSocket.close(wait=False) waited for a poll") from None
+        except Exception as exc:
+            raise AssertionError(f"compat hook {hook}: {type(exc).__name__}: {exc}") from exc
+        require(closed is True, hook, f"returned {closed}")
+        require(session.closed and eio_sid not in server.eio.sockets, hook, "the session is still open or listed")
+        require(server.disconnects == [sid], hook, f"the disconnect handler saw {server.disconnects}, not [{sid!r}]")
+        again = await compat.engineio_close_nowait(server, eio_sid)
+        require(again is False, hook, "a closed session closed again")
+
+    asyncio.run(scenario())
 
 
 def test_engineio_polling_close_never_waits(sio):
@@ -519,3 +567,54 @@ def test_socketio_client_events_in_order():
         client.disconnect()
         child.kill()
         child.wait()
+
+
+# --- the request-head deadline (backend/web/server.py's protocol) -----------------------------------------------
+
+
+async def slow_app(scope, receive, send):
+    """An ASGI app answering /slow after 1.5 s and anything else at once."""
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/slow":
+        await asyncio.sleep(1.5)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_header_deadline_protocol():
+    hook = "header_deadline_protocol"
+    import uvicorn
+
+    from tests.harness.ports import free_port, is_closed
+
+    protocol = call(hook, compat.header_deadline_protocol, 1.0)
+    port = free_port()
+    config = uvicorn.Config(slow_app, host="127.0.0.1", port=port, http=protocol, log_config=None, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = in_thread(server.run)
+    try:
+        wait_until(lambda: server.started, 10, message="uvicorn started")
+        half = socket.create_connection(("127.0.0.1", port), timeout=5)
+        silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+        half.sendall(b"GET /fast HT")
+        started = time.monotonic()
+        # A request answered after the deadline is not cut, and its connection takes a next request.
+        kept = socket.create_connection(("127.0.0.1", port), timeout=5)
+        kept.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        require(kept.recv(1024).endswith(b"ok"), hook, "a request answered after the deadline was cut")
+        kept.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+        require(kept.recv(1024).endswith(b"ok"), hook, "the kept-alive connection took no next request")
+        answered = time.monotonic()
+        closed = f"compat hook {hook}: the half and silent request heads were not closed"
+        wait_until(lambda: is_closed(half) and is_closed(silent), 5, 0.05, closed)
+        waited = time.monotonic() - started
+        require(0.8 < waited < 3, hook, f"the half request was closed after {waited:.1f} s, not about 1 s")
+        # uvicorn's own keep-alive timeout is 5 s: closing sooner is the deadline on the next head.
+        wait_until(lambda: is_closed(kept), 5, 0.05, f"compat hook {hook}: the idle connection was not closed")
+        require(time.monotonic() - answered < 2.5, hook, "the idle connection outlived the head deadline")
+        for sock in (half, silent, kept):
+            sock.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
