@@ -29,7 +29,7 @@ def engineio_queue_size(server, sid: str, namespace: str = "/") -> int:
 
 
 def engineio_sessions(server) -> dict:
-    """A snapshot {eio_sid: Socket} of every Engine.IO session of SERVER (the python-socketio Server).
+    """A snapshot {eio_sid: Socket} of every Engine.IO session of SERVER (a python-socketio AsyncServer).
 
     Reaches into python-engineio's `Server.sockets`: no public API lists the sessions, and the sweeper
     (backend/web/connection_limits.py) must find those that never connected a Socket.IO namespace.
@@ -37,20 +37,76 @@ def engineio_sessions(server) -> dict:
     return dict(server.eio.sockets)
 
 
-def engineio_close_nowait(server, eio_sid: str) -> bool:
-    """Close Engine.IO session EIO_SID of SERVER without waiting for the client; False when it was gone.
+async def engineio_close_nowait(server, eio_sid: str) -> bool:
+    """Close Engine.IO session EIO_SID of SERVER (an AsyncServer) without waiting for the client; False when gone.
 
-    Reaches into python-engineio's `Server.sockets` and `Socket.close(wait=False, reason=…)`: the public
-    `Server.disconnect` waits until the client has taken the CLOSE packet, which a polling client that
-    stopped polling never does, and the caller (the sweeper) must not hang on a stranger.
+    Reaches into python-engineio's `AsyncServer.sockets` and `AsyncSocket.close(wait=False, reason=…)`: the
+    public `AsyncServer.disconnect` waits until the client has taken the CLOSE packet, which a polling client
+    that stopped polling never does, and the caller (the sweeper) must not hang on a stranger.
     """
     eio = server.eio
     socket = eio.sockets.get(eio_sid)
     if socket is None:
         return False
-    socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+    await socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
     eio.sockets.pop(eio_sid, None)
     return True
+
+
+def header_deadline_protocol(timeout_s: float) -> type:
+    """uvicorn's httptools protocol class, closing a connection whose request head is not in within TIMEOUT_S.
+
+    Subclasses `uvicorn.protocols.http.httptools_impl.HttpToolsProtocol` and uses its undocumented parts: the
+    parser callbacks `on_message_begin` / `on_headers_complete`, `on_response_complete` (which arms the
+    keep-alive timer), and its `transport`, `loop` and `cycle`. uvicorn times out only an idle keep-alive
+    connection, and any byte received cancels that: a client that connects and says nothing, or sends half a
+    request head, or drips it a byte at a time (slowloris), held a connection and a file for ever.
+    """
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class HeaderDeadlineProtocol(HttpToolsProtocol):
+        """HttpToolsProtocol with a deadline on each request head, from the connection or the last answer."""
+
+        head_timeout_s = timeout_s
+
+        def connection_made(self, transport):
+            """Accept the connection; its first request head is due within the deadline."""
+            super().connection_made(transport)
+            self.head_deadline = None
+            self._arm_head_deadline()
+
+        def on_headers_complete(self):
+            """The head arrived in time: the body has its own deadline (ConnectionLimits)."""
+            self._disarm_head_deadline()
+            super().on_headers_complete()
+
+        def on_response_complete(self):
+            """The answer is out: the next request head is due within the deadline (keep-alive stays as is)."""
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_head_deadline()
+
+        def connection_lost(self, exc):
+            """Forget the deadline with the connection."""
+            self._disarm_head_deadline()
+            super().connection_lost(exc)
+
+        def _arm_head_deadline(self):
+            self._disarm_head_deadline()
+            self.head_deadline = self.loop.call_later(self.head_timeout_s, self._head_deadline_passed)
+
+        def _disarm_head_deadline(self):
+            if getattr(self, "head_deadline", None) is not None:
+                self.head_deadline.cancel()
+                self.head_deadline = None
+
+        def _head_deadline_passed(self):
+            self.head_deadline = None
+            # Between requests only: a request being answered (a long poll, a slow handler) is not cut.
+            if self.cycle is None or self.cycle.response_complete:
+                self.transport.close()
+
+    return HeaderDeadlineProtocol
 
 
 def engineio_polling_close_never_waits() -> None:
