@@ -22,7 +22,7 @@ def engineio_socket(server, sid: str, namespace: str = "/"):
 def engineio_queue_size(server, sid: str, namespace: str = "/") -> int:
     """Packets waiting in the Engine.IO send queue of Socket.IO client SID (0 when gone).
 
-    Reaches into python-engineio's `Socket.queue` (an eventlet/threading Queue).
+    Reaches into python-engineio's `AsyncSocket.queue` (an asyncio.Queue).
     """
     socket = engineio_socket(server, sid, namespace)
     return socket.queue.qsize() if socket is not None else 0

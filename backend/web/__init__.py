@@ -57,8 +57,9 @@ def create_app(settings: Settings | None = None) -> WebApp:
     )
     client = make_redis(settings.redis_url)
     state = WebState(settings=settings, redis=client, aredis=make_async_redis(settings.redis_url), sio=sio)
-    # FAST_BROADCAST: live signals framed once and written to idle websockets (backend/web/broadcast.py).
-    broadcaster = Broadcaster(sio) if settings.fast_broadcast else None
+    # FAST_BROADCAST: live signals framed once and written to idle websockets; with it on or off, a client
+    # that falls behind past SLOW_CLIENT_MAX_PACKETS / _BYTES is cut (backend/web/broadcast.py).
+    broadcaster = Broadcaster.from_settings(sio, settings)
     state.relay = Relay(sio, settings, state.aredis, broadcaster)
     state.namespace = SignalsNamespace(state.relay, state.aredis, settings.auth_tokens, settings.subscribe_rate_limit)
     sio.register_namespace(state.namespace)
@@ -119,6 +120,6 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
         try:
             await run()
             return
-        except Exception:  # noqa: BLE001 - a background task must outlive its own bugs
+        except Exception:  # a background task must outlive its own bugs (log.exception keeps the traceback)
             log.exception("%s task failed; restarting it", name)
         await asyncio.sleep(RESTART_PAUSE_S)

@@ -1,4 +1,4 @@
-"""Socket.IO in this process (Flask-SocketIO's test client, the relay in a thread) on the suite's real Redis."""
+"""Socket.IO in this process (a real uvicorn in a thread, python-socketio clients) on the suite's real Redis."""
 
 from tests.harness.polling import wait_until
 
