@@ -6,8 +6,6 @@ pinned library changes underneath it. Nothing else in the project may touch a pr
 
 from __future__ import annotations
 
-from socket import MSG_DONTWAIT
-
 
 def engineio_socket(server, sid: str, namespace: str = "/"):
     """The Engine.IO socket of Socket.IO client SID, or None when it is gone.
@@ -250,139 +248,129 @@ def restart_safe_redbeat_scheduler():
 
 # --- the broadcast fast path (backend/web/broadcast.py) ---------------------------------------------------------
 
-
-class _Flush(str):
-    """The marker python-engineio's writer hands to `ws.send` to make it write a pending remainder first."""
-
-
-# Its text is an Engine.IO NOOP ("6"): should anything but the wrapped `ws.send` ever see it, it is harmless.
-FLUSH = _Flush("6")
-_flush_packet = None  # the queue item that carries FLUSH, made when the lanes are installed
+# The key under which the websocket protocol puts itself in its ASGI scope's "extensions".
+WEBSOCKET_EXTENSION = "qs.websocket"
+_websocket_protocol_class = None
 
 
-class WebsocketLane:
-    """The fast path's view of one eventlet websocket: a raw non-blocking write, the writer's in-flight count."""
+def websocket_protocol_class():
+    """uvicorn's websockets-sansio protocol class, each connection of it reachable from its ASGI scope.
 
-    __slots__ = ("ws", "fd", "busy", "pending")
-
-    def __init__(self, ws):
-        """Wrap WS (eventlet's RFC6455WebSocket on a plain GreenSocket)."""
-        self.ws = ws
-        self.fd = ws.socket.fd  # the non-blocking OS socket under eventlet's GreenSocket
-        self.busy = 0  # green threads inside ws.send (the writer, a control reply, the close)
-        self.pending: bytes | None = None  # the unsent tail of a fast-path frame
-
-    def send(self, original, message, **kwargs):
-        """eventlet's ws.send, after writing any pending fast-path tail: two frames never interleave."""
-        self.busy += 1
-        try:
-            if self.pending is not None:
-                data, self.pending = self.pending, None
-                self.ws._send(data)  # eventlet's locked sendall: blocks only this green thread
-            if message is FLUSH:
-                return None
-            return original(message, **kwargs)
-        finally:
-            self.busy -= 1
-
-
-def _lane_eligible(ws) -> bool:
-    from eventlet import greenio, websocket
-
-    return (
-        isinstance(ws, websocket.RFC6455WebSocket)
-        and not ws.client
-        and not ws.extensions  # no permessage-deflate: the same bytes are valid for every client
-        and type(ws.socket) is greenio.GreenSocket  # not TLS: the bytes go to the OS socket as they are
-    )
-
-
-def engineio_websocket_lanes() -> None:
-    """Give every eventlet websocket session of python-engineio a WebsocketLane while its handler runs.
-
-    Wraps the private `engineio.socket.Socket._websocket_handler(self, ws)` and replaces `send` on that
-    eventlet `RFC6455WebSocket` instance (whose `socket` is eventlet's GreenSocket, `.fd` the OS socket,
-    `_send` its locked `sendall`): the broadcast fast path writes one pre-framed message to many sockets
-    itself, so it must know when python-engineio's writer (or a control reply, or the closing frame) is
-    in the middle of a frame, and a tail the fast path could not write must go out before any other frame.
+    Subclasses uvicorn's `WebSocketsSansIOProtocol` (what `ws="auto"` picks) and overrides its private
+    `handle_connect`, which builds the scope of an accepted handshake, to add the protocol itself under
+    scope["extensions"][WEBSOCKET_EXTENSION]: ASGI gives an app no way to the connection's transport, and the
+    fast path writes pre-framed bytes to it (websocket_fast_send). Pass it to uvicorn.Config(ws=…).
     """
-    from engineio import socket as engineio_socket_module
+    global _websocket_protocol_class
+    if _websocket_protocol_class is None:
+        from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-    original = engineio_socket_module.Socket._websocket_handler
-    if getattr(original, "qs_lanes", False):
+        class FastWebSocketProtocol(WebSocketsSansIOProtocol):
+            """uvicorn's sansio websocket protocol, announced in its scope's extensions."""
+
+            def handle_connect(self, event) -> None:
+                """The library's handshake; an accepted one's scope names this protocol."""
+                super().handle_connect(event)
+                scope = self.__dict__.get("scope")  # only an accepted handshake gets one
+                if scope is not None:
+                    scope["extensions"][WEBSOCKET_EXTENSION] = self
+
+        _websocket_protocol_class = FastWebSocketProtocol
+    return _websocket_protocol_class
+
+
+def engineio_websocket_protocols() -> None:
+    """Record on each python-engineio websocket session the uvicorn protocol under it (`Socket.qs_websocket`).
+
+    Wraps the private `engineio.async_socket.AsyncSocket._upgrade_websocket(self, environ)`, which every
+    websocket session passes through (a direct websocket connect and an upgrade from polling alike), and reads
+    the ASGI scope python-engineio keeps in `environ["asgi.scope"]`.
+    """
+    from engineio import async_socket
+
+    original = async_socket.AsyncSocket._upgrade_websocket
+    if getattr(original, "qs_protocols", False):
         return
 
-    def _websocket_handler(self, ws):
-        """The library's handler, with a lane on this session for as long as it runs."""
-        if not _lane_eligible(ws):
-            return original(self, ws)
-        lane = WebsocketLane(ws)
-        send = ws.send
-        ws.send = lambda message, **kwargs: lane.send(send, message, **kwargs)
-        self.qs_lane = lane
-        try:
-            return original(self, ws)
-        finally:
-            self.qs_lane = None
+    async def _upgrade_websocket(self, environ):
+        """The library's upgrade, with the connection's protocol (None when it is not ours) on the session."""
+        extensions = (environ.get("asgi.scope") or {}).get("extensions") or {}
+        self.qs_websocket = extensions.get(WEBSOCKET_EXTENSION)
+        return await original(self, environ)
 
-    _websocket_handler.qs_lanes = True
-    _websocket_handler.qs_original = original
-    engineio_socket_module.Socket._websocket_handler = _websocket_handler
-
-    global _flush_packet
-    if _flush_packet is None:
-        from engineio import packet
-
-        class FlushPacket(packet.Packet):
-            """A queue item whose encoding is FLUSH: the writer's ws.send then writes the lane's pending tail."""
-
-            def encode(self, b64=False):
-                """FLUSH, whatever the transport asks."""
-                return FLUSH
-
-        _flush_packet = FlushPacket(packet.NOOP)
+    _upgrade_websocket.qs_protocols = True
+    _upgrade_websocket.qs_original = original
+    async_socket.AsyncSocket._upgrade_websocket = _upgrade_websocket
 
 
-def websocket_fast_send(server, eio_sid: str, frame: bytes) -> str:
-    """Write FRAME (a whole websocket frame) to client EIO_SID's OS socket now, if that keeps the order.
+def websocket_fast_send(eio, eio_sid: str, frame: bytes, now: float) -> str:
+    """Write FRAME (a whole websocket frame) to client EIO_SID's transport now, if that keeps its order.
 
-    Returns "sent" (written whole), "partial" (written in part: the tail is handed to the client's writer,
-    which sends it before anything else), "dropped" (the client's ping timed out: closing, and dropped as
-    python-engineio's `Socket.send` drops it), or why it did not write, so the caller queues the packet
-    the normal way: "gone", "transport" (polling, mid-upgrade, closing, no lane), "queued" (packets wait in
-    its queue), "busy" (a frame is in flight on it, or its writer is not parked), "blocked" (the OS socket
-    took nothing), "failed" (the OS socket raised: the connection is breaking).
-    Reaches into python-engineio's `Server.sockets`, `Socket.upgraded/upgrading/closed/closing`,
-    `Socket.queue` (eventlet's Queue: `qsize`, `getting` — the writer parks in `get` when idle) and
-    `check_ping_timeout`, and the WebsocketLane of engineio_websocket_lanes.
+    EIO is python-socketio's `AsyncServer.eio`; NOW is time.time(). Returns "sent", or why it did not write, so
+    the caller queues the packet the library's way: "gone", "transport" (polling, mid-upgrade, closing, not our
+    protocol), "queued" (packets wait in its queue), "busy" (its writer holds packets it has not written yet),
+    "blocked" (the transport's buffer is past its high-water mark: uvicorn's own send would wait), "dropped"
+    (its ping timed out: the library's send closes the session and drops the packet).
+    Reaches into python-engineio's `AsyncServer.sockets`, `AsyncSocket.upgraded/upgrading/closed/closing/
+    last_ping/queue`, asyncio.Queue's `_getters` (the writer waits there when it has written everything it took),
+    and uvicorn's protocol `transport/handshake_complete/close_sent/disconnected/writable`.
     """
-    socket = server.eio.sockets.get(eio_sid)
+    socket = eio.sockets.get(eio_sid)
     if socket is None:
         return "gone"
-    lane = socket.__dict__.get("qs_lane")
-    if lane is None or not socket.upgraded or socket.upgrading or socket.closed or socket.closing:
+    protocol = socket.__dict__.get("qs_websocket")
+    if protocol is None or not socket.upgraded or socket.upgrading or socket.closed or socket.closing:
         return "transport"
     queue = socket.queue
     if queue.qsize():
         return "queued"
-    # getting(): the writer is parked in queue.get, so it holds no dequeued packet it has not written yet
-    # (between taking one and calling ws.send it never yields); busy: someone is inside ws.send.
-    if lane.busy or lane.pending is not None or not queue.getting():
+    for getter in queue._getters:  # the writer parked in queue.get: it holds nothing it has not written
+        if not getter.done():
+            break
+    else:
         return "busy"
-    if not socket.check_ping_timeout():
+    if socket.last_ping and now - socket.last_ping > eio.ping_timeout:
         return "dropped"
-    try:
-        # MSG_DONTWAIT: never wait, whatever eventlet did to the fd's blocking mode
-        sent = lane.fd.send(frame, MSG_DONTWAIT)
-    except BlockingIOError:
+    if protocol.close_sent or protocol.disconnected or not protocol.handshake_complete:
+        return "transport"
+    if not protocol.writable.is_set():
         return "blocked"
-    except OSError:
-        return "failed"  # the connection is breaking: queued, the writer finds out and closes the session
-    if sent < len(frame):
-        lane.pending = frame[sent:]
-        queue.put(_flush_packet)  # wakes the writer, which writes the tail before anything queued after it
-        return "partial"
+    transport = protocol.transport
+    if transport.is_closing():
+        return "transport"
+    transport.write(frame)
     return "sent"
+
+
+def engineio_backlog(eio, eio_sid: str) -> tuple[int, int]:
+    """(packets queued, bytes unsent in the transport's buffer) of client EIO_SID; (0, 0) when it is gone.
+
+    Reaches into python-engineio's `AsyncServer.sockets`, `AsyncSocket.queue` and the `qs_websocket` protocol of
+    engineio_websocket_protocols (its `transport`); a polling session has no transport of its own: 0 bytes.
+    """
+    socket = eio.sockets.get(eio_sid)
+    if socket is None:
+        return 0, 0
+    protocol = socket.__dict__.get("qs_websocket")
+    unsent = protocol.transport.get_write_buffer_size() if protocol is not None and protocol.transport else 0
+    return socket.queue.qsize(), unsent
+
+
+async def engineio_cut(eio, eio_sid: str) -> bool:
+    """End client EIO_SID's session at once, dropping what is queued for it; False when it was gone.
+
+    Reaches into python-engineio's `AsyncServer.sockets` and `AsyncSocket.close(wait=False, abort=True, …)` (the
+    public `disconnect` queues a CLOSE packet behind the backlog and waits for the client to take it), and
+    aborts the `qs_websocket` protocol's transport: the writer may be waiting for that transport to drain.
+    """
+    socket = eio.sockets.get(eio_sid)
+    if socket is None:
+        return False
+    protocol = socket.__dict__.get("qs_websocket")
+    if protocol is not None and protocol.transport is not None:
+        protocol.transport.abort()  # the writer's pending send ends (ClientDisconnected), the reader sees EOF
+    await socket.close(wait=False, abort=True, reason=eio.reason.SERVER_DISCONNECT)
+    return True
 
 
 # --- python-socketio clients (the test harness's RecordingClient; any Python consumer of the signals) ----------

@@ -396,131 +396,6 @@ def test_restart_safe_redbeat_scheduler():
         app.close()
 
 
-FAST_PATH_SERVER = """
-import eventlet
-eventlet.monkey_patch()
-import json, sys, time
-import eventlet.wsgi, socketio
-from engineio import packet as ep
-from backend import compat
-from backend.web.broadcast import text_frame
-
-compat.engineio_websocket_lanes()
-sio = socketio.Server(async_mode="eventlet")
-
-
-def message(n, pad=0):
-    return '2' + json.dumps(["x", {"n": n, "pad": "p" * pad}])
-
-
-def frame(n, pad=0):
-    return text_frame(("4" + message(n, pad)).encode())
-
-
-def idle(s):
-    return not s.queue.qsize() and s.queue.getting() and not s.qs_lane.busy and s.qs_lane.pending is None
-
-
-# Yield to the other green threads until CONDITION holds; False (noted in OUT) after TIMEOUT s.
-def poll(condition, what, out, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            out["timed_out"] = what
-            return False
-        eventlet.sleep(0.005)
-    return True
-
-
-@sio.on("go")
-def go(sid):
-    eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
-    s = sio.eio.sockets[eio_sid]
-    out = {"lane": getattr(s, "qs_lane", None) is not None}
-    if not poll(lambda: idle(s), "the connect ack to go out", out):
-        return print(json.dumps(out), flush=True)
-    out["idle"] = compat.websocket_fast_send(sio, eio_sid, frame(1))
-    sio.eio.send_packet(eio_sid, ep.Packet(ep.MESSAGE, message(2)))
-    out["after_queue"] = compat.websocket_fast_send(sio, eio_sid, frame(99))  # 2 is queued: refused
-    if not poll(lambda: idle(s), "packet 2 to go out", out):
-        return print(json.dumps(out), flush=True)
-    # The client reads nothing now: write 64 KB frames until one does not fit whole.
-    out["fill"], n = [], 100
-    while not out["fill"] or out["fill"][-1] == "sent":
-        out["fill"].append(compat.websocket_fast_send(sio, eio_sid, frame(n, 65536)))
-        if out["fill"][-1] == "blocked":
-            sio.eio.send_packet(eio_sid, ep.Packet(ep.MESSAGE, message(n, 65536)))  # what the broadcaster does
-        n += 1
-    out["last"] = n - 1
-    out["after_partial"] = compat.websocket_fast_send(sio, eio_sid, frame(999))  # the flush marker is queued
-    # The writer takes the marker off the queue and blocks inside ws.send writing the tail.
-    if not poll(lambda: not s.queue.qsize() and s.qs_lane.busy, "the writer to take the flush marker", out):
-        return print(json.dumps(out), flush=True)
-    out["writer_mid_frame"] = compat.websocket_fast_send(sio, eio_sid, frame(998))
-    sio.eio.send_packet(eio_sid, ep.Packet(ep.MESSAGE, message(3)))
-    print(json.dumps(out), flush=True)
-
-
-sock = eventlet.listen(("127.0.0.1", 0))
-print(sock.getsockname()[1], flush=True)
-eventlet.wsgi.server(sock, socketio.WSGIApp(sio), log_output=False)
-"""
-
-
-def test_engineio_websocket_lanes_and_websocket_fast_send():
-    hooks = "engineio_websocket_lanes / websocket_fast_send"
-    from engineio import socket as engineio_socket_module
-
-    handler = getattr(engineio_socket_module.Socket, "_websocket_handler", None)
-    require(handler is not None, hooks, "python-engineio Socket._websocket_handler is gone")
-    parameters = list(inspect.signature(getattr(handler, "qs_original", handler)).parameters)
-    require(parameters[:2] == ["self", "ws"], hooks, f"Socket._websocket_handler takes {parameters}, not (self, ws)")
-    websocket_module = eventlet_module("websocket")
-    require(callable(getattr(websocket_module.RFC6455WebSocket, "_send", None)), hooks, "eventlet ws._send is gone")
-    require(hasattr(eventlet_module("queue").Queue, "getting"), hooks, "eventlet Queue.getting is gone")
-
-    from tests.chaos.hostile import raw_socketio
-
-    child = subprocess.Popen(
-        [sys.executable, "-W", "ignore", "-c", FAST_PATH_SERVER],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = child.stdout.readline()
-        if not line.strip().isdigit():
-            child.kill()
-            require(False, hooks, f"server did not start: {line!r} {child.stderr.read()[-2000:]}")
-        ws = raw_socketio(f"http://127.0.0.1:{int(line)}", rcvbuf=4096, timeout=20)
-        require(ws.recv().startswith("40"), hooks, "no connect ack")
-        ws.send('42["go"]')
-        out = json.loads(child.stdout.readline())  # the client reads nothing until the server is done
-        require("timed_out" not in out, hooks, f"the server timed out waiting for {out.get('timed_out')}: {out}")
-        require(out["lane"], hooks, "no lane on a websocket session")
-        require(out["idle"] == "sent", hooks, f"an idle websocket was not written: {out['idle']}")
-        require(out["after_queue"] == "queued", hooks, f"written past a queued packet: {out['after_queue']}")
-        require(out["fill"][-1] in ("partial", "blocked"), hooks, f"a full socket: {out['fill']}")
-        if out["fill"][-1] == "partial":
-            require(out["after_partial"] == "queued", hooks, f"written past a tail: {out['after_partial']}")
-        require(out["writer_mid_frame"] == "busy", hooks, f"written while the writer was mid-frame: {out}")
-
-        numbers = []
-        while len(numbers) < out["last"] - 100 + 4:
-            text = ws.recv()  # websocket-client checks each frame; two frames mixed would not decode
-            if text == "2":
-                continue
-            event, data = json.loads(text[2:])
-            numbers.append(data["n"])
-        ws.close()
-        expected = [1, 2, *range(100, out["last"] + 1), 3]
-        require(numbers == expected, hooks, f"frames out of order: {numbers[:8]}… not {expected[:8]}…")
-    finally:
-        child.kill()
-        child.wait()
-
-
 EVENTS_SERVER = """
 import eventlet
 eventlet.monkey_patch()
@@ -618,3 +493,177 @@ def test_header_deadline_protocol():
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+# --- the broadcast fast path on asyncio: a real uvicorn (the hooks' protocol class) in a thread ------------------
+
+
+class FastPathServer:
+    """python-socketio's AsyncServer on uvicorn with compat.websocket_protocol_class, in a thread of this process."""
+
+    def __init__(self):
+        """Serve on a free loopback port; start() returns once it accepts connections."""
+        import uvicorn
+
+        from tests.harness.ports import free_port
+
+        compat.engineio_websocket_protocols()
+        self.sio = socketio.AsyncServer(async_mode="asgi")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            socketio.ASGIApp(self.sio),
+            host="127.0.0.1",
+            port=self.port,
+            loop="uvloop",
+            ws=compat.websocket_protocol_class(),
+            ws_per_message_deflate=False,
+            log_config=None,
+            lifespan="off",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> FastPathServer:
+        """Run uvicorn and wait until it serves."""
+        self.thread.start()
+        wait_until(lambda: self.server.started, 10, message="uvicorn started")
+        return self
+
+    def on_loop(self, function, *args):
+        """FUNCTION(*ARGS) run on the server's event loop (awaited when it is a coroutine function): its result."""
+        import asyncio
+
+        async def run():
+            result = function(*args)
+            return await result if inspect.isawaitable(result) else result
+
+        loop = next(iter(self.server.servers)).get_loop()
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(10)
+
+    def session(self, sid: str | None = None):
+        """The Engine.IO session SID (the only one when None)."""
+        sockets = self.sio.eio.sockets
+        return sockets[sid] if sid else next(iter(sockets.values()))
+
+    def stop(self) -> None:
+        """Stop uvicorn and wait for its thread."""
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def fast_path_server():
+    """A started FastPathServer, stopped after the test."""
+    server = FastPathServer().start()
+    yield server
+    server.stop()
+
+
+def eio_message(n: int, pad: int = 0) -> str:
+    """The Engine.IO MESSAGE text of Socket.IO event "x" carrying N."""
+    return "42" + json.dumps(["x", {"n": n, "pad": "p" * pad}])
+
+
+def test_websocket_protocol_class_engineio_websocket_protocols_and_websocket_fast_send(fast_path_server):
+    hooks = "websocket_protocol_class / engineio_websocket_protocols / websocket_fast_send / engineio_backlog"
+    from engineio import async_socket
+    from engineio import packet as ep
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    from backend.web.broadcast import text_frame
+    from tests.chaos.hostile import raw_socketio
+
+    require(callable(getattr(WebSocketsSansIOProtocol, "handle_connect", None)), hooks, "uvicorn handle_connect gone")
+    upgrade = getattr(async_socket.AsyncSocket, "_upgrade_websocket", None)
+    require(upgrade is not None, hooks, "python-engineio AsyncSocket._upgrade_websocket is gone")
+    parameters = list(inspect.signature(getattr(upgrade, "qs_original", upgrade)).parameters)
+    require(parameters == ["self", "environ"], hooks, f"_upgrade_websocket takes {parameters}, not (self, environ)")
+
+    server = fast_path_server
+    eio = server.sio.eio
+    frame = lambda n, pad=0: text_frame(eio_message(n, pad).encode())  # noqa: E731
+    send = lambda sid, data, now=None: compat.websocket_fast_send(eio, sid, data, now or time.time())  # noqa: E731
+    ws = raw_socketio(server.url, rcvbuf=4096, timeout=20)
+    require(ws.recv().startswith("40"), hooks, "no connect ack")
+    session = server.session()
+    sid = session.sid
+    require(isinstance(session.__dict__.get("qs_websocket"), compat.websocket_protocol_class()), hooks, "no protocol")
+
+    def idle() -> bool:
+        return server.on_loop(lambda: not session.queue.qsize() and any(not g.done() for g in session.queue._getters))
+
+    wait_until(idle, 10, message="the connect ack written")
+    require(server.on_loop(send, sid, frame(1)) == "sent", hooks, "an idle websocket was not written")
+
+    async def queue_then_send():
+        await eio.send_packet(sid, ep.Packet(ep.MESSAGE, eio_message(2)[1:]))
+        return send(sid, frame(99))
+
+    require(server.on_loop(queue_then_send) == "queued", hooks, "written past a queued packet")
+    wait_until(idle, 10, message="packet 2 written")
+
+    def overdue():
+        session.last_ping = time.time() - 2 * eio.ping_timeout  # as if a ping went unanswered
+        try:
+            return send(sid, frame(99))
+        finally:
+            session.last_ping = None
+
+    require(server.on_loop(overdue) == "dropped", hooks, "written to a client whose ping timed out")
+    require(server.on_loop(send, "no-such-sid", frame(99)) == "gone", hooks, "a gone client")
+
+    # The client reads nothing now: 64 KB frames until the transport's buffer passes its high-water mark.
+    fill, n = [], 100
+    while not fill or fill[-1] == "sent":
+        fill.append(server.on_loop(send, sid, frame(n, 65536)))
+        n += 1
+        require(len(fill) < 2000, hooks, "the transport never paused writing")
+    require(fill[-1] == "blocked", hooks, f"a full transport: {fill[-3:]}")
+    last = n - 2  # the blocked frame was not written: the caller would queue it
+    packets, unsent = server.on_loop(compat.engineio_backlog, eio, sid)
+    require(packets == 0 and unsent > 65536, hooks, f"backlog of a full transport: {packets} packets, {unsent} bytes")
+
+    # Queued now, the writer takes packet 3 and waits inside uvicorn's send for the transport to drain.
+    server.on_loop(eio.send_packet, sid, ep.Packet(ep.MESSAGE, eio_message(3)[1:]))
+    wait_until(lambda: server.on_loop(session.queue.qsize) == 0, 10, message="the writer took packet 3")
+    require(server.on_loop(send, sid, frame(99)) == "busy", hooks, "written while the writer held a packet")
+
+    numbers = []
+    while len(numbers) < 2 + (last - 100 + 1) + 1:
+        text = ws.recv()  # websocket-client checks each frame; bytes of two frames mixed would not decode
+        if text == "2":
+            continue
+        numbers.append(json.loads(text[2:])[1]["n"])
+    ws.close()
+    expected = [1, 2, *range(100, last + 1), 3]
+    require(numbers == expected, hooks, f"frames out of order: {numbers[:6]}… not {expected[:6]}…")
+
+    # A long-polling session has no websocket of its own: always the library's way.
+    import requests
+
+    opened = requests.get(server.url + "/socket.io/?EIO=4&transport=polling", timeout=5).text
+    polling_sid = json.loads(opened[opened.index("{") :])["sid"]
+    require(server.on_loop(send, polling_sid, frame(99)) == "transport", hooks, "wrote to a polling session")
+    require(server.on_loop(compat.engineio_backlog, eio, polling_sid)[1] == 0, hooks, "polling session bytes")
+
+
+def test_engineio_cut(fast_path_server):
+    hook = "engineio_cut"
+    from tests.chaos.hostile import raw_socketio
+
+    server = fast_path_server
+    disconnected = []
+    server.sio.on("disconnect", lambda sid, reason: disconnected.append(reason))
+    ws = raw_socketio(server.url, timeout=10)
+    require(ws.recv().startswith("40"), hook, "no connect ack")
+    session = server.session()
+    require(server.on_loop(compat.engineio_cut, server.sio.eio, session.sid), hook, "a live session was not cut")
+    require(session.closed, hook, "the session is not closed")
+    wait_until(lambda: disconnected, 10, message="the disconnect handler")
+    import websocket
+
+    with pytest.raises((websocket.WebSocketConnectionClosedException, OSError)):  # EOF, or a reset
+        while True:
+            ws.recv()  # the transport was aborted: EOF or a reset, never another message
+    require(not server.on_loop(compat.engineio_cut, server.sio.eio, "no-such-sid"), hook, "cut a gone session")
