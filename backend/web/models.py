@@ -129,7 +129,11 @@ class OutcomesPage(BaseModel):
 
 
 def answers(*statuses: int) -> dict:
-    """The `responses` of a route for the error STATUSES it may answer, each with ErrorBody."""
+    """The `responses` of a route for the error STATUSES it may answer, each with ErrorBody.
+
+    With "4XX" among them FastAPI lists no 422 of its own: query parameters are parsed by backend/web/params.py,
+    whose refusals are 400s with the JSON error shape.
+    """
     reasons = {
         400: "A parameter or the body cannot be used",
         401: "A token is required or wrong",
@@ -140,4 +144,5 @@ def answers(*statuses: int) -> dict:
         429: "Over a rate limit (Retry-After says when to retry)",
         503: "Redis does not answer",
     }
-    return {status: {"model": ErrorBody, "description": reasons[status]} for status in statuses}
+    refusals = {status: {"model": ErrorBody, "description": reasons[status]} for status in statuses}
+    return {**refusals, "4XX": {"model": ErrorBody, "description": "Refused: the error says what to change"}}
