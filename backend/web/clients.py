@@ -96,8 +96,11 @@ class SignalsNamespace(socketio.AsyncNamespace):
         )
         return True
 
-    async def on_connect(self, sid, environ, auth=None):
-        """Check the token, read the cursor and filter, then attach the client in the background."""
+    async def on_connect(self, sid, environ=None, auth=None):
+        """Check the token, read the cursor and filter, then attach the client in the background.
+
+        ENVIRON is optional: a forged `42["connect"]` arrives with the sid alone, and must reach _reserved.
+        """
         if self._reserved("connect", sid):
             return None
         auth = auth if isinstance(auth, dict) else {}

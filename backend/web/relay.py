@@ -79,21 +79,25 @@ class Relay:
     async def run(self) -> None:
         """Subscribe, catch up, relay; after any failure back off and do it again (the loop never dies)."""
         self._backoff = BACKOFF_MIN_S
-        while not self._stopping:
-            self.beat()
-            try:
-                await self._session()
-            except (redis.RedisError, OSError) as exc:
-                self._lost(f"{type(exc).__name__}: {exc}", "relay lost Redis (%s); reconnecting")
-            except Exception as exc:  # noqa: BLE001 - a bug or an input we did not foresee: restart, caught up from history
-                metrics.RELAY_RESTARTS.inc()
-                self._lost(
-                    f"{type(exc).__name__}: {exc}", "relay loop failed (%s); restarting it from history", traceback=True
-                )
-            if not self._stopping:
-                await self._pause(self._backoff)
-                self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
-        self.subscribed = False
+        try:
+            while not self._stopping:
+                self.beat()
+                try:
+                    await self._session()
+                except (redis.RedisError, OSError) as exc:
+                    self._lost(f"{type(exc).__name__}: {exc}", "relay lost Redis (%s); reconnecting")
+                except Exception as exc:  # noqa: BLE001 - a bug or an input we did not foresee: restart, caught up from history
+                    metrics.RELAY_RESTARTS.inc()
+                    self._lost(
+                        f"{type(exc).__name__}: {exc}",
+                        "relay loop failed (%s); restarting it from history",
+                        traceback=True,
+                    )
+                if not self._stopping:
+                    await self._pause(self._backoff)
+                    self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+        finally:  # stopped, or cancelled at shutdown
+            self.subscribed = False
 
     def _lost(self, error: str, message: str, traceback: bool = False) -> None:
         self.last_error = error[:200]

@@ -35,7 +35,8 @@ def uvicorn_config(app, settings: Settings, host: str = "0.0.0.0", port: int | N
         host=host,
         port=settings.port if port is None else port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with a deadline on each request head (slowloris, half requests): uvicorn has none.
+        http=compat.header_deadline_protocol(settings.socket_timeout),
         # uvicorn's websockets-sansio protocol, reachable from its scope: the broadcast fast path writes to it.
         ws=compat.websocket_protocol_class(),
         # Never negotiate permessage-deflate: compressing each signal once per client costs more than it
