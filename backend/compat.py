@@ -40,13 +40,16 @@ async def engineio_close_nowait(server, eio_sid: str) -> bool:
 
     Reaches into python-engineio's `AsyncServer.sockets` and `AsyncSocket.close(wait=False, reason=…)`: the
     public `AsyncServer.disconnect` waits until the client has taken the CLOSE packet, which a polling client
-    that stopped polling never does, and the caller (the sweeper) must not hang on a stranger.
+    that stopped polling never does, and the caller (the sweeper) must not hang on a stranger. Then it puts
+    None on the socket's `queue`, as the sync `Socket.close` does and the async one does not: a websocket's
+    writer task ends on it and closes the websocket, which otherwise stayed open until the 45 s poll timeout.
     """
     eio = server.eio
     socket = eio.sockets.get(eio_sid)
     if socket is None:
         return False
     await socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+    socket.queue.put_nowait(None)
     eio.sockets.pop(eio_sid, None)
     return True
 

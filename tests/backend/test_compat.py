@@ -172,6 +172,7 @@ def test_engineio_sessions():
 
 def test_engineio_close_nowait():
     hook = "engineio_close_nowait"
+    from engineio import packet as engineio_packet
 
     async def scenario():
         server = async_server()
@@ -188,6 +189,12 @@ def test_engineio_close_nowait():
         require(closed is True, hook, f"returned {closed}")
         require(session.closed and eio_sid not in server.eio.sockets, hook, "the session is still open or listed")
         require(server.disconnects == [sid], hook, f"the disconnect handler saw {server.disconnects}, not [{sid!r}]")
+        queued = []
+        while not session.queue.empty():
+            item = session.queue.get_nowait()
+            queued.append(item if item is None else item.packet_type)
+        # The CLOSE packet, then the None that ends a websocket's writer task (which then closes the websocket).
+        require(queued[-2:] == [engineio_packet.CLOSE, None], hook, f"the session's queue ends {queued[-2:]}")
         again = await compat.engineio_close_nowait(server, eio_sid)
         require(again is False, hook, "a closed session closed again")
 
