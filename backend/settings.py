@@ -259,7 +259,8 @@ class Settings:
             http_rate_limit=_rate(env, "HTTP_RATE_LIMIT", default["http_rate_limit"]),
             subscribe_rate_limit=_rate(env, "SUBSCRIBE_RATE_LIMIT", default["subscribe_rate_limit"]),
             fast_broadcast=_bool(env, "FAST_BROADCAST", default["fast_broadcast"]),
-            slow_client_max_packets=_int(env, "SLOW_CLIENT_MAX_PACKETS", default["slow_client_max_packets"], 10),
+            # At least 250: a client that has just caught up may still hold a replay batch (200) in its queue.
+            slow_client_max_packets=_int(env, "SLOW_CLIENT_MAX_PACKETS", default["slow_client_max_packets"], 250),
             slow_client_max_bytes=_slow_client_max_bytes(
                 env, default["slow_client_max_bytes"], default["max_signal_bytes"]
             ),

@@ -181,14 +181,14 @@ def read_until_cut(ws) -> tuple[dict, list[int]]:
 
 @pytest.mark.parametrize("fast", ["1", "0"], ids=["fast", "queued"])
 def test_a_client_past_the_bound_is_cut_counted_and_recovers_by_since(start_web, connect, publisher, fast):
-    web = start_web(FAST_BROADCAST=fast, SLOW_CLIENT_MAX_PACKETS="20")
+    web = start_web(FAST_BROADCAST=fast, SLOW_CLIENT_MAX_PACKETS="250")  # the lowest it may be
     stalled = raw_socketio(web.url, rcvbuf=4096, timeout=10)
     reader = connect(web.url)
     wait_until(lambda: reader.of("welcome"), message="welcome")
 
-    # 9.6 MB: more than the stalled connection's buffers hold (the kernel's send side grows to 4 MB), then its
-    # queue passes 20 packets.
-    sent = publish_bursts(publisher, "cut", 8, 20, reader, reason="r" * 60000, within=10)
+    # 22 MB: more than the stalled connection's buffers hold (the kernel's send side grows to 4 MB), then its
+    # queue passes 250 packets.
+    sent = publish_bursts(publisher, "cut", 18, 20, reader, reason="r" * 60000, within=10)
     welcome, seqs = read_until_cut(stalled)
     stalled.close()
     cut = metric(web.url, 'qs_slow_clients_cut_total{reason="packets"}')
