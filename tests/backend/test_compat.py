@@ -1,36 +1,23 @@
 """backend/compat.py against the pinned libraries: each test names its hook when the library changed under it.
 
-Engine.IO and Socket.IO hooks run on a real in-process python-socketio Server (threading mode) driven through its
-WSGI entry point; the eventlet hooks on a real eventlet WSGI server in a child process.
+Engine.IO and Socket.IO hooks run on a real in-process python-socketio AsyncServer driven through its ASGI app (httpx's
+ASGITransport), or behind a real uvicorn in a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
-import io
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
-import warnings
 
 import pytest
 import socketio
 
 from backend import compat
 from tests.harness.polling import wait_until
-from tests.harness.processes import ROOT
-
-
-def eventlet_module(name: str):
-    """eventlet.NAME, imported without its deprecation banner (the web process silences it the same way)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return importlib.import_module(f"eventlet.{name}")
 
 
 def require(condition, hook: str, what: str) -> None:
@@ -46,78 +33,11 @@ def call(hook: str, function, *args):
         raise AssertionError(f"compat hook {hook}: {type(exc).__name__}: {exc}") from exc
 
 
-def wsgi(server: socketio.Server, method: str, query: str, body: bytes = b"") -> tuple[str, bytes]:
-    """One request to SERVER's WSGI entry point; (status, body)."""
-    environ = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": "/socket.io/",
-        "QUERY_STRING": query,
-        "wsgi.input": io.BytesIO(body),
-        "CONTENT_LENGTH": str(len(body)),
-        "CONTENT_TYPE": "text/plain",
-        "REMOTE_ADDR": "127.0.0.1",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "HTTP_HOST": "127.0.0.1",
-        "wsgi.url_scheme": "http",
-    }
-    answer: list[str] = []
-    chunks = server.handle_request(environ, lambda status, headers, exc_info=None: answer.append(status))
-    return answer[0], b"".join(chunks)
-
-
-@pytest.fixture
-def sio():
-    """A real python-socketio Server (threading mode) with a connect and a disconnect handler."""
-    server = socketio.Server(async_mode="threading")
-    server.disconnects = []
-    server.on("connect", lambda sid, environ, auth=None: True)
-    server.on("disconnect", lambda sid, reason=None: server.disconnects.append(sid))
-    yield server
-    server.eio.shutdown()
-
-
-def polling_session(server: socketio.Server, connect: bool = True) -> tuple[str, str | None]:
-    """Open an Engine.IO polling session (and connect `/` when CONNECT); (eio_sid, Socket.IO sid or None)."""
-    status, body = wsgi(server, "GET", "EIO=4&transport=polling")
-    assert status.startswith("200"), (status, body)
-    eio_sid = json.loads(body[1:])["sid"]
-    if not connect:
-        return eio_sid, None
-    status, body = wsgi(server, "POST", f"EIO=4&transport=polling&sid={eio_sid}", b"40")
-    assert status.startswith("200"), (status, body)
-    sid = wait_until(lambda: server.manager.sid_from_eio_sid(eio_sid, "/"), 5, message="namespace connected")
-    return eio_sid, sid
-
-
 def in_thread(function, *args) -> threading.Thread:
     """Run FUNCTION(*ARGS) in a daemon thread; the thread."""
     thread = threading.Thread(target=function, args=args, daemon=True)
     thread.start()
     return thread
-
-
-def test_engineio_socket(sio):
-    hook = "engineio_socket"
-    eio_sid, sid = polling_session(sio)
-    require(isinstance(getattr(sio.eio, "sockets", None), dict), hook, "python-engineio Server.sockets is gone")
-    found = call(hook, compat.engineio_socket, sio, sid)
-    require(found is not None and found.sid == eio_sid, hook, f"did not find the client's Socket: {found!r}")
-    require(call(hook, compat.engineio_socket, sio, "no-such-sid") is None, hook, "an unknown sid gave a Socket")
-
-
-def test_engineio_queue_size(sio):
-    hook = "engineio_queue_size"
-    eio_sid, sid = polling_session(sio)
-    require(hasattr(sio.eio.sockets[eio_sid], "queue"), hook, "python-engineio Socket.queue is gone")
-    before = call(hook, compat.engineio_queue_size, sio, sid)
-    sio.emit("tick", {"n": 1}, to=sid)  # nobody polls: the packet waits in the queue
-    require(
-        call(hook, compat.engineio_queue_size, sio, sid) == before + 1,
-        hook,
-        "python-engineio Socket.queue no longer holds the packets waiting for the client",
-    )
-    require(call(hook, compat.engineio_queue_size, sio, "no-such-sid") == 0, hook, "an unknown sid has a queue")
 
 
 def asgi_polling_session(server: socketio.AsyncServer, connect: bool = True) -> tuple[str, str | None]:
@@ -150,6 +70,39 @@ def async_server() -> socketio.AsyncServer:
     server.on("connect", lambda sid, environ, auth=None: True)
     server.on("disconnect", on_disconnect)
     return server
+
+
+def test_engineio_socket():
+    hook = "engineio_socket"
+
+    async def scenario():
+        server = async_server()
+        eio_sid, sid = await asgi_polling_session(server)
+        require(isinstance(getattr(server.eio, "sockets", None), dict), hook, "AsyncServer.sockets is gone")
+        found = call(hook, compat.engineio_socket, server, sid)
+        require(found is not None and found.sid == eio_sid, hook, f"did not find the client's socket: {found!r}")
+        require(call(hook, compat.engineio_socket, server, "no-such-sid") is None, hook, "an unknown sid gave one")
+
+    asyncio.run(scenario())
+
+
+def test_engineio_queue_size():
+    hook = "engineio_queue_size"
+
+    async def scenario():
+        server = async_server()
+        eio_sid, sid = await asgi_polling_session(server)
+        require(hasattr(server.eio.sockets[eio_sid], "queue"), hook, "python-engineio AsyncSocket.queue is gone")
+        before = call(hook, compat.engineio_queue_size, server, sid)
+        await server.emit("tick", {"n": 1}, to=sid)  # nobody polls: the packet waits in the queue
+        require(
+            call(hook, compat.engineio_queue_size, server, sid) == before + 1,
+            hook,
+            "python-engineio AsyncSocket.queue no longer holds the packets waiting for the client",
+        )
+        require(call(hook, compat.engineio_queue_size, server, "no-such-sid") == 0, hook, "an unknown sid has one")
+
+    asyncio.run(scenario())
 
 
 def test_engineio_sessions():
@@ -201,175 +154,79 @@ def test_engineio_close_nowait():
     asyncio.run(scenario())
 
 
-def test_engineio_polling_close_never_waits(sio):
+def test_engineio_polling_close_never_waits():
     hook = "engineio_polling_close_never_waits"
-    from engineio import socket as engineio_socket_module
+    from engineio import async_socket
 
-    original = engineio_socket_module.Socket.close
+    original = async_socket.AsyncSocket.close
     parameters = list(inspect.signature(getattr(original, "qs_original", original)).parameters)
     require(
         parameters[:4] == ["self", "wait", "abort", "reason"],
         hook,
-        f"python-engineio Socket.close takes {parameters}, not (self, wait, abort, reason)",
+        f"python-engineio AsyncSocket.close takes {parameters}, not (self, wait, abort, reason)",
     )
+
+    async def scenario():
+        server = async_server()
+        polling_eio_sid, _ = await asgi_polling_session(server)
+        try:  # the public API, wait=True inside: nobody polls, so a close that waited would never return
+            await asyncio.wait_for(server.eio.disconnect(polling_eio_sid), 3)
+        except TimeoutError:
+            raise AssertionError(f"compat hook {hook}: disconnecting a polling session still waits") from None
+
+        upgraded_eio_sid, _ = await asgi_polling_session(server)
+        upgraded = server.eio.sockets[upgraded_eio_sid]
+        require(hasattr(upgraded, "upgraded"), hook, "python-engineio AsyncSocket.upgraded is gone")
+        upgraded.upgraded = True  # what the websocket handler sets; its writer task is played below
+        closing = asyncio.create_task(server.eio.disconnect(upgraded_eio_sid))
+        done, _ = await asyncio.wait({closing}, timeout=0.3)  # nobody took the CLOSE packet: it must still wait
+        require(not done, hook, "a websocket session's close no longer waits for its writer")
+        await upgraded.poll()  # the writer's part: take what is queued, the CLOSE packet included
+        try:
+            await asyncio.wait_for(closing, 3)
+        except TimeoutError:
+            raise AssertionError(f"compat hook {hook}: a websocket's close did not end once its queue went") from None
+
     call(hook, compat.engineio_polling_close_never_waits)
     try:
-        polling_eio_sid, _ = polling_session(sio)
-        thread = in_thread(sio.eio.disconnect, polling_eio_sid)  # public API, wait=True inside
-        thread.join(3)
-        require(not thread.is_alive(), hook, "Server.disconnect of a polling session still waits for a GET")
-
-        upgraded_eio_sid, _ = polling_session(sio)
-        upgraded = sio.eio.sockets[upgraded_eio_sid]
-        require(hasattr(upgraded, "upgraded"), hook, "python-engineio Socket.upgraded is gone")
-        upgraded.upgraded = True  # what the websocket handler sets; its writer task is played below
-        thread = in_thread(sio.eio.disconnect, upgraded_eio_sid)
-        thread.join(0.3)  # nobody took the CLOSE packet yet: the close must still wait, by design
-        require(thread.is_alive(), hook, "a websocket session's close no longer waits for its writer")
-        while thread.is_alive() and upgraded.poll():  # the writer's part: take the CLOSE packet, then the end
-            pass
-        thread.join(3)
-        require(not thread.is_alive(), hook, "a websocket session's close did not end once its queue was taken")
+        asyncio.run(scenario())
     finally:
-        engineio_socket_module.Socket.close = original
+        async_socket.AsyncSocket.close = original
 
 
 def test_engineio_bad_frame_ends_session():
     hook = "engineio_bad_frame_ends_session"
-    from engineio import socket as engineio_socket_module
+    from engineio import async_socket
 
-    handler = getattr(engineio_socket_module.Socket, "_websocket_handler", None)
-    require(handler is not None, hook, "python-engineio Socket._websocket_handler is gone")
+    handler = getattr(async_socket.AsyncSocket, "_websocket_handler", None)
+    require(handler is not None, hook, "python-engineio AsyncSocket._websocket_handler is gone")
+    require(inspect.iscoroutinefunction(handler), hook, "AsyncSocket._websocket_handler is no longer a coroutine")
     parameters = list(inspect.signature(handler).parameters)
-    require(parameters[:2] == ["self", "ws"], hook, f"Socket._websocket_handler takes {parameters}, not (self, ws)")
-    require(hasattr(engineio_socket_module.Socket, "close"), hook, "python-engineio Socket.close is gone")
+    require(parameters[:2] == ["self", "ws"], hook, f"_websocket_handler takes {parameters}, not (self, ws)")
+    close = list(inspect.signature(async_socket.AsyncSocket.close).parameters)
+    require({"wait", "abort", "reason"} <= set(close), hook, f"AsyncSocket.close takes {close}")
     call(hook, compat.engineio_bad_frame_ends_session)
     require(
-        getattr(engineio_socket_module.Socket._websocket_handler, "qs_wrapped", False),
-        hook,
-        "the handler was not wrapped",
+        getattr(async_socket.AsyncSocket._websocket_handler, "qs_wrapped", False), hook, "the handler was not wrapped"
     )
+    # What it does on a real server: tests/backend/web/test_relay_hardening.py (junk frames, a few log lines).
 
 
-def test_socketio_event_errors_logged(sio):
+def test_socketio_event_errors_logged():
     hook = "socketio_event_errors_logged"
-    handler = getattr(socketio.Server, "_handle_event_internal", None)
-    require(handler is not None, hook, "python-socketio Server._handle_event_internal is gone")
+    handler = getattr(socketio.AsyncServer, "_handle_event_internal", None)
+    require(handler is not None, hook, "python-socketio AsyncServer._handle_event_internal is gone")
     parameters = list(inspect.signature(handler).parameters)
     require(
         parameters[:3] == ["self", "server", "sid"],
         hook,
-        f"Server._handle_event_internal takes {parameters}, not (self, server, sid, …)",
+        f"AsyncServer._handle_event_internal takes {parameters}, not (self, server, sid, …)",
     )
     call(hook, compat.socketio_event_errors_logged)
+    server = async_server()
     # A list as event name raises inside the library's dispatch; wrapped, it is a dropped event.
-    result = call(hook, sio._handle_event_internal, sio, "sid", "eio_sid", [["subscribe"], {}], "/", None)
+    result = asyncio.run(server._handle_event_internal(server, "sid", "eio_sid", [["subscribe"], {}], "/", None))
     require(result is None, hook, f"a bad event name gave {result!r}, not a dropped event")
-
-
-EVENTLET_SERVER = """
-import sys, eventlet, eventlet.wsgi, eventlet.websocket
-from backend import compat
-if sys.argv[1] == "patched":
-    compat.disable_permessage_deflate()
-echo = eventlet.websocket.WebSocketWSGI(lambda ws: ws.send(ws.wait() or ""))
-def app(environ, start_response):
-    if environ["PATH_INFO"] == "/ws":
-        return echo(environ, start_response)
-    return compat.eventlet_respond_and_close(environ, "413 Content Too Large", [("Content-Type", "text/plain")],
-                                             b"too big")
-sock = eventlet.listen(("127.0.0.1", 0))
-print(sock.getsockname()[1], flush=True)
-eventlet.wsgi.server(sock, app, log_output=False)
-"""
-
-
-@pytest.fixture
-def eventlet_server():
-    """Factory: the real eventlet WSGI server above in a child process ('patched' or 'plain'); its port."""
-    children: list[subprocess.Popen] = []
-
-    def start(mode: str) -> int:
-        """Start one server; its port."""
-        child = subprocess.Popen(
-            [sys.executable, "-W", "ignore", "-c", EVENTLET_SERVER, mode],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        children.append(child)
-        line = child.stdout.readline()
-        assert line.strip().isdigit(), f"eventlet server did not start: {line!r} {child.stderr.read()[-2000:]}"
-        return int(line)
-
-    yield start
-    for child in children:
-        child.kill()
-        child.wait()
-
-
-def exchange(port: int, request: bytes, timeout: float = 3.0) -> bytes:
-    """Send REQUEST and read until the server closes or TIMEOUT passes; what came back."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(request)
-        data, deadline = b"", time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                break
-            if not chunk:
-                return data
-            data += chunk
-            if b"\r\n\r\n" in data and b" 101 " in data.split(b"\r\n", 1)[0]:
-                return data  # a websocket stays open: its head is all there is to read
-    return data + b"<still open>"
-
-
-def test_eventlet_respond_and_close(eventlet_server):
-    hook = "eventlet_respond_and_close"
-    wsgi = eventlet_module("wsgi")
-    require(hasattr(wsgi, "WSGI_LOCAL"), hook, "eventlet.wsgi.WSGI_LOCAL is gone")
-    require(callable(getattr(wsgi.Input, "get_socket", None)), hook, "eventlet.wsgi.Input.get_socket is gone")
-    port = eventlet_server("plain")
-    answer = exchange(port, b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
-    require(
-        answer.startswith(b"HTTP/1.1 413 ") and answer.endswith(b"\r\n\r\ntoo big"),
-        hook,
-        f"eventlet did not send the response alone and close the connection: {answer[-300:]!r}",
-    )
-    require(b"\r\nConnection: close\r\n" in answer, hook, f"no Connection: close in {answer!r}")
-
-
-UPGRADE = (
-    b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
-)
-
-
-def test_disable_permessage_deflate(eventlet_server):
-    hook = "disable_permessage_deflate"
-    websocket = eventlet_module("websocket")
-    method = getattr(websocket.WebSocketWSGI, "_negotiate_permessage_deflate", None)
-    require(method is not None, hook, "eventlet WebSocketWSGI._negotiate_permessage_deflate is gone")
-    require(
-        "extensions" in inspect.signature(method).parameters,
-        hook,
-        "eventlet WebSocketWSGI._negotiate_permessage_deflate no longer takes `extensions`",
-    )
-    plain = exchange(eventlet_server("plain"), UPGRADE)
-    require(
-        b" 101 " in plain and b"permessage-deflate" in plain.lower(),
-        hook,
-        f"unpatched eventlet did not negotiate deflate, so the test proves nothing: {plain!r}",
-    )
-    patched = exchange(eventlet_server("patched"), UPGRADE)
-    require(
-        b" 101 " in patched and b"permessage-deflate" not in patched.lower(),
-        hook,
-        f"eventlet negotiated permessage-deflate despite the hook: {patched!r}",
-    )
 
 
 def test_restart_safe_redbeat_scheduler():
@@ -403,37 +260,28 @@ def test_restart_safe_redbeat_scheduler():
         app.close()
 
 
-EVENTS_SERVER = """
-import eventlet
-eventlet.monkey_patch()
-import eventlet.wsgi, socketio
-
-sio = socketio.Server(async_mode="eventlet")
-
-
-@sio.on("go")
-def go(sid, count):
-    for n in range(count):
-        sio.emit("n", n, to=sid)
-
-
-sock = eventlet.listen(("127.0.0.1", 0))
-print(sock.getsockname()[1], flush=True)
-eventlet.wsgi.server(sock, socketio.WSGIApp(sio), log_output=False)
-"""
-
-
 def test_socketio_client_events_in_order():
     hook = "socketio_client_events_in_order"
     from engineio import client as engineio_client
 
     require(callable(getattr(engineio_client.Client, "_trigger_event", None)), hook, "Client._trigger_event is gone")
-    child = subprocess.Popen(
-        [sys.executable, "-W", "ignore", "-c", EVENTS_SERVER], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
+    import uvicorn
+
+    from tests.harness.ports import free_port
+
+    server = async_server()
+
+    @server.on("go")
+    async def go(sid, count):
+        for n in range(count):
+            await server.emit("n", n, to=sid)
+
+    port = free_port()
+    uvicorn_server = uvicorn.Server(uvicorn.Config(socketio.ASGIApp(server), port=port, log_config=None))
+    serving = in_thread(uvicorn_server.run)
     client = socketio.Client(reconnection=False)
     try:
-        port = int(child.stdout.readline())
+        wait_until(lambda: uvicorn_server.started, 10, message="uvicorn started")
         call(hook, compat.socketio_client_events_in_order, client)
         compat.socketio_client_events_in_order(client)  # a second call changes nothing
         seen: list[tuple[int, threading.Thread]] = []  # the Thread objects themselves: idents are reused
@@ -447,8 +295,8 @@ def test_socketio_client_events_in_order():
         require([n for n, _thread in seen] == list(range(300)), hook, "events handled out of arrival order")
     finally:
         client.disconnect()
-        child.kill()
-        child.wait()
+        uvicorn_server.should_exit = True
+        serving.join(10)
 
 
 # --- the request-head deadline (backend/web/server.py's protocol) -----------------------------------------------
