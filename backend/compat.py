@@ -267,6 +267,7 @@ def websocket_protocol_class():
     global _websocket_protocol_class
     if _websocket_protocol_class is None:
         from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+        from websockets.protocol import State as WebSocketState
 
         class FastWebSocketProtocol(WebSocketsSansIOProtocol):
             """uvicorn's sansio websocket protocol, announced in its scope's extensions."""
@@ -277,6 +278,26 @@ def websocket_protocol_class():
                 scope = self.__dict__.get("scope")  # only an accepted handshake gets one
                 if scope is not None:
                     scope["extensions"][WEBSOCKET_EXTENSION] = self
+
+            def send_receive_event_to_app(self) -> None:
+                """The library's hand-over of a message; a text one that is not UTF-8 fails the connection quietly.
+
+                uvicorn logs such a message with a traceback (a stranger's junk is no server error) and then calls
+                `conn.send_close(1007)` even when the connection is already closing, which raises InvalidState out
+                of data_received ("Fatal error on transport"). Reads uvicorn's private `frames`,
+                `curr_msg_data_type`, `close_sent`, `conn` and `handle_parser_exception`.
+                """
+                if self.curr_msg_data_type == "text" and not self.close_sent:
+                    try:
+                        b"".join(self.frames).decode()
+                    except UnicodeDecodeError:
+                        self.frames = []
+                        if self.conn.state is WebSocketState.OPEN:
+                            self.logger.info("a client sent a text message that is not UTF-8; closing (1007)")
+                            self.conn.send_close(1007)
+                            self.handle_parser_exception()
+                        return
+                super().send_receive_event_to_app()
 
         _websocket_protocol_class = FastWebSocketProtocol
     return _websocket_protocol_class

@@ -522,3 +522,50 @@ def test_engineio_cut(fast_path_server):
         while True:
             ws.recv()  # the transport was aborted: EOF or a reset, never another message
     require(not server.on_loop(compat.engineio_cut, server.sio.eio, "no-such-sid"), hook, "cut a gone session")
+
+
+# --- a stranger's websocket frames (the websocket protocol of backend/web/server.py) ----------------------------
+
+
+async def echo_websocket(scope, receive, send):
+    """An ASGI app accepting websockets and reading them until they close."""
+    if scope["type"] != "websocket":
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
+
+
+def test_websocket_protocol_class_fails_bad_utf8_quietly(caplog):
+    hook = "websocket_protocol_class (send_receive_event_to_app)"
+    import uvicorn
+    import websocket
+
+    from tests.harness.ports import free_port
+
+    port = free_port()
+    config = uvicorn.Config(
+        echo_websocket, host="127.0.0.1", port=port, ws=compat.websocket_protocol_class(), log_config=None
+    )
+    server = uvicorn.Server(config)
+    thread = in_thread(server.run)
+    try:
+        wait_until(lambda: server.started, 10, message="uvicorn started")
+        with caplog.at_level("INFO"):
+            for first in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_CLOSE):
+                ws = websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=5)
+                # In one write: a text frame that is not UTF-8 (or a close), then another that is not either.
+                frames = [websocket.ABNF.create_frame(b"\xff\xfe" if first == 1 else b"\x03\xe8", first)]
+                frames.append(websocket.ABNF.create_frame(b"ok \xc3\x28", websocket.ABNF.OPCODE_TEXT))
+                ws.sock.sendall(b"".join(frame.format() for frame in frames))
+                answer = ws.recv_data(control_frame=True)
+                ws.close()
+                require(answer[0] == websocket.ABNF.OPCODE_CLOSE, hook, f"answered {answer}, not a close")
+            wait_until(lambda: len(server.server_state.connections) == 0, 5, message="connections closed")
+        records = [r for r in caplog.records if r.name.startswith(("uvicorn", "asyncio"))]
+        require(not [r for r in records if r.exc_info], hook, f"a traceback was logged: {records}")
+        require(not [r for r in records if r.levelname == "ERROR"], hook, f"an error was logged: {records}")
+    finally:
+        server.should_exit = True
+        thread.join(10)
