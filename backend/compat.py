@@ -6,6 +6,8 @@ pinned library changes underneath it. Nothing else in the project may touch a pr
 
 from __future__ import annotations
 
+import http
+
 
 def engineio_socket(server, sid: str, namespace: str = "/"):
     """The Engine.IO socket of Socket.IO client SID, or None when it is gone.
@@ -54,16 +56,27 @@ async def engineio_close_nowait(server, eio_sid: str) -> bool:
     return True
 
 
+# eventlet's limits on a request head, which the web tier kept: httptools has none (only the head deadline).
+MAX_REQUEST_TARGET_BYTES = 8192
+MAX_HEADER_BYTES = 65536
+
+
 def header_deadline_protocol(timeout_s: float) -> type:
-    """uvicorn's httptools protocol class, closing a connection whose request head is not in within TIMEOUT_S.
+    """uvicorn's httptools protocol class with a deadline (TIMEOUT_S) and size limits on each request head.
 
     Subclasses `uvicorn.protocols.http.httptools_impl.HttpToolsProtocol` and uses its undocumented parts: the
-    parser callbacks `on_message_begin` / `on_headers_complete`, `on_response_complete` (which arms the
-    keep-alive timer), and its `transport`, `loop` and `cycle`. uvicorn times out only an idle keep-alive
-    connection, and any byte received cancels that: a client that connects and says nothing, or sends half a
-    request head, or drips it a byte at a time (slowloris), held a connection and a file for ever.
+    parser callbacks `on_message_begin` / `on_url` / `on_header` / `on_headers_complete`, `on_response_complete`
+    (which arms the keep-alive timer), `send_400_response` (its answer to a parser error, which a callback's
+    exception becomes), and its `transport`, `loop`, `url` and `cycle`. uvicorn times out only an idle
+    keep-alive connection, and any byte received cancels that: a client that connects and says nothing, or
+    sends half a request head, or drips it a byte at a time (slowloris), held a connection and a file for
+    ever; and a head of any size was buffered. A request target over MAX_REQUEST_TARGET_BYTES is answered
+    414, header fields over MAX_HEADER_BYTES together 431, and the connection closed.
     """
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class HeadRefused(Exception):
+        """A request head over a limit: its answer is sent instead of uvicorn's 400."""
 
     class HeaderDeadlineProtocol(HttpToolsProtocol):
         """HttpToolsProtocol with a deadline on each request head, from the connection or the last answer."""
@@ -74,7 +87,27 @@ def header_deadline_protocol(timeout_s: float) -> type:
             """Accept the connection; its first request head is due within the deadline."""
             super().connection_made(transport)
             self.head_deadline = None
+            self.head_refusal: tuple[int, str] | None = None
+            self.header_bytes = 0
             self._arm_head_deadline()
+
+        def on_message_begin(self):
+            """A new request head: its header fields are counted from zero."""
+            super().on_message_begin()
+            self.header_bytes = 0
+
+        def on_url(self, url):
+            """Take a piece of the request target, refusing one that grows too long."""
+            super().on_url(url)
+            if len(self.url) > MAX_REQUEST_TARGET_BYTES:
+                self._refuse_head(414, f"request target longer than {MAX_REQUEST_TARGET_BYTES} bytes")
+
+        def on_header(self, name, value):
+            """Take a header field, refusing header fields too large together."""
+            self.header_bytes += len(name) + len(value) + 4
+            if self.header_bytes > MAX_HEADER_BYTES:
+                self._refuse_head(431, f"request header fields larger than {MAX_HEADER_BYTES} bytes")
+            super().on_header(name, value)
 
         def on_headers_complete(self):
             """The head arrived in time: the body has its own deadline (ConnectionLimits)."""
@@ -91,6 +124,25 @@ def header_deadline_protocol(timeout_s: float) -> type:
             """Forget the deadline with the connection."""
             self._disarm_head_deadline()
             super().connection_lost(exc)
+
+        def send_400_response(self, msg):
+            """uvicorn's answer to an unparsable request, or the refusal of a head over a limit."""
+            if self.head_refusal is None:
+                return super().send_400_response(msg)
+            status, text = self.head_refusal
+            body = text.encode()
+            head = (
+                f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+            )
+            self.transport.write(head.encode() + body)
+            self.transport.close()
+            return None
+
+        def _refuse_head(self, status, text):
+            # Raised from a parser callback: httptools stops and uvicorn answers through send_400_response.
+            self.head_refusal = (status, text)
+            raise HeadRefused(text)
 
         def _arm_head_deadline(self):
             self._disarm_head_deadline()

@@ -343,6 +343,20 @@ def test_header_deadline_protocol():
         # uvicorn's own keep-alive timeout is 5 s: closing sooner is the deadline on the next head.
         wait_until(lambda: is_closed(kept), 5, 0.05, f"compat hook {hook}: the idle connection was not closed")
         require(time.monotonic() - answered < 2.5, hook, "the idle connection outlived the head deadline")
+        long_target = b"GET /fast?" + b"a" * compat.MAX_REQUEST_TARGET_BYTES + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        many_fields = b"GET /fast HTTP/1.1\r\n" + (b"X: " + b"y" * 1000 + b"\r\n") * 70 + b"\r\n"
+        for head, status in ((long_target, b"414"), (many_fields, b"431")):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(head)
+                answer = b""
+                while chunk := sock.recv(4096):
+                    answer += chunk
+            require(answer.startswith(b"HTTP/1.1 " + status), hook, f"a head over a limit got {answer[:60]!r}")
+            require(b"connection: close" in answer, hook, "the refusal did not close the connection")
+        fine = b"GET /fast?" + b"a" * 4000 + b" HTTP/1.1\r\n" + b"X: y\r\n" * 1000 + b"Connection: close\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(fine)
+            require(sock.recv(1024).startswith(b"HTTP/1.1 200"), hook, "a head within the limits was refused")
         for sock in (half, silent, kept):
             sock.close()
     finally:
