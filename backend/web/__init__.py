@@ -108,6 +108,7 @@ def _lifespan(state: WebState):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await state.namespace.stop()
             await state.aredis.aclose()
             state.redis.close()
 

@@ -71,6 +71,12 @@ class SignalsNamespace(socketio.AsyncNamespace):
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         metrics.CLIENTS_CONNECTED.set_function(lambda: len(self.clients))
 
+    async def stop(self) -> None:
+        """Cancel the attach tasks still running (at shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def trigger_event(self, event, *args):
         """Dispatch EVENT to its on_ method; any other name a client sends is not handled (and gets no ack).
 

@@ -152,11 +152,12 @@ def client(app):
 
 @pytest.fixture
 def live_server(request):
-    """Factory: a real uvicorn serving OF (default: `app`) in this process; stopped after the test."""
+    """Factory: a real uvicorn serving OF (default: `app`; with ENV: a new app of those settings) in this process;
+    each app is served once; all are stopped after the test."""
     servers: dict[int, LiveServer] = {}
 
-    def serve(of=None) -> LiveServer:
-        target = of or request.getfixturevalue("app")
+    def serve(of=None, **env) -> LiveServer:
+        target = of or (request.getfixturevalue("make_app")(**env) if env else request.getfixturevalue("app"))
         if id(target) not in servers:
             servers[id(target)] = LiveServer(target)
             servers[id(target)].start()
