@@ -56,7 +56,7 @@ async def engineio_close_nowait(server, eio_sid: str) -> bool:
     return True
 
 
-# eventlet's limits on a request head, which the web tier kept: httptools has none (only the head deadline).
+# The limits on a request head the previous (WSGI) web server had, kept: httptools has none (only the head deadline).
 MAX_REQUEST_TARGET_BYTES = 8192
 MAX_HEADER_BYTES = 65536
 
