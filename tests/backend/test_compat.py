@@ -17,6 +17,7 @@ import pytest
 import socketio
 
 from backend import compat
+from tests.harness import loops
 from tests.harness.polling import wait_until
 
 
@@ -120,7 +121,7 @@ def test_engineio_sessions():
         sessions.clear()
         require(eio_sid in server.eio.sockets, hook, "returned python-engineio's own dict, not a snapshot")
 
-    asyncio.run(scenario())
+    loops.run(scenario())
 
 
 def test_engineio_close_nowait():
@@ -151,7 +152,7 @@ def test_engineio_close_nowait():
         again = await compat.engineio_close_nowait(server, eio_sid)
         require(again is False, hook, "a closed session closed again")
 
-    asyncio.run(scenario())
+    loops.run(scenario())
 
 
 def test_engineio_polling_close_never_waits():

@@ -6,6 +6,7 @@ import pytest
 
 from backend.web.connection_limits import ConnectionLimits
 from backend.web.security import SECURITY_HEADERS, HostCheck
+from tests.harness import loops
 
 
 class Recorder:
@@ -68,7 +69,7 @@ def run(app, the_scope, receive=None) -> list[dict]:
     async def send(message):
         sent.append(message)
 
-    asyncio.run(app(the_scope, receive or body_messages(b""), send))
+    loops.run(app(the_scope, receive or body_messages(b""), send))
     return sent
 
 
@@ -155,7 +156,7 @@ def test_a_websocket_holds_its_slot_and_the_next_one_from_that_address_is_refuse
         await asyncio.gather(held, return_exceptions=True)
         return sent
 
-    sent = asyncio.run(scenario())
+    sent = loops.run(scenario())
 
     assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 503
     assert b"too many connections from 10.0.0.1 (at most 1)" in sent[1]["body"]
