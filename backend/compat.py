@@ -6,7 +6,7 @@ pinned library changes underneath it. Nothing else in the project may touch a pr
 
 from __future__ import annotations
 
-from socket import MSG_DONTWAIT
+import http
 
 
 def engineio_socket(server, sid: str, namespace: str = "/"):
@@ -22,26 +22,14 @@ def engineio_socket(server, sid: str, namespace: str = "/"):
 def engineio_queue_size(server, sid: str, namespace: str = "/") -> int:
     """Packets waiting in the Engine.IO send queue of Socket.IO client SID (0 when gone).
 
-    Reaches into python-engineio's `Socket.queue` (an eventlet/threading Queue).
+    Reaches into python-engineio's `AsyncSocket.queue` (an asyncio.Queue).
     """
     socket = engineio_socket(server, sid, namespace)
     return socket.queue.qsize() if socket is not None else 0
 
 
-def disable_permessage_deflate() -> None:
-    """Make eventlet's websocket server never negotiate permessage-deflate.
-
-    Replaces eventlet's private `WebSocketWSGI._negotiate_permessage_deflate` with one that accepts
-    nothing: eventlet has no option for it, and per-client compression of every broadcast dominated
-    the relay's profile (docs/benchmarks.md).
-    """
-    from eventlet import websocket
-
-    websocket.WebSocketWSGI._negotiate_permessage_deflate = lambda self, extensions: None
-
-
 def engineio_sessions(server) -> dict:
-    """A snapshot {eio_sid: Socket} of every Engine.IO session of SERVER (the python-socketio Server).
+    """A snapshot {eio_sid: Socket} of every Engine.IO session of SERVER (a python-socketio AsyncServer).
 
     Reaches into python-engineio's `Server.sockets`: no public API lists the sessions, and the sweeper
     (backend/web/connection_limits.py) must find those that never connected a Socket.IO namespace.
@@ -49,131 +37,215 @@ def engineio_sessions(server) -> dict:
     return dict(server.eio.sockets)
 
 
-def engineio_close_nowait(server, eio_sid: str) -> bool:
-    """Close Engine.IO session EIO_SID of SERVER without waiting for the client; False when it was gone.
+async def engineio_close_nowait(server, eio_sid: str) -> bool:
+    """Close Engine.IO session EIO_SID of SERVER (an AsyncServer) without waiting for the client; False when gone.
 
-    Reaches into python-engineio's `Server.sockets` and `Socket.close(wait=False, reason=…)`: the public
-    `Server.disconnect` waits until the client has taken the CLOSE packet, which a polling client that
-    stopped polling never does, and the caller (the sweeper) must not hang on a stranger.
+    Reaches into python-engineio's `AsyncServer.sockets` and `AsyncSocket.close(wait=False, reason=…)`: the
+    public `AsyncServer.disconnect` waits until the client has taken the CLOSE packet, which a polling client
+    that stopped polling never does, and the caller (the sweeper) must not hang on a stranger. Then it puts
+    None on the socket's `queue`, as the sync `Socket.close` does and the async one does not: a websocket's
+    writer task ends on it and closes the websocket, which otherwise stayed open until the 45 s poll timeout.
     """
     eio = server.eio
     socket = eio.sockets.get(eio_sid)
     if socket is None:
         return False
-    socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+    await socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+    socket.queue.put_nowait(None)
     eio.sockets.pop(eio_sid, None)
     return True
 
 
-def engineio_polling_close_never_waits() -> None:
-    """Make python-engineio's `Socket.close` wait for the client to take the CLOSE packet only on a websocket.
+# The limits on a request head the previous (WSGI) web server had, kept: httptools has none (only the head deadline).
+MAX_REQUEST_TARGET_BYTES = 8192
+MAX_HEADER_BYTES = 65536
 
-    Replaces `engineio.socket.Socket.close` (reads `Socket.upgraded`): `Server.disconnect` closes with
-    wait=True, which on a polling session blocks until a long-poll GET collects the packet. A stranger that
-    opened a session and sent one bad POST (an oversized body, an unknown packet) never polls again, so
-    that POST's green thread and its socket stayed parked forever (CLOSE-WAIT; the fd leak of the
+
+def header_deadline_protocol(timeout_s: float) -> type:
+    """uvicorn's httptools protocol class with a deadline (TIMEOUT_S) and size limits on each request head.
+
+    Subclasses `uvicorn.protocols.http.httptools_impl.HttpToolsProtocol` and uses its undocumented parts: the
+    parser callbacks `on_message_begin` / `on_url` / `on_header` / `on_headers_complete`, `on_response_complete`
+    (which arms the keep-alive timer), `send_400_response` (its answer to a parser error, which a callback's
+    exception becomes), and its `transport`, `loop`, `url` and `cycle`. uvicorn times out only an idle
+    keep-alive connection, and any byte received cancels that: a client that connects and says nothing, or
+    sends half a request head, or drips it a byte at a time (slowloris), held a connection and a file for
+    ever; and a head of any size was buffered. A request target over MAX_REQUEST_TARGET_BYTES is answered
+    414, header fields over MAX_HEADER_BYTES together 431, and the connection closed.
+    """
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class HeadRefused(Exception):
+        """A request head over a limit: its answer is sent instead of uvicorn's 400."""
+
+    class HeaderDeadlineProtocol(HttpToolsProtocol):
+        """HttpToolsProtocol with a deadline on each request head, from the connection or the last answer."""
+
+        head_timeout_s = timeout_s
+
+        def connection_made(self, transport):
+            """Accept the connection; its first request head is due within the deadline."""
+            super().connection_made(transport)
+            self.head_deadline = None
+            self.head_refusal: tuple[int, str] | None = None
+            self.header_bytes = 0
+            self._arm_head_deadline()
+
+        def on_message_begin(self):
+            """A new request head: its header fields are counted from zero."""
+            super().on_message_begin()
+            self.header_bytes = 0
+
+        def on_url(self, url):
+            """Take a piece of the request target, refusing one that grows too long."""
+            super().on_url(url)
+            if len(self.url) > MAX_REQUEST_TARGET_BYTES:
+                self._refuse_head(414, f"request target longer than {MAX_REQUEST_TARGET_BYTES} bytes")
+
+        def on_header(self, name, value):
+            """Take a header field, refusing header fields too large together."""
+            self.header_bytes += len(name) + len(value) + 4
+            if self.header_bytes > MAX_HEADER_BYTES:
+                self._refuse_head(431, f"request header fields larger than {MAX_HEADER_BYTES} bytes")
+            super().on_header(name, value)
+
+        def on_headers_complete(self):
+            """The head arrived in time: the body has its own deadline (ConnectionLimits)."""
+            self._disarm_head_deadline()
+            super().on_headers_complete()
+
+        def on_response_complete(self):
+            """The answer is out: the next request head is due within the deadline (keep-alive stays as is)."""
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_head_deadline()
+
+        def connection_lost(self, exc):
+            """Forget the deadline with the connection."""
+            self._disarm_head_deadline()
+            super().connection_lost(exc)
+
+        def send_400_response(self, msg):
+            """uvicorn's answer to an unparsable request, or the refusal of a head over a limit."""
+            if self.head_refusal is None:
+                return super().send_400_response(msg)
+            status, text = self.head_refusal
+            body = text.encode()
+            head = (
+                f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+            )
+            self.transport.write(head.encode() + body)
+            self.transport.close()
+            return None
+
+        def _refuse_head(self, status, text):
+            # Raised from a parser callback: httptools stops and uvicorn answers through send_400_response.
+            self.head_refusal = (status, text)
+            raise HeadRefused(text)
+
+        def _arm_head_deadline(self):
+            self._disarm_head_deadline()
+            self.head_deadline = self.loop.call_later(self.head_timeout_s, self._head_deadline_passed)
+
+        def _disarm_head_deadline(self):
+            if getattr(self, "head_deadline", None) is not None:
+                self.head_deadline.cancel()
+                self.head_deadline = None
+
+        def _head_deadline_passed(self):
+            self.head_deadline = None
+            # Between requests only: a request being answered (a long poll, a slow handler) is not cut.
+            if self.cycle is None or self.cycle.response_complete:
+                self.transport.close()
+
+    return HeaderDeadlineProtocol
+
+
+def engineio_polling_close_never_waits() -> None:
+    """Make python-engineio's `AsyncSocket.close` wait for the client to take the CLOSE packet only on a websocket.
+
+    Replaces `engineio.async_socket.AsyncSocket.close` (reads `AsyncSocket.upgraded`): `AsyncServer.disconnect`
+    closes with wait=True, which on a polling session waits (`queue.join()`) until a long-poll GET collects the
+    packet. A stranger that opened a session and sent one bad POST (an oversized body, an unknown packet) never
+    polls again, so that POST's request stayed parked forever with its socket (CLOSE-WAIT; the fd leak of the
     transport-limits issue). On a websocket the writer task collects the packet, so waiting stays as is.
     """
-    from engineio import socket as engineio_socket_module
+    from engineio import async_socket
 
-    original = engineio_socket_module.Socket.close
+    original = async_socket.AsyncSocket.close
     if getattr(original, "qs_polling_never_waits", False):
         return
 
-    def close(self, wait=True, abort=False, reason=None):
-        """Socket.close, waiting only when a websocket writer will collect the CLOSE packet."""
-        return original(self, wait=wait and self.upgraded, abort=abort, reason=reason)
+    async def close(self, wait=True, abort=False, reason=None):
+        """AsyncSocket.close, waiting only when a websocket writer will collect the CLOSE packet."""
+        return await original(self, wait=wait and self.upgraded, abort=abort, reason=reason)
 
     close.qs_polling_never_waits = True
     close.qs_original = original
-    engineio_socket_module.Socket.close = close
-
-
-def eventlet_respond_and_close(environ, status: str, headers: list[tuple[str, str]], body: bytes) -> list:
-    """Write a whole response on the client socket and make eventlet close it without reading the body.
-
-    Reaches into eventlet's `wsgi.WSGI_LOCAL.already_handled` (how eventlet's own websocket handler takes a
-    connection over) and `Input.get_socket()`: a WSGI app cannot otherwise stop eventlet from reading and
-    discarding an unread request body (up to Content-Length) to keep the connection alive. Returns the
-    WSGI result to hand back to eventlet.
-    """
-    from eventlet import wsgi
-
-    head = [
-        f"HTTP/1.1 {status}",
-        *(f"{name}: {value}" for name, value in headers),
-        f"Content-Length: {len(body)}",
-        "Connection: close",
-        "",
-        "",
-    ]
-    try:
-        environ["eventlet.input"].get_socket().sendall("\r\n".join(head).encode("latin-1") + body)
-    except OSError:
-        pass  # the client is gone: closing is all that is left to do
-    wsgi.WSGI_LOCAL.already_handled = True
-    return []
+    async_socket.AsyncSocket.close = close
 
 
 def engineio_bad_frame_ends_session() -> None:
-    """Make a websocket frame python-engineio cannot decode end that session at once.
+    """Make a websocket frame python-engineio cannot decode end that session at once, in one log line.
 
-    Wraps the private `engineio.socket.Socket._websocket_handler`: it decodes each frame outside its own
-    `try`, so an empty, non-numeric or deeply nested frame ended the handler without closing the session.
-    The client then stayed "connected" (in its rooms, emits queued for it) until the ping timeout, and a
-    stranger could make as many such phantoms as they liked.
+    Wraps the private `engineio.async_socket.AsyncSocket._websocket_handler`: it decodes each frame outside its
+    own `try`, so an empty, non-numeric or deeply nested frame ended the handler with an exception (a traceback
+    per frame from the server) and without closing the session: the client stayed "connected" (in its rooms,
+    emits queued for it) until the ping timeout, and a stranger could make as many such phantoms as they liked.
     """
-    from engineio import socket as engineio_socket_module
+    from engineio import async_socket
 
-    original = engineio_socket_module.Socket._websocket_handler
+    original = async_socket.AsyncSocket._websocket_handler
     if getattr(original, "qs_wrapped", False):
         return
 
-    def _websocket_handler(self, ws):
+    async def _websocket_handler(self, ws):
         """The library's handler; any error in it closes this session instead of leaving it behind."""
         try:
-            return original(self, ws)
+            return await original(self, ws)
         except Exception as exc:  # noqa: BLE001 - a stranger's frame; one line, then the session is gone
             self.server.logger.warning(
                 "%s: undecodable websocket frame (%s); closing the session", self.sid, type(exc).__name__
             )
-            self.queue.put(None)  # lets the handler's writer task end
-            self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
+            await self.queue.put(None)  # lets the handler's writer task end
+            await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
             return []
 
     _websocket_handler.qs_wrapped = True
-    engineio_socket_module.Socket._websocket_handler = _websocket_handler
+    async_socket.AsyncSocket._websocket_handler = _websocket_handler
 
 
 def socketio_event_errors_logged() -> None:
-    """Make an error while dispatching a client's event one log line, not a traceback printed by eventlet.
+    """Make an error while dispatching a client's event one log line, not a task's traceback.
 
-    Wraps the private `socketio.Server._handle_event_internal`, which runs in its own green thread: an
-    event name that is a list or an object made it raise TypeError there, and eventlet printed ~20 lines
-    of traceback per packet, past the log filter (backend/logging_setup.py).
+    Wraps the private `socketio.AsyncServer._handle_event_internal`, which runs in a task of its own: an event
+    name that is a list or an object made it raise TypeError there, and asyncio logged ~20 lines of
+    traceback per packet ("Task exception was never retrieved").
     """
     import socketio
 
-    original = socketio.Server._handle_event_internal
+    original = socketio.AsyncServer._handle_event_internal
     if getattr(original, "qs_wrapped", False):
         return
 
-    def _handle_event_internal(self, server, sid, *args, **kwargs):
+    async def _handle_event_internal(self, server, sid, *args, **kwargs):
         """The library's dispatch; an error is logged in one line and the event dropped."""
         try:
-            return original(self, server, sid, *args, **kwargs)
+            return await original(self, server, sid, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - one client's event must not print a traceback per packet
             self.logger.warning("event from %s dropped: %s: %s", sid, type(exc).__name__, str(exc)[:100])
             return None
 
     _handle_event_internal.qs_wrapped = True
-    socketio.Server._handle_event_internal = _handle_event_internal
+    socketio.AsyncServer._handle_event_internal = _handle_event_internal
 
 
 def harden_socketio() -> None:
-    """Install the hooks that keep one client's bad frame or event from outliving or flooding the server."""
+    """Install the hooks that keep one client's bad frame, event or POST from outliving or flooding the server."""
     engineio_bad_frame_ends_session()
     socketio_event_errors_logged()
+    engineio_polling_close_never_waits()
 
 
 def restart_safe_redbeat_scheduler():
@@ -231,139 +303,150 @@ def restart_safe_redbeat_scheduler():
 
 # --- the broadcast fast path (backend/web/broadcast.py) ---------------------------------------------------------
 
-
-class _Flush(str):
-    """The marker python-engineio's writer hands to `ws.send` to make it write a pending remainder first."""
-
-
-# Its text is an Engine.IO NOOP ("6"): should anything but the wrapped `ws.send` ever see it, it is harmless.
-FLUSH = _Flush("6")
-_flush_packet = None  # the queue item that carries FLUSH, made when the lanes are installed
+# The key under which the websocket protocol puts itself in its ASGI scope's "extensions".
+WEBSOCKET_EXTENSION = "qs.websocket"
+_websocket_protocol_class = None
 
 
-class WebsocketLane:
-    """The fast path's view of one eventlet websocket: a raw non-blocking write, the writer's in-flight count."""
+def websocket_protocol_class():
+    """uvicorn's websockets-sansio protocol class, each connection of it reachable from its ASGI scope.
 
-    __slots__ = ("ws", "fd", "busy", "pending")
-
-    def __init__(self, ws):
-        """Wrap WS (eventlet's RFC6455WebSocket on a plain GreenSocket)."""
-        self.ws = ws
-        self.fd = ws.socket.fd  # the non-blocking OS socket under eventlet's GreenSocket
-        self.busy = 0  # green threads inside ws.send (the writer, a control reply, the close)
-        self.pending: bytes | None = None  # the unsent tail of a fast-path frame
-
-    def send(self, original, message, **kwargs):
-        """eventlet's ws.send, after writing any pending fast-path tail: two frames never interleave."""
-        self.busy += 1
-        try:
-            if self.pending is not None:
-                data, self.pending = self.pending, None
-                self.ws._send(data)  # eventlet's locked sendall: blocks only this green thread
-            if message is FLUSH:
-                return None
-            return original(message, **kwargs)
-        finally:
-            self.busy -= 1
-
-
-def _lane_eligible(ws) -> bool:
-    from eventlet import greenio, websocket
-
-    return (
-        isinstance(ws, websocket.RFC6455WebSocket)
-        and not ws.client
-        and not ws.extensions  # no permessage-deflate: the same bytes are valid for every client
-        and type(ws.socket) is greenio.GreenSocket  # not TLS: the bytes go to the OS socket as they are
-    )
-
-
-def engineio_websocket_lanes() -> None:
-    """Give every eventlet websocket session of python-engineio a WebsocketLane while its handler runs.
-
-    Wraps the private `engineio.socket.Socket._websocket_handler(self, ws)` and replaces `send` on that
-    eventlet `RFC6455WebSocket` instance (whose `socket` is eventlet's GreenSocket, `.fd` the OS socket,
-    `_send` its locked `sendall`): the broadcast fast path writes one pre-framed message to many sockets
-    itself, so it must know when python-engineio's writer (or a control reply, or the closing frame) is
-    in the middle of a frame, and a tail the fast path could not write must go out before any other frame.
+    Subclasses uvicorn's `WebSocketsSansIOProtocol` (what `ws="auto"` picks) and overrides its private
+    `handle_connect`, which builds the scope of an accepted handshake, to add the protocol itself under
+    scope["extensions"][WEBSOCKET_EXTENSION]: ASGI gives an app no way to the connection's transport, and the
+    fast path writes pre-framed bytes to it (websocket_fast_send). Pass it to uvicorn.Config(ws=…).
     """
-    from engineio import socket as engineio_socket_module
+    global _websocket_protocol_class
+    if _websocket_protocol_class is None:
+        from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+        from websockets.protocol import State as WebSocketState
 
-    original = engineio_socket_module.Socket._websocket_handler
-    if getattr(original, "qs_lanes", False):
+        class FastWebSocketProtocol(WebSocketsSansIOProtocol):
+            """uvicorn's sansio websocket protocol, announced in its scope's extensions."""
+
+            def handle_connect(self, event) -> None:
+                """The library's handshake; an accepted one's scope names this protocol."""
+                super().handle_connect(event)
+                scope = self.__dict__.get("scope")  # only an accepted handshake gets one
+                if scope is not None:
+                    scope["extensions"][WEBSOCKET_EXTENSION] = self
+
+            def send_receive_event_to_app(self) -> None:
+                """The library's hand-over of a message; a text one that is not UTF-8 fails the connection quietly.
+
+                uvicorn logs such a message with a traceback (a stranger's junk is no server error) and then calls
+                `conn.send_close(1007)` even when the connection is already closing, which raises InvalidState out
+                of data_received ("Fatal error on transport"). Reads uvicorn's private `frames`,
+                `curr_msg_data_type`, `close_sent`, `conn` and `handle_parser_exception`.
+                """
+                if self.curr_msg_data_type == "text" and not self.close_sent:
+                    try:
+                        b"".join(self.frames).decode()
+                    except UnicodeDecodeError:
+                        self.frames = []
+                        if self.conn.state is WebSocketState.OPEN:
+                            self.logger.info("a client sent a text message that is not UTF-8; closing (1007)")
+                            self.conn.send_close(1007)
+                            self.handle_parser_exception()
+                        return
+                super().send_receive_event_to_app()
+
+        _websocket_protocol_class = FastWebSocketProtocol
+    return _websocket_protocol_class
+
+
+def engineio_websocket_protocols() -> None:
+    """Record on each python-engineio websocket session the uvicorn protocol under it (`Socket.qs_websocket`).
+
+    Wraps the private `engineio.async_socket.AsyncSocket._upgrade_websocket(self, environ)`, which every
+    websocket session passes through (a direct websocket connect and an upgrade from polling alike), and reads
+    the ASGI scope python-engineio keeps in `environ["asgi.scope"]`.
+    """
+    from engineio import async_socket
+
+    original = async_socket.AsyncSocket._upgrade_websocket
+    if getattr(original, "qs_protocols", False):
         return
 
-    def _websocket_handler(self, ws):
-        """The library's handler, with a lane on this session for as long as it runs."""
-        if not _lane_eligible(ws):
-            return original(self, ws)
-        lane = WebsocketLane(ws)
-        send = ws.send
-        ws.send = lambda message, **kwargs: lane.send(send, message, **kwargs)
-        self.qs_lane = lane
-        try:
-            return original(self, ws)
-        finally:
-            self.qs_lane = None
+    async def _upgrade_websocket(self, environ):
+        """The library's upgrade, with the connection's protocol (None when it is not ours) on the session."""
+        extensions = (environ.get("asgi.scope") or {}).get("extensions") or {}
+        self.qs_websocket = extensions.get(WEBSOCKET_EXTENSION)
+        return await original(self, environ)
 
-    _websocket_handler.qs_lanes = True
-    _websocket_handler.qs_original = original
-    engineio_socket_module.Socket._websocket_handler = _websocket_handler
-
-    global _flush_packet
-    if _flush_packet is None:
-        from engineio import packet
-
-        class FlushPacket(packet.Packet):
-            """A queue item whose encoding is FLUSH: the writer's ws.send then writes the lane's pending tail."""
-
-            def encode(self, b64=False):
-                """FLUSH, whatever the transport asks."""
-                return FLUSH
-
-        _flush_packet = FlushPacket(packet.NOOP)
+    _upgrade_websocket.qs_protocols = True
+    _upgrade_websocket.qs_original = original
+    async_socket.AsyncSocket._upgrade_websocket = _upgrade_websocket
 
 
-def websocket_fast_send(server, eio_sid: str, frame: bytes) -> str:
-    """Write FRAME (a whole websocket frame) to client EIO_SID's OS socket now, if that keeps the order.
+def websocket_fast_send(eio, eio_sid: str, frame: bytes, now: float) -> str:
+    """Write FRAME (a whole websocket frame) to client EIO_SID's transport now, if that keeps its order.
 
-    Returns "sent" (written whole), "partial" (written in part: the tail is handed to the client's writer,
-    which sends it before anything else), "dropped" (the client's ping timed out: closing, and dropped as
-    python-engineio's `Socket.send` drops it), or why it did not write, so the caller queues the packet
-    the normal way: "gone", "transport" (polling, mid-upgrade, closing, no lane), "queued" (packets wait in
-    its queue), "busy" (a frame is in flight on it, or its writer is not parked), "blocked" (the OS socket
-    took nothing), "failed" (the OS socket raised: the connection is breaking).
-    Reaches into python-engineio's `Server.sockets`, `Socket.upgraded/upgrading/closed/closing`,
-    `Socket.queue` (eventlet's Queue: `qsize`, `getting` — the writer parks in `get` when idle) and
-    `check_ping_timeout`, and the WebsocketLane of engineio_websocket_lanes.
+    EIO is python-socketio's `AsyncServer.eio`; NOW is time.time(). Returns "sent", or why it did not write, so
+    the caller queues the packet the library's way: "gone", "transport" (polling, mid-upgrade, closing, not our
+    protocol), "queued" (packets wait in its queue), "busy" (its writer holds packets it has not written yet),
+    "blocked" (the transport's buffer is past its high-water mark: uvicorn's own send would wait), "dropped"
+    (its ping timed out: the library's send closes the session and drops the packet).
+    Reaches into python-engineio's `AsyncServer.sockets`, `AsyncSocket.upgraded/upgrading/closed/closing/
+    last_ping/queue`, asyncio.Queue's `_getters` (the writer waits there when it has written everything it took),
+    and uvicorn's protocol `transport/handshake_complete/close_sent/disconnected/writable`.
     """
-    socket = server.eio.sockets.get(eio_sid)
+    socket = eio.sockets.get(eio_sid)
     if socket is None:
         return "gone"
-    lane = socket.__dict__.get("qs_lane")
-    if lane is None or not socket.upgraded or socket.upgrading or socket.closed or socket.closing:
+    protocol = socket.__dict__.get("qs_websocket")
+    if protocol is None or not socket.upgraded or socket.upgrading or socket.closed or socket.closing:
         return "transport"
     queue = socket.queue
     if queue.qsize():
         return "queued"
-    # getting(): the writer is parked in queue.get, so it holds no dequeued packet it has not written yet
-    # (between taking one and calling ws.send it never yields); busy: someone is inside ws.send.
-    if lane.busy or lane.pending is not None or not queue.getting():
+    for getter in queue._getters:  # the writer parked in queue.get: it holds nothing it has not written
+        if not getter.done():
+            break
+    else:
         return "busy"
-    if not socket.check_ping_timeout():
+    if socket.last_ping and now - socket.last_ping > eio.ping_timeout:
         return "dropped"
-    try:
-        # MSG_DONTWAIT: never wait, whatever eventlet did to the fd's blocking mode
-        sent = lane.fd.send(frame, MSG_DONTWAIT)
-    except BlockingIOError:
+    if protocol.close_sent or protocol.disconnected or not protocol.handshake_complete:
+        return "transport"
+    if not protocol.writable.is_set():
         return "blocked"
-    except OSError:
-        return "failed"  # the connection is breaking: queued, the writer finds out and closes the session
-    if sent < len(frame):
-        lane.pending = frame[sent:]
-        queue.put(_flush_packet)  # wakes the writer, which writes the tail before anything queued after it
-        return "partial"
+    transport = protocol.transport
+    if transport.is_closing():
+        return "transport"
+    transport.write(frame)
     return "sent"
+
+
+def engineio_backlog(eio, eio_sid: str) -> tuple[int, int]:
+    """(packets queued, bytes unsent in the transport's buffer) of client EIO_SID; (0, 0) when it is gone.
+
+    Reaches into python-engineio's `AsyncServer.sockets`, `AsyncSocket.queue` and the `qs_websocket` protocol of
+    engineio_websocket_protocols (its `transport`); a polling session has no transport of its own: 0 bytes.
+    """
+    socket = eio.sockets.get(eio_sid)
+    if socket is None:
+        return 0, 0
+    protocol = socket.__dict__.get("qs_websocket")
+    unsent = protocol.transport.get_write_buffer_size() if protocol is not None and protocol.transport else 0
+    return socket.queue.qsize(), unsent
+
+
+async def engineio_cut(eio, eio_sid: str) -> bool:
+    """End client EIO_SID's session at once, dropping what is queued for it; False when it was gone.
+
+    Reaches into python-engineio's `AsyncServer.sockets` and `AsyncSocket.close(wait=False, abort=True, …)` (the
+    public `disconnect` queues a CLOSE packet behind the backlog and waits for the client to take it), and
+    aborts the `qs_websocket` protocol's transport: the writer may be waiting for that transport to drain.
+    """
+    socket = eio.sockets.get(eio_sid)
+    if socket is None:
+        return False
+    protocol = socket.__dict__.get("qs_websocket")
+    if protocol is not None and protocol.transport is not None:
+        protocol.transport.abort()  # the writer's pending send ends (ClientDisconnected), the reader sees EOF
+    await socket.close(wait=False, abort=True, reason=eio.reason.SERVER_DISCONNECT)
+    return True
 
 
 # --- python-socketio clients (the test harness's RecordingClient; any Python consumer of the signals) ----------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import redis
+import redis.asyncio
 
 from backend.signal_schema import (
     EPOCH_KEY,
@@ -24,9 +25,21 @@ def ensure_epoch(client: redis.Redis) -> str:
     return client.get(EPOCH_KEY)
 
 
+async def aensure_epoch(client: redis.asyncio.Redis) -> str:
+    """ensure_epoch on an asyncio client."""
+    await client.set(EPOCH_KEY, new_epoch(), nx=True)
+    return await client.get(EPOCH_KEY)
+
+
 def cursor(client: redis.Redis) -> tuple[str | None, int]:
     """(epoch, latest seq) as stored now."""
     epoch, seq = client.mget(EPOCH_KEY, SEQ_KEY)
+    return epoch, int(seq or 0)
+
+
+async def acursor(client: redis.asyncio.Redis) -> tuple[str | None, int]:
+    """cursor on an asyncio client."""
+    epoch, seq = await client.mget(EPOCH_KEY, SEQ_KEY)
     return epoch, int(seq or 0)
 
 
@@ -38,11 +51,24 @@ def decode_entry(fields: dict) -> dict | None:
         return None
 
 
+def _bounds(after: int, upto: int | None) -> tuple[str, str]:
+    """The XRANGE bounds of after < seq <= upto (no upper bound when None)."""
+    return f"({after}-0", "+" if upto is None else f"{upto}-0"
+
+
+def _decode_entries(entries) -> list[tuple[int, dict | None]]:
+    """[(seq, signal or None)] of XRANGE ENTRIES."""
+    return [(int(str(entry_id).split("-")[0]), decode_entry(fields)) for entry_id, fields in entries]
+
+
 def read_entries(client: redis.Redis, after: int, upto: int | None = None, count: int = 500):
     """[(seq, signal or None if invalid)] retained with after < seq <= upto (no upper bound when None), oldest first."""
-    end = "+" if upto is None else f"{upto}-0"
-    entries = client.xrange(HISTORY_KEY, f"({after}-0", end, count=count)
-    return [(int(str(entry_id).split("-")[0]), decode_entry(fields)) for entry_id, fields in entries]
+    return _decode_entries(client.xrange(HISTORY_KEY, *_bounds(after, upto), count=count))
+
+
+async def aread_entries(client: redis.asyncio.Redis, after: int, upto: int | None = None, count: int = 500):
+    """read_entries on an asyncio client."""
+    return _decode_entries(await client.xrange(HISTORY_KEY, *_bounds(after, upto), count=count))
 
 
 def read_range(client: redis.Redis, after: int, upto: int | None = None, count: int = 500) -> list[dict]:

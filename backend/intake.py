@@ -121,15 +121,18 @@ def _label(name: str, value: object, limit: int) -> None:
         raise InvalidSignal(f'signal "{name}" must be printable text of 1-{limit} characters, got {shorten(value)}')
 
 
-def _indicators(value: object) -> dict:
+def _indicators(value: object) -> dict[str, float | None]:
     if not isinstance(value, dict):
         raise InvalidSignal(f'signal "indicators" must be an object of numbers, got {type(value).__name__}')
-    indicators = {}
+    indicators: dict[str, float | None] = {}
     for key, item in value.items():
         name = f"indicators[{shorten(key, 40)}]"
+        if item is None:  # undefined, as the scan sends an indicator still warming up (JSON has no NaN)
+            indicators[key] = None
+            continue
         number = _number(name, item)
         if isinstance(number, bool) or not isinstance(number, (int, float)):
-            raise InvalidSignal(f'signal "{name}" must be a number or a numeric string, got {shorten(item)}')
+            raise InvalidSignal(f'signal "{name}" must be a number, a numeric string or null, got {shorten(item)}')
         indicators[key] = number
     return indicators
 

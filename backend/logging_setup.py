@@ -22,8 +22,16 @@ REFILL_S = 10.0  # … then one more per REFILL_S seconds, with a count of those
 TOKEN_RE = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
 
 
+# Loggers whose warnings a stranger can cause (a bad request line, a junk frame): rate-limited like peers'.
+STRANGER_LOGGERS = (*PEER_LOGGERS, "uvicorn")
+
+
 def _is_peer(name: str) -> bool:
     return name.split(".", 1)[0] in PEER_LOGGERS
+
+
+def _stranger_made(name: str) -> bool:
+    return name.split(".", 1)[0] in STRANGER_LOGGERS
 
 
 class BoundedLogFilter(logging.Filter):
@@ -38,7 +46,9 @@ class BoundedLogFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Shape RECORD in place; False drops it."""
-        if record.levelno >= logging.WARNING and (_is_peer(record.name) or getattr(record, "rate_limited", False)):
+        if record.levelno >= logging.WARNING and (
+            _stranger_made(record.name) or getattr(record, "rate_limited", False)
+        ):
             suppressed = self._take(record)
             if suppressed is None:
                 return False
@@ -72,9 +82,15 @@ class BoundedLogFilter(logging.Filter):
             return suppressed
 
 
+# uvicorn logs every connection and websocket handshake at INFO on "uvicorn.error": a line per stranger.
+QUIET_LOGGERS = ("uvicorn.error",)
+
+
 def configure_logging(level: int = logging.INFO) -> None:
-    """Log to stderr in one format, every line through BoundedLogFilter."""
+    """Log to stderr in one format, every line (the servers' and libraries' too) through BoundedLogFilter."""
     logging.basicConfig(level=level, format=FORMAT)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
     guard = BoundedLogFilter()
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, BoundedLogFilter) for f in handler.filters):

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import redis
+import redis.asyncio
 
 _CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
@@ -48,6 +49,12 @@ def make_redis(url: str, **overrides: Any) -> redis.Redis:
     """A Redis client for URL; string replies decoded as UTF-8."""
     options = {**redis_options(url), "decode_responses": True, **overrides}
     return redis.Redis.from_url(strip_tls_query(url), **options)
+
+
+def make_async_redis(url: str, **overrides) -> redis.asyncio.Redis:
+    """An asyncio Redis client for URL, with make_redis's options; string replies decoded as UTF-8."""
+    options = {**redis_options(url), "decode_responses": True, **overrides}
+    return redis.asyncio.Redis.from_url(strip_tls_query(url), **options)
 
 
 def redact_url(url: str) -> str:

@@ -64,6 +64,18 @@ def _redis_url(env: Mapping[str, str], default: str) -> str:
     return url
 
 
+def _slow_client_max_bytes(env: Mapping[str, str], default: int, signal_default: int) -> int:
+    """SLOW_CLIENT_MAX_BYTES, at least twice MAX_SIGNAL_BYTES: a client reading along may have a signal unsent."""
+    value = _int(env, "SLOW_CLIENT_MAX_BYTES", default, 1024)
+    signal_bytes = _int(env, "MAX_SIGNAL_BYTES", signal_default, 64, 16 * 1024 * 1024)
+    if value < 2 * signal_bytes:
+        raise ConfigError(
+            f"SLOW_CLIENT_MAX_BYTES={value} is below twice MAX_SIGNAL_BYTES ({signal_bytes}): a client reading "
+            f"along could be cut; raise it to at least {2 * signal_bytes} (default {default})"
+        )
+    return value
+
+
 _EXCHANGE_ID = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 
 
@@ -210,6 +222,8 @@ class Settings:
     http_rate_limit: str = "50/second"
     subscribe_rate_limit: str = "5/second"
     fast_broadcast: bool = True
+    slow_client_max_packets: int = 1000
+    slow_client_max_bytes: int = 1 << 20
     publish_tokens: tuple[str, ...] = field(default=(), repr=False)
     publish_rate_limit: str = "120/minute"
     # Parsed by the worker (tasks/config.py, backend/notify.py); the web only reads the dead letters and counts.
@@ -248,6 +262,11 @@ class Settings:
             http_rate_limit=_rate(env, "HTTP_RATE_LIMIT", default["http_rate_limit"]),
             subscribe_rate_limit=_rate(env, "SUBSCRIBE_RATE_LIMIT", default["subscribe_rate_limit"]),
             fast_broadcast=_bool(env, "FAST_BROADCAST", default["fast_broadcast"]),
+            # At least 250: a client that has just caught up may still hold a replay batch (200) in its queue.
+            slow_client_max_packets=_int(env, "SLOW_CLIENT_MAX_PACKETS", default["slow_client_max_packets"], 250),
+            slow_client_max_bytes=_slow_client_max_bytes(
+                env, default["slow_client_max_bytes"], default["max_signal_bytes"]
+            ),
             publish_tokens=_list(env, "SIGNALS_PUBLISH_TOKEN", default["publish_tokens"]),
             publish_rate_limit=_rate(env, "PUBLISH_RATE_LIMIT", default["publish_rate_limit"]),
             notify_urls=tuple(env.get("NOTIFY_URLS", "").split()),

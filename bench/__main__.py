@@ -2,6 +2,7 @@
 
 python -m bench                      # everything (~20 min), writes docs/benchmarks.md
 python -m bench --quick              # a ~2-minute subset for smoke-testing
+python -m bench --web                # the web tier's rows against Node (issue 18's targets), ~15 min
 python -m bench --only k1000x20      # one scenario (repeatable)
 python -m bench --only k1000x20 --project-dir /tmp/patched   # the same against another checkout
 """
@@ -25,12 +26,19 @@ from bench.targets import judge
 DOCS = ROOT / "docs" / "benchmarks.md"
 SCENARIOS["intake"] = (intake.scenario, False)  # POST /api/signals rate under the relay's lag, and notify latency
 SCENARIOS["chart-cost"] = (chart_cost.scenario, False)  # the scan with and without the chart keeper
+# Issue 18's targets: CPU per delivery and p50/p99 at two loads, RSS and accept time at 10,000, saturation, idle.
+WEB_ROWS = ("idle-1", "idle-1000", "k1000x20", "k5000x2", "k10000x1", "saturation")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a ~2-minute subset with shorter windows")
+    parser.add_argument(
+        "--web",
+        action="store_true",
+        help="the web tier's rows against Node: " + ", ".join(WEB_ROWS) + " (peers node,project unless --peers)",
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -48,7 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--project-dir",
         type=Path,
         default=ROOT,
-        help="run the web process (`python wsgi.py`) from this checkout instead",
+        help="run the web process (its Procfile's web line) from this checkout instead",
     )
     parser.add_argument(
         "--docs",
@@ -105,9 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, (runner, quick) in SCENARIOS.items():
             print(f"{name:20} {'quick ' if quick else '      '}{(runner.__doc__ or '').strip()}")
         return 0
+    if args.web and args.peers == ",".join(PEERS):
+        args.peers = "node,project"  # the seed takes minutes per row and has no target here
     peers = tuple(p.strip() for p in args.peers.split(",") if p.strip())
     cfg = Config(quick=args.quick, project_dir=args.project_dir.resolve(), peers=peers)
-    names = args.only or [name for name, (_r, quick) in SCENARIOS.items() if quick or not args.quick]
+    names = args.only or (list(WEB_ROWS) if args.web else None)
+    names = names or [name for name, (_r, quick) in SCENARIOS.items() if quick or not args.quick]
     command = "python -m bench" + ("".join(f" {shlex.quote(a)}" for a in sys.argv[1:]) if argv is None else "")
     started, host = time.time(), machine()
     log(f"{len(names)} scenarios: {', '.join(names)}; logs in {log_dir()}")
@@ -132,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     print(body)
     if args.json:
         args.json.write_text(json.dumps({"machine": host, "findings": cfg.findings}, indent=1, default=str))
-    docs = args.docs or (DOCS if not (args.quick or args.only) else None)
+    docs = args.docs or (DOCS if not (args.quick or args.only or args.web) else None)
     if docs and not args.no_docs:
         write_docs(docs, body)
         log(f"wrote {docs}")

@@ -1,9 +1,9 @@
 """`python -m bench.api_signals`: requests/s of GET /api/signals?limit=1000 with and without the response cache.
 
-Two real web processes on one private Redis holding 1,000 signals: `python wsgi.py` as deployed (cache on)
-and the same app with app.config["SIGNALS_CACHE"] = False (a switch only this benchmark sets). Each round
-times REQUESTS sequential requests on one keep-alive connection to each, alternating; the figures are the
-median and the spread (min–max) of the rounds' requests/s, and the ratio of the medians.
+Two real web processes on one private Redis holding 1,000 signals: `python asgi.py` as deployed (cache on)
+and the same app served the same way without the cache (app.state.signals_cache = None, as only this benchmark
+sets it). Each round times REQUESTS sequential requests on one keep-alive connection to each, alternating; the
+figures are the median and the spread (min–max) of the rounds' requests/s, and the ratio of the medians.
 """
 
 from __future__ import annotations
@@ -22,15 +22,18 @@ from bench.procs import Child, stop_all
 from tests.harness.polling import wait_until
 from tests.harness.ports import free_port
 
-# wsgi.py with the cache switched off: the same monkey-patching first, the same server.
+# asgi.py with the cache switched off: the same settings, the same server configuration.
 SERVE_UNCACHED = """
-import eventlet
-eventlet.monkey_patch()
+import uvicorn
+from backend.logging_setup import configure_logging
+from backend.settings import load_settings
 from backend.web import create_app
-from backend.web.server import serve
-app = create_app({"SIGNALS_CACHE": False})
-app.extensions["qs_relay"].start()
-serve(app, app.config["SETTINGS"].port)
+from backend.web.server import uvicorn_config
+configure_logging()
+settings = load_settings()
+app = create_app(settings)
+app.state.signals_cache = None
+uvicorn.Server(uvicorn_config(app, settings)).run()
 """
 
 
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         try:
             targets = {
-                "cache": start_web("web-cache", [sys.executable, "wsgi.py"], redis_server.url),
+                "cache": start_web("web-cache", [sys.executable, "asgi.py"], redis_server.url),
                 "no cache": start_web("web-nocache", [sys.executable, "-c", SERVE_UNCACHED], redis_server.url),
             }
             rates: dict[str, list[float]] = {name: [] for name in targets}

@@ -1,7 +1,7 @@
 """`python -m bench.intake`: the POST /api/signals rate at which the relay's p99 lag to a Socket.IO client stays
 under 100 ms.
 
-A private redis-server and `python wsgi.py` as deployed (PUBLISH_RATE_LIMIT and HTTP_RATE_LIMIT raised out of
+A private redis-server and `python asgi.py` as deployed (PUBLISH_RATE_LIMIT and HTTP_RATE_LIMIT raised out of
 the way); POSTERS processes post signals on keep-alive connections at a paced total rate, while this process
 holds one python-socketio client and times each signal from its `emitted_at` (the publish step in Redis) to
 its arrival. The rate steps up ×1.5 from 20/s, STEP_S seconds a step, until two steps in a row fail (p99 ≥ 100
@@ -134,7 +134,7 @@ def measure(runs: int = 3, posters: int = 4, seconds: float = 5.0, log=print) ->
         try:
             _web, url = start_web(
                 "web-intake",
-                [sys.executable, "wsgi.py"],
+                [sys.executable, "asgi.py"],
                 redis_server.url,
                 SIGNALS_PUBLISH_TOKEN=TOKEN,
                 PUBLISH_RATE_LIMIT="100000000/minute",

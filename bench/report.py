@@ -38,6 +38,8 @@ COLUMNS = [
     ("cpu_pct", "CPU %", 1, True),
     ("cpu_s_per_1k", "CPU s / 1k deliv.", 4, True),
     ("rss_per_1k_mb", "RSS MB / 1k clients", 1, True),
+    ("rss_mb", "RSS MB", 0, True),
+    ("connect_s", "accept s", 1, True),
 ]
 
 

@@ -36,6 +36,8 @@ def _fanout_values(result: dict, floor: dict | None = None) -> dict:
     values = {k: result.get(k) for k in ("p50_ms", "p99_ms", "cpu_pct", "cpu_s_per_1k", "rss_per_1k_mb")}
     values["throughput"] = result.get("deliveries_per_s")
     values["lost_dup"] = f"{result['lost']} / {result['dup']}"
+    values["rss_mb"] = result.get("rss_idle_mb")  # with every client connected, before the round
+    values["connect_s"] = result.get("connect_s")  # to accept every client (the load generator's clock)
     if floor and result.get("p50_ms") is not None and floor.get("p50_ms") is not None:
         values["p50_over_floor_ms"] = result["p50_ms"] - floor["p50_ms"]
     return values

@@ -12,7 +12,13 @@ import json
 import statistics
 from pathlib import Path
 
-METRICS = (("cpu_s_per_1k", "CPU s / 1k deliv.", 4), ("p50_ms", "p50 ms", 1), ("p99_ms", "p99 ms", 1))
+METRICS = (
+    ("cpu_s_per_1k", "CPU s / 1k deliv.", 4),
+    ("p50_ms", "p50 ms", 1),
+    ("p99_ms", "p99 ms", 1),
+    ("rss_idle_mb", "RSS MB", 0),
+    ("connect_s", "accept s", 1),
+)
 
 
 def runs_of(findings: dict, scenario: str, peer: str) -> list[dict]:

@@ -34,7 +34,6 @@ PROCESS_FIXTURES = frozenset(
         "_shared_stack",
         "attacked_stack",
         "exchange_process",
-        "eventlet_server",
         "nginx",
     }
 )

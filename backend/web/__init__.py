@@ -1,100 +1,126 @@
-"""The web process: Flask app factory with Flask-SocketIO on eventlet and the relay."""
+"""The web process: one ASGI app (Socket.IO on python-socketio's AsyncServer, REST on FastAPI) and its lifespan."""
 
 from __future__ import annotations
 
-import socketio as python_socketio
-from flask import Flask
-from flask_socketio import SocketIO
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import socketio
+from fastapi import FastAPI
 
 from backend import compat
 from backend.logging_setup import peer_logger
-from backend.redis_client import make_redis, redis_options, strip_tls_query
+from backend.publisher import Publisher
+from backend.redis_client import make_async_redis, make_redis
 from backend.settings import Settings, load_settings
+from backend.web.state import WebState
 
-socketio = SocketIO()
+log = logging.getLogger(__name__)
 
 # Clients only send connect auth and `subscribe`: anything bigger is hostile.
 MAX_CLIENT_PACKET_BYTES = 16 * 1024
+RESTART_PAUSE_S = 1.0
 
 
-def create_app(test_config: dict | None = None) -> Flask:
+class WebApp:
+    """The ASGI app a server runs; `.state` (the WebState) and `.api` (the FastAPI app) are there for tests."""
+
+    def __init__(self, asgi, state: WebState, api: FastAPI):
+        """Serve ASGI (the outermost middleware); STATE and API are what it was built from."""
+        self.asgi, self.state, self.api = asgi, state, api
+
+    async def __call__(self, scope, receive, send):
+        """Hand the connection to the middleware chain."""
+        await self.asgi(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> WebApp:
     """Create and configure the web app."""
-    app = Flask(__name__)
-    settings = (test_config or {}).get("SETTINGS") or load_settings()
-    app.config.from_mapping(SETTINGS=settings, SOCKETIO_ASYNC_MODE=None)
-    app.json.sort_keys = False
-    if test_config:
-        app.config.update(test_config)
-    # Flask-SocketIO's test client refuses a message queue: in-process tests (threading) run without one.
-    app.config.setdefault("SOCKETIO_MESSAGE_QUEUE", app.config["SOCKETIO_ASYNC_MODE"] != "threading")
-
-    client = make_redis(settings.redis_url)
-    app.extensions["qs_redis"] = client
-    init_socketio(app, settings)
-
-    from backend.web import api, charts_api, dashboard, ops
+    settings = settings or load_settings()
+    from backend.web import api, charts_api, connection_limits, dashboard, ops, rate_limits, security
     from backend.web.broadcast import Broadcaster
     from backend.web.clients import SignalsNamespace
     from backend.web.relay import Relay
 
-    # FAST_BROADCAST: live signals written once-framed to idle websockets (backend/web/broadcast.py); the
-    # eventlet hook it needs is installed by backend/web/server.py.
-    # Only on eventlet: elsewhere (the threading mode of in-process tests) no websocket has a lane to write to.
-    fast = settings.fast_broadcast and socketio.server.eio.async_mode == "eventlet"
-    relay = Relay(socketio, settings, client, Broadcaster(socketio) if fast else None)
-    app.extensions["qs_relay"] = relay
-    # After init_socketio: registered on this app's server, not queued for every later init_app.
-    socketio.on_namespace(SignalsNamespace(relay, client, settings.auth_tokens, settings.subscribe_rate_limit))
-    app.register_blueprint(api.bp)
-    app.register_blueprint(charts_api.bp)
-    app.register_blueprint(dashboard.bp)
-    app.register_blueprint(ops.bp)
-
-    # Transport limits (per-IP connection cap, request body size and deadline; the session sweeper that
-    # start_background_tasks starts): a WSGI wrapper around Socket.IO too, so /socket.io/ requests are bounded.
-    from backend.web import connection_limits
-
-    connection_limits.install(app, socketio, settings, MAX_CLIENT_PACKET_BYTES)
-
-    from backend.web import rate_limits, security
-
-    rate_limits.init_app(app, settings)
-    # Last, so its WSGI wrapper is outermost: the Host check runs before Socket.IO or anything else.
-    security.init_app(app)
-    return app
-
-
-def start_background_tasks(app: Flask) -> None:
-    """Start the relay and the session sweeper of APP, each once: what a process serving APP must run.
-
-    wsgi.py calls it for every server that serves `wsgi:app`. create_app never does, so the `flask` CLI and
-    in-process tests run none; such a test that needs clients welcomed (test_client with "SOCKETIO_ASYNC_MODE":
-    "threading") calls this, or just app.extensions["qs_relay"].start(), and qs_relay.stop() when done.
-    """
-    app.extensions["qs_relay"].start()
-    app.extensions["qs_session_sweeper"].start()
-
-
-def init_socketio(app: Flask, settings: Settings) -> None:
-    """Attach Flask-SocketIO; with SOCKETIO_MESSAGE_QUEUE (the default when served), over Redis (TLS included)."""
     compat.harden_socketio()
-    manager = None
-    if app.config["SOCKETIO_MESSAGE_QUEUE"]:
-        manager = python_socketio.RedisManager(
-            strip_tls_query(settings.redis_url),
-            channel="flask-socketio",
-            redis_options=redis_options(settings.redis_url),
-        )
-    socketio.init_app(
-        app,
-        # None picks eventlet in `python wsgi.py` and threading under the `flask` CLI; in-process tests
-        # ask for threading.
-        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
-        client_manager=manager,
+    sio = socketio.AsyncServer(
+        async_mode="asgi",
+        # None: same origin only (python-engineio reads [] as "no CORS check at all").
         cors_allowed_origins=list(settings.cors_origins) or None,
         max_http_buffer_size=MAX_CLIENT_PACKET_BYTES,
-        logger=peer_logger("socketio.server"),
-        engineio_logger=peer_logger("engineio.server"),
         ping_interval=25,
         ping_timeout=20,
+        logger=peer_logger("socketio.server"),
+        engineio_logger=peer_logger("engineio.server"),
     )
+    client = make_redis(settings.redis_url)
+    state = WebState(settings=settings, redis=client, aredis=make_async_redis(settings.redis_url), sio=sio)
+    # FAST_BROADCAST: live signals framed once and written to idle websockets; with it on or off, a client
+    # that falls behind past SLOW_CLIENT_MAX_PACKETS / _BYTES is cut (backend/web/broadcast.py).
+    broadcaster = Broadcaster.from_settings(sio, settings)
+    state.relay = Relay(sio, settings, state.aredis, broadcaster)
+    state.namespace = SignalsNamespace(state.relay, state.aredis, settings.auth_tokens, settings.subscribe_rate_limit)
+    sio.register_namespace(state.namespace)
+    state.publisher = Publisher.from_settings(settings, client)
+    state.publish_limit = rate_limits.PublishLimit(settings, client)
+    state.signals_cache = api.BodyCache()
+    state.sweeper = connection_limits.SessionSweeper(sio, settings.connect_timeout)
+
+    fastapi_app = FastAPI(
+        title="Quantum Signals",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=_lifespan(state),
+    )
+    fastapi_app.state.qs = state
+    for module in (api, charts_api, ops, dashboard):
+        fastapi_app.include_router(module.router)
+    dashboard.mount_static(fastapi_app)
+
+    # socketio.ASGIApp hands lifespan events to FastAPI (it has no on_startup/on_shutdown of its own).
+    served = socketio.ASGIApp(sio, other_asgi_app=fastapi_app)
+    # The HTTP intake takes a whole signal, up to MAX_SIGNAL_BYTES; every other body is a client packet.
+    body_limits = {connection_limits.INTAKE_PATH: max(MAX_CLIENT_PACKET_BYTES, settings.max_signal_bytes)}
+    served = connection_limits.ConnectionLimits(
+        served, settings.max_connections_per_ip, MAX_CLIENT_PACKET_BYTES, settings.socket_timeout, body_limits
+    )
+    # Outermost: a bad Host is answered before Socket.IO or anything else runs.
+    served = security.HostCheck(served, settings.allowed_hosts)
+    return WebApp(served, state, fastapi_app)
+
+
+def _lifespan(state: WebState):
+    """The lifespan: the relay and the session sweeper run while the app serves; Redis clients close after."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        tasks = [
+            asyncio.create_task(supervise("relay", state.relay.run), name="qs-relay"),
+            asyncio.create_task(supervise("session sweeper", state.sweeper.run), name="qs-session-sweeper"),
+        ]
+        try:
+            yield
+        finally:
+            state.relay.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await state.namespace.stop()
+            await state.aredis.aclose()
+            state.redis.close()
+
+    return lifespan
+
+
+async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Run RUN until it returns; when it raises, log it and run it again (readiness sees the relay's gap)."""
+    while True:
+        try:
+            await run()
+            return
+        except Exception:  # a background task must outlive its own bugs (log.exception keeps the traceback)
+            log.exception("%s task failed; restarting it", name)
+        await asyncio.sleep(RESTART_PAUSE_S)

@@ -3,22 +3,27 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import OrderedDict
 
-import redis
-from flask import Blueprint, Response, current_app, jsonify, request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from backend import history
 from backend.intake import normalize_signal
-from backend.publisher import Publisher, SignalTooLarge
+from backend.publisher import SignalTooLarge
 from backend.signal_schema import InvalidSignal, decode_json
-from backend.web.auth import bearer_token, token_ok
-from backend.web.ops import redis_down, redis_up
-from backend.web.params import MAX_STREAM_SEQ, BadRequest, parse_limit, parse_since, parse_symbol
+from backend.web.auth import bearer_token, require_read_token, token_ok
+from backend.web.errors import ApiError, JsonErrorRoute
+from backend.web.models import IncomingSignal, Signal, SignalsPage, answers
+from backend.web.ops import redis_up
+from backend.web.params import MAX_STREAM_SEQ, parse_limit, parse_since, parse_symbol
+from backend.web.rate_limits import limit_address
+from backend.web.state import WebState, get_state
 
 log = logging.getLogger(__name__)
-bp = Blueprint("api", __name__, url_prefix="/api")
+router = APIRouter(prefix="/api", tags=["signals"], route_class=JsonErrorRoute, dependencies=[Depends(limit_address)])
 
 CACHE_ENTRIES = 256
 CACHE_BYTES = 64 * 1024 * 1024  # a 1,000-signal body is ~0.5 MB; the count cap alone could hold 100+ MB
@@ -50,82 +55,98 @@ class BodyCache:
             self.size -= len(self.entries.popitem(last=False)[1])
 
 
-@bp.record_once
-def _setup(state) -> None:
-    """Give the app its /api/signals cache and the intake's publisher."""
-    state.app.extensions["qs_signals_cache"] = BodyCache()
-    publisher = Publisher.from_settings(state.app.config["SETTINGS"], state.app.extensions["qs_redis"])
-    state.app.extensions["qs_publisher"] = publisher
+def json_body(value: object) -> bytes:
+    """VALUE as the compact JSON the API answers."""
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
-def _error(status: int, message: str):
-    """A JSON error response."""
-    return jsonify({"error": message}), status
-
-
-@bp.get("/signals")
-def list_signals():
+@router.get(
+    "/signals",
+    response_class=Response,
+    responses={200: {"model": SignalsPage, "content": {"application/json": {}}}, **answers(400, 401, 429, 503)},
+    dependencies=[Depends(require_read_token)],
+)
+def list_signals(
+    since: str | None = Query(None, description="Only signals with a greater seq (0..2**64-1)"),
+    limit: str | None = Query(None, description="How many of the newest to answer (1..1000, default 100)"),
+    symbol: str | None = Query(None, description="Only this symbol's signals, e.g. BTCUSDT"),
+    state: WebState = Depends(get_state),
+) -> Response:
     """Retained signals with seq > since, the newest `limit`, oldest first."""
-    tokens = current_app.config["SETTINGS"].auth_tokens
-    if tokens and not token_ok(bearer_token(request.headers.get("Authorization")), tokens):
-        return _error(401, "unauthorized: send Authorization: Bearer <token>")
-    try:
-        since = parse_since(request.args.get("since"), MAX_STREAM_SEQ) or 0
-        limit = parse_limit(request.args.get("limit"))
-        symbol = parse_symbol(request.args.get("symbol"))
-    except BadRequest as exc:
-        return _error(400, str(exc))
-    client = current_app.extensions["qs_redis"]
+    since_seq = parse_since(since, MAX_STREAM_SEQ) or 0
+    count = parse_limit(limit)
+    wanted = parse_symbol(symbol)
+    client = state.redis
     # Keyed by the history's cursor: every new signal moves seq (a new epoch replaces the history), so an
-    # entry is exactly what Redis would answer until then.
-    cache = current_app.extensions["qs_signals_cache"] if current_app.config.get("SIGNALS_CACHE", True) else None
-    try:
-        epoch, seq = history.cursor(client)
-        key = (epoch, seq, since, symbol, limit)
-        body = cache.get(key) if cache is not None and epoch else None
-        if body is None:
-            epoch = epoch or history.ensure_epoch(client)
-            signals = history.recent(client, since=since, symbol=symbol, limit=limit)
-            body = current_app.json.dumps({"epoch": epoch, "signals": signals}).encode()
-            if cache is not None and key[0]:
-                cache.put(key, body)
-    except redis.RedisError as exc:
-        return _error(503, redis_down(exc))
-    redis_up()
-    return Response(body, mimetype="application/json")
+    # entry is exactly what Redis would answer until then. The threadpool runs several of these at once:
+    # BodyCache's few dict steps are not atomic, but a lost update only costs a later miss.
+    cache = state.signals_cache
+    epoch, seq = history.cursor(client)
+    key = (epoch, seq, since_seq, wanted, count)
+    body = cache.get(key) if cache is not None and epoch else None
+    if body is None:
+        epoch = epoch or history.ensure_epoch(client)
+        signals = history.recent(client, since=since_seq, symbol=wanted, limit=count)
+        body = json_body({"epoch": epoch, "signals": signals})
+        if cache is not None and key[0]:
+            cache.put(key, body)
+    redis_up(state)
+    return Response(body, media_type="application/json")
 
 
-@bp.post("/signals")
-def publish_signal():
+INTAKE_BODY = {
+    "required": True,
+    "description": "One signal as JSON; text/plain holding JSON is read the same (TradingView's webhooks).",
+    "content": {
+        "application/json": {"schema": IncomingSignal.model_json_schema()},
+        "text/plain": {"schema": {"type": "string"}, "example": '{"type": "buy", "price": "60000.5"}'},
+    },
+}
+
+
+@router.post(
+    "/signals",
+    status_code=201,
+    response_class=Response,
+    responses={
+        201: {"model": Signal, "description": "Published: the stored signal", "content": {"application/json": {}}},
+        200: {"model": Signal, "description": "An id published before: the stored signal, nothing published"},
+        **answers(400, 401, 403, 408, 413, 429, 503),
+    },
+    openapi_extra={"requestBody": INTAKE_BODY},
+)
+async def publish_signal(
+    request: Request,
+    token: str | None = Query(None, description="The publish token, for senders that cannot set headers"),
+    state: WebState = Depends(get_state),
+) -> Response:
     """Publish one outside signal: 201 with the stored signal, 200 with the earlier one for an id already published."""
-    settings = current_app.config["SETTINGS"]
+    settings = state.settings
     if not settings.publish_tokens:
-        return _error(403, "publishing over HTTP is disabled: set SIGNALS_PUBLISH_TOKEN")
-    # ?token= because TradingView's webhooks cannot set headers. No URL is logged (eventlet's access log is off in
-    # server.py; the log filter masks token= in any line), so the token stays out of the logs.
-    token = bearer_token(request.headers.get("Authorization")) or request.args.get("token")
+        raise ApiError(403, "publishing over HTTP is disabled: set SIGNALS_PUBLISH_TOKEN")
+    # ?token= because TradingView's webhooks cannot set headers. No URL is logged (uvicorn's access log is off
+    # in server.py; the log filter masks token= in any line), so the token stays out of the logs.
+    token = bearer_token(request.headers.get("Authorization")) or token
     if not token_ok(token, settings.publish_tokens):
-        return _error(401, "unauthorized: send Authorization: Bearer <token> or ?token=<token> (SIGNALS_PUBLISH_TOKEN)")
-    try:
-        over = current_app.extensions["qs_publish_limit"].hit(token)
-    except redis.RedisError as exc:
-        return _error(503, redis_down(exc))
+        raise ApiError(
+            401, "unauthorized: send Authorization: Bearer <token> or ?token=<token> (SIGNALS_PUBLISH_TOKEN)"
+        )
+    over = await run_in_threadpool(state.publish_limit.hit, token)
     if over is not None:
         limit, retry = over
         message = f"rate limit exceeded: {limit} per publish token; retry after {retry} s (PUBLISH_RATE_LIMIT)"
-        return jsonify({"error": message}), 429, {"Retry-After": str(retry)}
-    raw = request.get_data(cache=False)
+        raise ApiError(429, message, {"Retry-After": str(retry)})
+    # Read whole and bounded already: ConnectionLimits refused a larger body unread, or one too slow (408).
+    raw = await request.body()
     if len(raw) > settings.max_signal_bytes:
-        return _error(413, f"body of {len(raw)} bytes exceeds MAX_SIGNAL_BYTES={settings.max_signal_bytes}")
+        raise ApiError(413, f"body of {len(raw)} bytes exceeds MAX_SIGNAL_BYTES={settings.max_signal_bytes}")
     try:
         signal = normalize_signal(decode_json(raw, "body"), default_source="webhook")
-        stored, created = current_app.extensions["qs_publisher"].publish(signal)
+        stored, created = await run_in_threadpool(state.publisher.publish, signal)
     except SignalTooLarge as exc:
-        return _error(413, str(exc))
+        raise ApiError(413, str(exc)) from None
     except InvalidSignal as exc:
-        return _error(400, str(exc))
-    except redis.RedisError as exc:
-        return _error(503, redis_down(exc))
-    redis_up()
+        raise ApiError(400, str(exc)) from None
+    redis_up(state)
     log.info("HTTP intake: %s seq %d (%s)", "new" if created else "retry of", stored["seq"], stored.get("id", "no id"))
-    return jsonify(stored), 201 if created else 200
+    return Response(json_body(stored), status_code=201 if created else 200, media_type="application/json")

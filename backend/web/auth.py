@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import hmac
 
+from fastapi import Request
+
+from backend.web.errors import ApiError
+from backend.web.state import get_state
+
 BEARER = "Bearer "
 
 
@@ -24,3 +29,10 @@ def bearer_token(header: str | None) -> str | None:
     if header and header.startswith(BEARER):
         return header[len(BEARER) :]
     return None
+
+
+async def require_read_token(request: Request) -> None:
+    """FastAPI dependency: refuse (401) a read without one of SIGNALS_AUTH_TOKEN's tokens, when any is set."""
+    tokens = get_state(request).settings.auth_tokens
+    if tokens and not token_ok(bearer_token(request.headers.get("Authorization")), tokens):
+        raise ApiError(401, "unauthorized: send Authorization: Bearer <token>")

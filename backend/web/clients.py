@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from urllib.parse import parse_qs
 
 import redis
-from flask import request
-from flask_socketio import ConnectionRefusedError, Namespace
+import redis.asyncio
+import socketio
 from limits import parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -45,22 +47,37 @@ def rooms_for(symbols: frozenset[str] | None) -> set[str]:
     return {ALL_ROOM} if symbols is None else {symbol_room(s) for s in symbols}
 
 
-class SignalsNamespace(Namespace):
+def query_params(environ: dict) -> dict[str, str]:
+    """The connect URL's query parameters (the first value of each), as python-engineio's environ carries them."""
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    return {name: values[0] for name, values in query.items()}
+
+
+class SignalsNamespace(socketio.AsyncNamespace):
     """The `/` namespace: its handlers bring each client from its cursor to the live stream."""
 
-    def __init__(self, relay: Relay, client: redis.Redis, tokens: tuple[str, ...], subscribe_rate: str = "5/second"):
-        """Bind to the relay whose cursor is authoritative and the history reader; register with on_namespace."""
+    def __init__(
+        self, relay: Relay, client: redis.asyncio.Redis, tokens: tuple[str, ...], subscribe_rate: str = "5/second"
+    ):
+        """Bind to the relay whose cursor is authoritative and the history reader; register with register_namespace."""
         super().__init__(NAMESPACE)
         self.relay = relay
         self.redis = client
         self.tokens = tokens
         self.clients: dict[str, ClientState] = {}
+        self._tasks: set[asyncio.Task] = set()  # attach tasks, held so none is collected while it runs
         # Each subscribe moves the client between up to MAX_SYMBOLS rooms: cheap once, not a thousand times.
         self._subscribe_rate = parse_many(subscribe_rate)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         metrics.CLIENTS_CONNECTED.set_function(lambda: len(self.clients))
 
-    def trigger_event(self, event, *args):
+    async def stop(self) -> None:
+        """Cancel the attach tasks still running (at shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def trigger_event(self, event, *args):
         """Dispatch EVENT to its on_ method; any other name a client sends is not handled (and gets no ack).
 
         A set lookup, as python-socketio's own handler table does: an unhashable name (a list) still fails
@@ -68,61 +85,65 @@ class SignalsNamespace(Namespace):
         """
         if event not in HANDLED_EVENTS:
             return self.server.not_handled
-        return super().trigger_event(event, *args)
+        return await super().trigger_event(event, *args)
 
-    def _reserved(self, event: str) -> bool:
-        """True (and counted) when a connected client sent an event named EVENT itself.
+    def _reserved(self, event: str, sid: str) -> bool:
+        """True (and counted) when connected client SID sent an event named EVENT itself.
 
         python-socketio dispatches `42["connect"]` and `42["disconnect"]` to the same handlers as the
         real thing. A real connect or disconnect is pending while its handler runs, so the client does
         not count as connected yet (or any more); a forged one comes from a client that does.
         """
-        if not self.server.manager.is_connected(request.sid, NAMESPACE):
+        if not self.server.manager.is_connected(sid, NAMESPACE):
             return False
         metrics.CLIENT_EVENTS_REFUSED.labels(reason=f"reserved:{event}").inc()
         log.warning(
-            "refused a %r event sent by client %s: that name is reserved",
-            event,
-            request.sid,
-            extra={"rate_limited": True},
+            "refused a %r event sent by client %s: that name is reserved", event, sid, extra={"rate_limited": True}
         )
         return True
 
-    def on_connect(self, auth=None):
-        """Check the token, read the cursor and filter, then attach the client in the background."""
-        if self._reserved("connect"):
+    async def on_connect(self, sid, environ=None, auth=None):
+        """Check the token, read the cursor and filter, then attach the client in the background.
+
+        ENVIRON is optional: a forged `42["connect"]` arrives with the sid alone, and must reach _reserved.
+        """
+        if self._reserved("connect", sid):
             return None
         auth = auth if isinstance(auth, dict) else {}
-        args = request.args
+        args = query_params(environ) if isinstance(environ, dict) else {}
 
         def param(name):
             return auth.get(name, args.get(name))
 
         if not token_ok(param("token"), self.tokens):
             metrics.CLIENT_EVENTS_REFUSED.labels(reason="unauthorized").inc()
-            raise ConnectionRefusedError('unauthorized: pass a valid token in the connect auth {"token": …}')
+            raise socketio.exceptions.ConnectionRefusedError(
+                'unauthorized: pass a valid token in the connect auth {"token": …}'
+            )
         try:
             since = parse_since(param("since"))
             symbols = parse_symbols(param("symbols"))
         except BadRequest as exc:
-            raise ConnectionRefusedError(f"bad request: {exc}") from None
-        epoch = param("epoch")
+            raise socketio.exceptions.ConnectionRefusedError(f"bad request: {exc}") from None
         state = ClientState(rooms=rooms_for(symbols), symbols=symbols)
-        self.clients[request.sid] = state
-        self.socketio.start_background_task(self.attach, request.sid, state, since, epoch)
+        self.clients[sid] = state
+        task = asyncio.create_task(self.attach(sid, state, since, param("epoch")), name="qs-attach")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return None
 
-    def on_disconnect(self, *args):
+    async def on_disconnect(self, sid, *_reason):
         """Forget the client."""
-        if self._reserved("disconnect"):
+        if self._reserved("disconnect", sid):
             return
-        self.clients.pop(request.sid, None)
+        self.clients.pop(sid, None)
 
-    def on_subscribe(self, data=None, *_extra):  # a stranger may send more arguments than one
+    async def on_subscribe(self, sid, data=None, *_extra):  # a stranger may send more arguments than one
         """Change the client's symbol filter; answers {"symbols": [...]} or {"error": ...}."""
-        state = self.clients.get(request.sid)
+        state = self.clients.get(sid)
         if state is None:
             return {"error": "not connected"}
-        if not all(self._limiter.hit(rate, "subscribe", request.sid) for rate in self._subscribe_rate):
+        if not all(self._limiter.hit(rate, "subscribe", sid) for rate in self._subscribe_rate):
             metrics.CLIENT_EVENTS_REFUSED.labels(reason="subscribe rate").inc()
             limit = "; ".join(str(rate) for rate in self._subscribe_rate)
             return {"error": f"too many subscribe events (limit {limit}); wait a moment and send it again"}
@@ -132,21 +153,22 @@ class SignalsNamespace(Namespace):
             return {"error": str(exc)}
         new_rooms = rooms_for(symbols)
         if state.live:
+            manager = self.server.manager
             for room in state.rooms - new_rooms:
-                self.server.leave_room(request.sid, room, namespace=NAMESPACE)
+                manager.basic_leave_room(sid, NAMESPACE, room)
             for room in new_rooms - state.rooms:
-                self.server.enter_room(request.sid, room, namespace=NAMESPACE)
+                manager.basic_enter_room(sid, NAMESPACE, room)
         state.rooms, state.symbols = new_rooms, symbols
         return {"symbols": sorted(symbols) if symbols else None}
 
-    def _send(self, sid: str, event: str, data: dict) -> None:
-        self.socketio.emit(event, data, to=sid, namespace=NAMESPACE, ignore_queue=True)
+    async def _send(self, sid: str, event: str, data: dict) -> None:
+        await self.server.emit(event, data, to=sid, namespace=NAMESPACE)
 
     def _queued(self, sid: str) -> int:
         """Packets waiting in the client's Engine.IO queue."""
         return compat.engineio_queue_size(self.server, sid)
 
-    def _wait_drained(self, sid: str) -> bool:
+    async def _wait_drained(self, sid: str) -> bool:
         """Wait until the client has read most of what it was sent; False if it stopped reading."""
         deadline = time.monotonic() + DRAIN_WAIT_S
         while self._queued(sid) > MAX_QUEUED_PACKETS:
@@ -154,69 +176,71 @@ class SignalsNamespace(Namespace):
                 return False
             if time.monotonic() > deadline:
                 log.warning("client %s stopped reading during replay; disconnecting it", sid)
-                self.server.disconnect(sid, namespace=NAMESPACE)
+                await self.server.disconnect(sid, namespace=NAMESPACE)
                 return False
-            self.socketio.sleep(0.05)
+            await asyncio.sleep(0.05)
         return True
 
-    def _wait_for_relay(self, sid: str) -> bool:
+    async def _wait_for_relay(self, sid: str) -> bool:
         """Wait until the relay has a cursor and the client's connect is complete; False if the client left."""
         deadline = time.monotonic() + 3600
-        # Under threads (in-process tests) this task may run before the connect handler has returned.
+        # This task starts inside the connect handler, before python-socketio marks the client connected.
         while not (self.relay.epoch and self.relay.subscribed and self.server.manager.is_connected(sid, NAMESPACE)):
             if sid not in self.clients or time.monotonic() > deadline:
                 return False
-            self.socketio.sleep(0.1)
+            await asyncio.sleep(0.02 if self.relay.subscribed else 0.1)
         return True
 
-    def attach(self, sid: str, state: ClientState, since: int | None, epoch: object) -> None:
+    async def attach(self, sid: str, state: ClientState, since: int | None, epoch: object) -> None:
         """Send welcome, replay seq > since from history, then join the live rooms with no gap."""
-        if not self._wait_for_relay(sid):
+        if not await self._wait_for_relay(sid):
             return
         relay = self.relay
-        self._send(sid, EVENT_WELCOME, {"epoch": relay.epoch, "seq": relay.last_seq})
+        await self._send(sid, EVENT_WELCOME, {"epoch": relay.epoch, "seq": relay.last_seq})
         if since is not None:
             try:
-                self._replay(sid, state, since, epoch)
+                await self._replay(sid, state, since, epoch)
             except redis.RedisError as exc:
                 log.warning("replay to %s failed (%s); it joins live", sid, exc)
         if sid in self.clients and self.server.manager.is_connected(sid, NAMESPACE):
-            # No yield between the relay cursor check in _replay and this join.
+            # No await between the relay cursor check in _replay and this join: the relay picks the recipients
+            # of seq N right after advancing to N, so this client gets each seq from exactly one of the two.
+            manager = self.server.manager
             for room in state.rooms:
-                self.server.enter_room(sid, room, namespace=NAMESPACE)
+                manager.basic_enter_room(sid, NAMESPACE, room)
             state.live = True
 
-    def _replay(self, sid: str, state: ClientState, cursor: int, epoch: object) -> None:
+    async def _replay(self, sid: str, state: ClientState, cursor: int, epoch: object) -> None:
         relay = self.relay
         if epoch not in (None, "", relay.epoch):
-            self._send(sid, EVENT_RESYNC, {"epoch": relay.epoch})
+            await self._send(sid, EVENT_RESYNC, {"epoch": relay.epoch})
             cursor = 0
         deadline = time.monotonic() + RELAY_WAIT_S
         while cursor > relay.last_seq:
             # A cursor ahead of this relay: wait for the relay, or resync if history never had it.
-            stored_epoch, stored_seq = history.cursor(self.redis)
+            stored_epoch, stored_seq = await history.acursor(self.redis)
             if cursor > stored_seq or stored_epoch != relay.epoch or time.monotonic() > deadline:
-                self._send(sid, EVENT_RESYNC, {"epoch": relay.epoch})
+                await self._send(sid, EVENT_RESYNC, {"epoch": relay.epoch})
                 cursor = 0
                 break
-            self.socketio.sleep(0.02)
+            await asyncio.sleep(0.02)
         current_epoch = relay.epoch
         while sid in self.clients:
             target = relay.last_seq
             if relay.epoch != current_epoch:
-                self._send(sid, EVENT_RESYNC, {"epoch": relay.epoch})
+                await self._send(sid, EVENT_RESYNC, {"epoch": relay.epoch})
                 current_epoch, cursor = relay.epoch, 0
                 continue
             if cursor >= target:
                 return  # caller joins the rooms before anything else runs
-            if not self._wait_drained(sid):
+            if not await self._wait_drained(sid):
                 return
-            batch = history.read_entries(self.redis, cursor, target, count=MAX_QUEUED_PACKETS)
+            batch = await history.aread_entries(self.redis, cursor, target, count=MAX_QUEUED_PACKETS)
             if not batch:
                 cursor = target  # trimmed out of history: nothing left to send
                 continue
             for _seq, signal in batch:
                 if signal is not None and (state.symbols is None or signal.get("symbol") in state.symbols):
-                    self._send(sid, EVENT_NEW_SIGNAL, signal)
+                    await self._send(sid, EVENT_NEW_SIGNAL, signal)
                     metrics.SIGNALS_REPLAYED.inc()
             cursor = batch[-1][0]

@@ -1,21 +1,22 @@
 """Bounded resources for strangers at the transport level.
 
-`ConnectionLimits` (WSGI middleware, outermost): at most MAX_CONNECTIONS_PER_IP in-flight requests and open
-websockets per REMOTE_ADDR (503 over it), request bodies bigger than the largest client packet (for the HTTP
-intake: MAX_SIGNAL_BYTES) refused (413) without reading them, and a body that does not arrive within
-SOCKET_TIMEOUT cut (408); every refusal closes the connection. `SessionSweeper`: Engine.IO sessions that have
-not connected the `/` namespace within CONNECT_TIMEOUT are closed.
+`ConnectionLimits` (ASGI middleware, inside the Host check): at most MAX_CONNECTIONS_PER_IP in-flight requests
+and open websockets per client address (503 over it), request bodies bigger than the largest client packet (for
+the HTTP intake: MAX_SIGNAL_BYTES) refused (413) without reading them, and a body that does not arrive within
+SOCKET_TIMEOUT cut (408); every refusal closes the connection. The request head has its own deadline in the
+server's protocol (backend/compat.py, `header_deadline_protocol`). `SessionSweeper`: Engine.IO sessions that
+have not connected the `/` namespace within CONNECT_TIMEOUT are closed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import asyncio
 import logging
 import time
 
 from backend import compat
 from backend.web import metrics
+from backend.web.security import header, respond
 
 log = logging.getLogger(__name__)
 
@@ -23,39 +24,17 @@ NAMESPACE = "/"
 INTAKE_PATH = "/api/signals"
 
 
-class _Released:
-    """A WSGI result that calls RELEASE once eventlet has sent it (on close())."""
+class Refusal(Exception):
+    """A request refused at the transport level: the metric's reason, the status and the text answered."""
 
-    def __init__(self, result, release):
-        """Wrap RESULT (an iterable, maybe closable)."""
-        self.result, self.release = result, release
-
-    def __iter__(self):
-        """Iterate the wrapped result."""
-        return iter(self.result)
-
-    def close(self):
-        """Close the wrapped result, then release the connection slot."""
-        try:
-            close = getattr(self.result, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self.release()
-
-
-def _body_deadline(environ, seconds: float):
-    """A context that interrupts the body read after SECONDS under eventlet (the socket timeout bounds one recv
-    only: a client dripping a byte at a time would otherwise hold the request for ever)."""
-    if "eventlet.input" not in environ:
-        return contextlib.nullcontext()
-    import eventlet
-
-    return eventlet.Timeout(seconds, TimeoutError(f"request body not read within {seconds:g} s"))
+    def __init__(self, reason: str, status: int, text: str):
+        """Refuse with STATUS and TEXT, counted under REASON."""
+        super().__init__(text)
+        self.reason, self.status, self.text = reason, status, text
 
 
 class ConnectionLimits:
-    """WSGI middleware: a per-IP cap on concurrent requests (websockets included) and bounded request bodies."""
+    """ASGI middleware: a per-IP cap on concurrent requests (websockets included) and bounded request bodies."""
 
     def __init__(
         self,
@@ -71,140 +50,124 @@ class ConnectionLimits:
         self.max_body_bytes = max_body_bytes
         self.body_limits = body_limits or {}
         self.body_timeout_s = body_timeout_s
-        # One eventlet hub runs every request: nothing switches between reading and writing a count.
+        # One event loop runs every request and nothing awaits between reading and writing a count.
         self.active: dict[str, int] = {}
 
-    def __call__(self, environ, start_response):
+    async def __call__(self, scope, receive, send):
         """Count the request against its address for as long as it runs (a websocket: its whole life)."""
-        address = environ.get("REMOTE_ADDR", "")
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        address = scope["client"][0] if scope.get("client") else ""
         if self.max_per_ip and self.active.get(address, 0) >= self.max_per_ip:
-            return self.refuse(
-                environ,
-                start_response,
-                "per_ip_cap",
-                "503 Service Unavailable",
-                f"too many connections from {address} (at most {self.max_per_ip}); close some\n",
-            )
+            text = f"too many connections from {address} (at most {self.max_per_ip}); close some\n"
+            return await self.refuse(scope, send, Refusal("per_ip_cap", 503, text))
         self.active[address] = self.active.get(address, 0) + 1
-        released = False
-
-        def release():
-            """Give the slot back (once)."""
-            nonlocal released
-            if not released:
-                released = True
-                left = self.active.get(address, 1) - 1
-                if left > 0:
-                    self.active[address] = left
-                else:
-                    self.active.pop(address, None)
-
         try:
-            refusal = self.read_body(environ)
-            if refusal is not None:
-                release()
-                return self.refuse(environ, start_response, *refusal)
-            result = self.app(environ, start_response)
-        except BaseException:
-            release()
-            raise
-        if isinstance(result, (list, tuple)):  # already complete (Engine.IO's answers, a finished websocket)
-            release()
-            return result
-        return _Released(result, release)
+            if scope["type"] == "http":
+                try:
+                    receive = await self.read_body(scope, receive)
+                except Refusal as refusal:
+                    return await self.refuse(scope, send, refusal)
+                if receive is None:
+                    return None  # the client left before its body arrived: nobody to answer
+            await self.app(scope, receive, send)
+        finally:
+            left = self.active.get(address, 1) - 1
+            if left > 0:
+                self.active[address] = left
+            else:
+                self.active.pop(address, None)
 
-    def read_body(self, environ) -> tuple[str, str, str] | None:
-        """Read the request body into memory within the deadline; (reason, status, text) when it is refused."""
-        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    async def read_body(self, scope, receive):
+        """The request body read into memory within the deadline, as a new RECEIVE; None when the client left.
+
+        Raises Refusal for a body over its limit (unread when Content-Length says so) or too slow.
+        """
+        chunked = "chunked" in header(scope, b"transfer-encoding").lower()
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
+            length = int(header(scope, b"content-length") or 0)
         except ValueError:
-            return None  # eventlet answers a malformed Content-Length itself before the app runs
+            length = 0  # the server's parser refuses a malformed Content-Length before the app runs
         if not chunked and length <= 0:
-            return None
-        limit = self.body_limits.get(environ.get("PATH_INFO", ""), self.max_body_bytes)
-        too_large = (
-            "body_too_large",
-            "413 Content Too Large",
-            f"request body larger than {limit} bytes\n",
-        )
+            return receive
+        limit = self.body_limits.get(scope["path"], self.max_body_bytes)
+        too_large = Refusal("body_too_large", 413, f"request body larger than {limit} bytes\n")
         if length > limit:
-            return too_large
-        incomplete = ("body_incomplete", "400 Bad Request", "request body ended before its Content-Length\n")
+            raise too_large
+        chunks, size = [], 0
         try:
-            with _body_deadline(environ, self.body_timeout_s):
-                body = environ["wsgi.input"].read(limit + 1 if chunked else length)
-        except TimeoutError:  # the deadline or the socket timeout
-            return (
-                "body_timeout",
-                "408 Request Timeout",
-                f"request body did not arrive within {self.body_timeout_s:g} s\n",
-            )
-        except (OSError, ValueError):  # a reset, or broken chunked framing
-            return incomplete
-        if len(body) > limit:
-            return too_large
-        if not chunked and len(body) < length:
-            return incomplete
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        environ.pop("HTTP_TRANSFER_ENCODING", None)
-        return None
+            async with asyncio.timeout(self.body_timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        metrics.CONNECTIONS_REFUSED.labels("body_incomplete").inc()
+                        return None
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            raise Refusal(
+                "body_timeout", 408, f"request body did not arrive within {self.body_timeout_s:g} s\n"
+            ) from None
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay():
+            """The whole body once, then what the server says next (a disconnect)."""
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return replay
 
     @staticmethod
-    def refuse(environ, start_response, reason: str, status: str, text: str):
-        """Answer STATUS with TEXT, count REASON, and close the connection without reading any body."""
-        metrics.CONNECTIONS_REFUSED.labels(reason).inc()
-        body = text.encode()
-        headers = [("Content-Type", "text/plain; charset=utf-8")]
-        if "eventlet.input" in environ:
-            return compat.eventlet_respond_and_close(environ, status, headers, body)
-        start_response(status, [*headers, ("Content-Length", str(len(body)))])
-        return [body]
+    async def refuse(scope, send, refusal: Refusal) -> None:
+        """Answer the refusal in plain text, count it, and have the server close the connection (body unread)."""
+        metrics.CONNECTIONS_REFUSED.labels(refusal.reason).inc()
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+        await respond(scope, send, refusal.status, headers, refusal.text.encode())
 
 
 class SessionSweeper:
     """Closes Engine.IO sessions that have not connected the `/` namespace within CONNECT_TIMEOUT seconds."""
 
-    def __init__(self, socketio, connect_timeout_s: float):
-        """Bind to the Flask-SocketIO extension; start() runs the sweep in a background task."""
-        self.socketio = socketio
+    def __init__(self, sio, connect_timeout_s: float):
+        """Sweep the sessions of SIO (a socketio.AsyncServer); run() is the loop the app's lifespan runs."""
+        self.sio = sio
         self.connect_timeout_s = connect_timeout_s
         self.interval_s = max(0.25, min(1.0, connect_timeout_s / 4))
         self.unconnected_since: dict[str, float] = {}
-        self.started = False
 
-    def start(self) -> None:
-        """Run the sweep loop in a background task (once)."""
-        if not self.started:
-            self.started = True
-            self.socketio.start_background_task(self.run)
-
-    def run(self) -> None:
+    async def run(self) -> None:
         """Sweep every interval for ever; a failed sweep is logged in one line and the next one runs."""
         while True:
             try:
-                self.sweep(time.monotonic())
+                await self.sweep(time.monotonic())
             except Exception as exc:  # noqa: BLE001 - the sweeper must outlive any one bad sweep
                 log.warning("session sweep failed: %s: %s", type(exc).__name__, exc)
-            self.socketio.sleep(self.interval_s)
+            await asyncio.sleep(self.interval_s)
 
-    def sweep(self, now: float) -> int:
+    async def sweep(self, now: float) -> int:
         """Close the sessions unconnected for CONNECT_TIMEOUT as of NOW; return how many."""
-        server = self.socketio.server
-        sessions = compat.engineio_sessions(server)
+        sessions = compat.engineio_sessions(self.sio)
         since = self.unconnected_since
         for gone in since.keys() - sessions.keys():
             del since[gone]
         cut = 0
         for eio_sid in sessions:
-            if server.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is not None:
+            if self.sio.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is not None:
                 since.pop(eio_sid, None)
                 continue
             # A session is first seen up to one interval after it opened: the grace is never shorter.
             if now - since.setdefault(eio_sid, now) >= self.connect_timeout_s:
                 del since[eio_sid]
-                if compat.engineio_close_nowait(server, eio_sid):
+                if await compat.engineio_close_nowait(self.sio, eio_sid):
                     cut += 1
         if cut:
             metrics.IDLE_SESSIONS_CUT.inc(cut)
@@ -215,13 +178,3 @@ class SessionSweeper:
                 self.connect_timeout_s,
             )
         return cut
-
-
-def install(app, socketio, settings, max_body_bytes: int) -> None:
-    """Wrap APP's WSGI callable in ConnectionLimits; keep a SessionSweeper in app.extensions for the server."""
-    # The HTTP intake takes a whole signal, up to MAX_SIGNAL_BYTES; every other body is a client packet.
-    intake = {INTAKE_PATH: max(max_body_bytes, settings.max_signal_bytes)}
-    app.wsgi_app = ConnectionLimits(
-        app.wsgi_app, settings.max_connections_per_ip, max_body_bytes, settings.socket_timeout, intake
-    )
-    app.extensions["qs_session_sweeper"] = SessionSweeper(socketio, settings.connect_timeout)

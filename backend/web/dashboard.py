@@ -1,16 +1,48 @@
-"""The live dashboard at /: a page that connects to Socket.IO, charts the scan's candles and lists the signals."""
+"""The live dashboard at /: a page that connects to Socket.IO, charts the scan's candles and lists the signals;
+its files under /static (the vendored libraries come from `make install`)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from pathlib import Path
 
-bp = Blueprint("dashboard", __name__)
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from backend.web.errors import JsonErrorRoute
+from backend.web.rate_limits import limit_address
+from backend.web.state import WebState, get_state
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(tags=["dashboard"], route_class=JsonErrorRoute, dependencies=[Depends(limit_address)])
 
 
-@bp.get("/")
-def dashboard():
+class RevalidatedStaticFiles(StaticFiles):
+    """Static files a browser revalidates before each use (ETag / Last-Modified answer 304 when unchanged).
+
+    The file names carry no version, so a cached copy must never outlive a deploy.
+    """
+
+    def file_response(self, *args, **kwargs):
+        """Starlette's file answer, with Cache-Control: no-cache."""
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(request: Request, state: WebState = Depends(get_state)) -> HTMLResponse:
     """The live dashboard, told which symbols and timeframes the scan covers (its chart picker lists them)."""
-    settings = current_app.config["SETTINGS"]
-    return render_template(
-        "index.html", scan_symbols=" ".join(settings.symbols), scan_timeframes=" ".join(settings.timeframe.split(","))
-    )
+    settings = state.settings
+    context = {
+        "scan_symbols": " ".join(settings.symbols),
+        "scan_timeframes": " ".join(settings.timeframe.split(",")),
+    }
+    return templates.TemplateResponse(request, "index.html", context)
+
+
+def mount_static(app: FastAPI) -> None:
+    """Serve backend/web/static at /static."""
+    app.mount("/static", RevalidatedStaticFiles(directory=HERE / "static"), name="static")

@@ -58,7 +58,9 @@ class NotifyCollector:
         for (kind, outcome), value in sorted(counts.items()):
             deliveries.add_metric([kind, outcome], value)
         yield deliveries
-        yield GaugeMetricFamily("qs_notify_dead_letters", "Dead-lettered notifications kept (flask notify dead)", dead)
+        yield GaugeMetricFamily(
+            "qs_notify_dead_letters", "Dead-lettered notifications kept (listed by the CLI's `notify dead`)", dead
+        )
 
 
 def notify_metrics(client: redis.Redis) -> bytes:

@@ -7,36 +7,52 @@ import re
 import time
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from backend.signal_schema import LAST_SCAN_KEY
 from backend.web.metrics import notify_metrics
 from backend.web.relay import HEARTBEAT_STALE_S
+from backend.web.state import WebState, get_state
 
 log = logging.getLogger(__name__)
-bp = Blueprint("ops", __name__)
+router = APIRouter(tags=["operations"])
 
 
-def _redis_state() -> dict:
-    return current_app.extensions.setdefault("qs_redis_error", {"last": None})
+class Health(BaseModel):
+    """/healthz: the process serves."""
+
+    status: str
 
 
-def redis_down(exc: Exception) -> str:
+class Readiness(BaseModel):
+    """/readyz: Redis and the relay as this process sees them."""
+
+    relay: str
+    epoch: str | None
+    seq: int
+    redis: str
+    last_scan_age_s: float | None = None
+    status: str
+    reason: str | None = None
+
+
+def redis_down(state: WebState, exc: Exception) -> str:
     """The public reason for EXC (its type only: messages name hosts); log the full error once per change."""
-    state = _redis_state()
+    memory = state.redis_error
     full = f"{type(exc).__name__}: {exc}"
-    if state["last"] != full:
-        state["last"] = full
+    if memory["last"] != full:
+        memory["last"] = full
         log.warning("Redis unavailable: %s", full)
     return f"Redis unavailable ({type(exc).__name__})"
 
 
-def redis_up() -> None:
+def redis_up(state: WebState) -> None:
     """Note that Redis answers again, logging the recovery once."""
-    state = _redis_state()
-    if state["last"] is not None:
-        state["last"] = None
+    if state.redis_error["last"] is not None:
+        state.redis_error["last"] = None
         log.info("Redis answers again")
 
 
@@ -53,27 +69,26 @@ def relay_state(relay) -> str:
     return "subscribed" if relay.subscribed else "not subscribed"
 
 
-@bp.get("/healthz")
-def healthz():
+@router.get("/healthz", response_model=Health)
+async def healthz() -> Health:
     """200 while the process serves."""
-    return jsonify({"status": "ok"})
+    return Health(status="ok")
 
 
-@bp.get("/readyz")
-def readyz():
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+def readyz(state: WebState = Depends(get_state)):
     """200 when Redis answers and the relay is subscribed; 503 with the reason otherwise."""
-    relay = current_app.extensions["qs_relay"]
+    relay = state.relay
     body = {"relay": relay_state(relay), "epoch": relay.epoch, "seq": relay.last_seq}
     reasons = []
     try:
-        client = current_app.extensions["qs_redis"]
-        client.ping()
+        state.redis.ping()
         body["redis"] = "ok"
-        last_scan = client.get(LAST_SCAN_KEY)
+        last_scan = state.redis.get(LAST_SCAN_KEY)
         body["last_scan_age_s"] = round(time.time() - float(last_scan), 1) if last_scan else None
-        redis_up()
+        redis_up(state)
     except redis.RedisError as exc:
-        reason = redis_down(exc)
+        reason = redis_down(state, exc)
         body["redis"] = reason.removeprefix("Redis ")
         reasons.append(reason)
     if not relay.ready():
@@ -81,11 +96,11 @@ def readyz():
     body["status"] = "ready" if not reasons else "not ready"
     if reasons:
         body["reason"] = "; ".join(reasons)
-    return jsonify(body), 200 if not reasons else 503
+    return JSONResponse(body, status_code=200 if not reasons else 503)
 
 
-@bp.get("/metrics")
-def metrics():
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+def metrics(state: WebState = Depends(get_state)) -> Response:
     """Prometheus text: this process's metrics, then the notification counts kept in Redis."""
-    body = generate_latest() + notify_metrics(current_app.extensions["qs_redis"])
-    return Response(body, mimetype=CONTENT_TYPE_LATEST)
+    body = generate_latest() + notify_metrics(state.redis)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,5 +1,5 @@
-"""HTTP rate limits: per client address on /api/* and the dashboard (never on probes or Socket.IO), and per
-publish token on the HTTP intake."""
+"""HTTP rate limits: per client address on /api/* and the dashboard (never on probes, static files or Socket.IO),
+and per publish token on the HTTP intake."""
 
 from __future__ import annotations
 
@@ -8,17 +8,23 @@ import math
 import time
 
 import redis
-from flask import Flask, jsonify, request
-from flask_limiter import Limiter
-from flask_limiter.errors import RateLimitExceeded
-from flask_limiter.util import get_remote_address
+from fastapi import Request
 from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter as AsyncMovingWindowRateLimiter
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from backend.redis_client import strip_tls_query
 from backend.settings import Settings
 from backend.signal_schema import PUBLISH_LIMIT_PREFIX
+from backend.web.errors import ApiError
+from backend.web.state import get_state
+
+
+def retry_after(reset_time: float) -> int:
+    """Whole seconds until RESET_TIME, rounded up and at least 1 (a 0 would invite an instant retry)."""
+    return max(1, math.ceil(reset_time - time.time()))
 
 
 class PublishLimit:
@@ -38,42 +44,41 @@ class PublishLimit:
         key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         for item in self.items:
             if not self.limiter.hit(item, key):
-                reset = self.limiter.get_window_stats(item, key).reset_time
-                return item, max(1, math.ceil(reset - time.time()))
+                return item, retry_after(self.limiter.get_window_stats(item, key).reset_time)
         return None
 
 
-def _not_limited() -> bool:
-    """True for every path but / and /api/*: orchestrators' probes and /metrics must never be throttled."""
-    return not (request.path == "/" or request.path.startswith("/api/"))
+class AddressLimit:
+    """HTTP_RATE_LIMIT per client address over / and /api/* together (moving window, in this process's memory)."""
 
-
-def init_app(app: Flask, settings: Settings) -> Limiter:
-    """Limit each address to HTTP_RATE_LIMIT over / and /api/* together (JSON 429s); keep the intake's PublishLimit."""
-    app.extensions["qs_publish_limit"] = PublishLimit(settings, app.extensions["qs_redis"])
-    limiter = Limiter(
-        key_func=get_remote_address,
-        application_limits=[settings.http_rate_limit],
-        application_limits_exempt_when=_not_limited,
+    def __init__(self, limit: str):
+        """Count against LIMIT (one or more `N/period`, ';'-separated)."""
+        self.items: list[RateLimitItem] = parse_many(limit)
         # In memory, per process: the limit guards this process's CPU, so this process's own count is the
-        # right one, and it costs no Redis round trip per request.
-        storage_uri="memory://",
-        # A moving window cannot be doubled by a burst straddling the boundary of two fixed windows.
-        strategy="moving-window",
-        # Retry-After is set below, rounded up: the extension's own rounds down to 0 under one second.
-        headers_enabled=False,
-    )
-    limiter.init_app(app)
+        # right one, and it costs no Redis round trip per request. A moving window cannot be doubled by a
+        # burst straddling the boundary of two fixed windows.
+        self.limiter = AsyncMovingWindowRateLimiter(MemoryStorage())
 
-    @app.errorhandler(RateLimitExceeded)
-    def too_many_requests(exc: RateLimitExceeded):
-        """429 saying the limit, when to retry and what to do."""
-        current = limiter.current_limit
-        retry = max(1, math.ceil(current.window[0] - time.time())) if current else 1
-        body = {
-            "error": f"rate limit exceeded: {exc.description} per client address; retry after {retry} s "
-            f"and send fewer requests (the server's HTTP_RATE_LIMIT)"
-        }
-        return jsonify(body), 429, {"Retry-After": str(retry)}
+    async def hit(self, address: str) -> tuple[RateLimitItem, int] | None:
+        """Count one request from ADDRESS: None within the limit, else (the limit exceeded, seconds to wait)."""
+        for item in self.items:
+            if not await self.limiter.hit(item, address):
+                return item, retry_after((await self.limiter.get_window_stats(item, address)).reset_time)
+        return None
 
-    return limiter
+
+async def limit_address(request: Request) -> None:
+    """FastAPI dependency of the / and /api/* routers: refuse (429) an address over HTTP_RATE_LIMIT."""
+    # One limiter per app, made at its first request: the routers are shared by every app of the process.
+    limit = getattr(request.app.state, "address_limit", None)
+    if limit is None:
+        limit = request.app.state.address_limit = AddressLimit(get_state(request).settings.http_rate_limit)
+    over = await limit.hit(request.client.host if request.client else "")
+    if over is not None:
+        item, retry = over
+        raise ApiError(
+            429,
+            f"rate limit exceeded: {item} per client address; retry after {retry} s and send fewer requests "
+            "(the server's HTTP_RATE_LIMIT)",
+            {"Retry-After": str(retry)},
+        )

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import datetime
 
 import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from backend import history
 from backend.outcomes import decode_announcement, outcome_payload
-from backend.redis_client import make_redis
+from backend.redis_client import make_async_redis
 from backend.settings import Settings
 from backend.signal_schema import (
     EPOCH_KEY,
@@ -26,13 +30,15 @@ from backend.web import metrics
 
 log = logging.getLogger(__name__)
 
+NAMESPACE = "/"
 ALL_ROOM = "all"
 IDLE_WAKE_S = 1.0
 MAX_BURST = 500
-# Once a message has begun to arrive, the time the rest of it may take. redis-py reads the remainder with
-# the timeout it waited with: get_message(timeout=0) on a large message half-arrived raised TimeoutError
-# and dropped the subscription (and with it the unnumbered messages published meanwhile).
-READ_TIMEOUT_S = 10.0
+# Messages read off the subscription and not relayed yet. When the relay falls this far behind, the reader
+# stops reading: Redis then buffers, and past its pub/sub output limit cuts the subscription, which the relay
+# survives by catching up from history (as it would any lost subscription).
+READ_AHEAD = 10_000
+SUBSCRIBE_WAIT_S = 10.0
 HEARTBEAT_STALE_S = 5.0  # readiness fails when the loop has not beaten for this long
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 5.0
 
@@ -45,9 +51,14 @@ def symbol_room(symbol: str) -> str:
 class Relay:
     """Subscribes to the channel in a background task and emits each signal to this process's clients."""
 
-    def __init__(self, socketio, settings: Settings, client: redis.Redis, broadcaster=None):
-        """SOCKETIO is the extension; CLIENT serves history reads; BROADCASTER, if any, takes the live emits."""
-        self.socketio = socketio
+    def __init__(self, sio, settings: Settings, client: redis.asyncio.Redis, broadcaster=None):
+        """SIO is the AsyncServer; CLIENT serves history reads; BROADCASTER, if any, takes the live emits.
+
+        BROADCASTER.emit(event, data, rooms) is a coroutine; like AsyncServer.emit it must pick its recipients
+        before it first yields: the replay (backend/web/clients.py) relies on it to hand a client over to the
+        live rooms with no gap and no duplicate.
+        """
+        self.sio = sio
         self.broadcaster = broadcaster
         self.settings = settings
         self.client = client
@@ -58,52 +69,49 @@ class Relay:
         self.last_error: str | None = None
         self.heartbeat = float("-inf")
         self._backoff = BACKOFF_MIN_S
-        self._started = False
         self._stopping = False
         metrics.RELAY_SUBSCRIBED.set_function(lambda: 1.0 if self.ready() else 0.0)
-
-    def start(self) -> None:
-        """Run the relay loop as a background task of the Socket.IO server (once: later calls do nothing)."""
-        if not self._started:
-            self._started = True
-            self.socketio.start_background_task(self.run)
 
     def stop(self) -> None:
         """Ask the loop to end at its next wake-up."""
         self._stopping = True
 
-    def run(self) -> None:
+    async def run(self) -> None:
         """Subscribe, catch up, relay; after any failure back off and do it again (the loop never dies)."""
         self._backoff = BACKOFF_MIN_S
-        while not self._stopping:
-            self.beat()
-            try:
-                self._session()
-            except (redis.RedisError, OSError) as exc:
-                self._lost(f"{type(exc).__name__}: {exc}", "relay lost Redis (%s); reconnecting")
-            except Exception as exc:  # noqa: BLE001 - a bug or an input we did not foresee: restart, caught up from history
-                metrics.RELAY_RESTARTS.inc()
-                self._lost(
-                    f"{type(exc).__name__}: {exc}", "relay loop failed (%s); restarting it from history", traceback=True
-                )
-            if not self._stopping:
-                self._pause(self._backoff)
-                self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
-        self._set_subscribed(False)
+        try:
+            while not self._stopping:
+                self.beat()
+                try:
+                    await self._session()
+                except (redis.RedisError, OSError) as exc:
+                    self._lost(f"{type(exc).__name__}: {exc}", "relay lost Redis (%s); reconnecting")
+                except Exception as exc:  # noqa: BLE001 - a bug or an input we did not foresee: restart, caught up from history
+                    metrics.RELAY_RESTARTS.inc()
+                    self._lost(
+                        f"{type(exc).__name__}: {exc}",
+                        "relay loop failed (%s); restarting it from history",
+                        traceback=True,
+                    )
+                if not self._stopping:
+                    await self._pause(self._backoff)
+                    self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+        finally:  # stopped, or cancelled at shutdown
+            self.subscribed = False
 
     def _lost(self, error: str, message: str, traceback: bool = False) -> None:
         self.last_error = error[:200]
         if self.subscribed:
             metrics.RELAY_RECONNECTS.inc()
         log.warning(message, self.last_error, exc_info=traceback)
-        self._set_subscribed(False)
+        self.subscribed = False
 
-    def _pause(self, seconds: float) -> None:
+    async def _pause(self, seconds: float) -> None:
         """Sleep SECONDS in steps, keeping the heartbeat fresh: backing off is alive, not hung."""
         deadline = time.monotonic() + seconds
         while not self._stopping and (left := deadline - time.monotonic()) > 0:
             self.beat()
-            self.socketio.sleep(min(left, IDLE_WAKE_S))
+            await asyncio.sleep(min(left, IDLE_WAKE_S))
 
     def beat(self) -> None:
         """Record that the loop is alive (readiness reads it)."""
@@ -117,62 +125,76 @@ class Relay:
         """Subscribed and alive: what /readyz and qs_relay_subscribed report."""
         return self.subscribed and self.alive()
 
-    def _set_subscribed(self, value: bool) -> None:
-        self.subscribed = value
-
-    def _session(self) -> None:
-        raw_client = make_redis(self.settings.redis_url, decode_responses=False)
+    async def _session(self) -> None:
+        # No retries: a lost subscription must end the session, which catches up from history; redis-py would
+        # otherwise reconnect and subscribe again quietly, and what was published meanwhile would be lost.
+        raw_client = make_async_redis(self.settings.redis_url, decode_responses=False, retry=Retry(NoBackoff(), 0))
         pubsub = raw_client.pubsub()
+        reader = None
         try:
-            pubsub.subscribe(self.settings.signal_channel, self.outcome_channel)
-            deadline = time.monotonic() + 10
-            while True:  # the subscription is live once Redis confirms it
+            await pubsub.subscribe(self.settings.signal_channel, self.outcome_channel)
+            messages = asyncio.Queue(READ_AHEAD)
+            # A task of its own reads the subscription with no timeout: a read cut short by one (a large message
+            # half-arrived) would lose the connection, and with it the unnumbered messages published meanwhile.
+            reader = asyncio.create_task(_read(pubsub, messages), name="qs-relay-reader")
+            deadline = time.monotonic() + SUBSCRIBE_WAIT_S
+            unconfirmed = {self.settings.signal_channel.encode(), self.outcome_channel.encode()}
+            while unconfirmed:  # the subscription is live once Redis confirms it, for both channels
                 self.beat()
-                message = pubsub.get_message(timeout=1.0)
+                message = await _next_message(messages, reader, IDLE_WAKE_S)
                 if message and message["type"] == "subscribe":
-                    break
-                if time.monotonic() > deadline:
-                    raise redis.TimeoutError("no SUBSCRIBE confirmation within 10 s")
+                    unconfirmed.discard(message["channel"])
+                if unconfirmed and time.monotonic() > deadline:
+                    raise redis.TimeoutError(f"no SUBSCRIBE confirmation within {SUBSCRIBE_WAIT_S:g} s")
             # Catch up only after subscribing: nothing published meanwhile falls in between.
-            self._adopt_epoch(history.ensure_epoch(self.client))
-            self._catch_up()
-            self._set_subscribed(True)
+            await self._adopt_epoch(await history.aensure_epoch(self.client))
+            await self._catch_up()
+            self.subscribed = True
             self._backoff = BACKOFF_MIN_S  # a failure after a good subscription starts the backoff afresh
             self.last_error = None
             log.info(
                 "relay subscribed to %s (epoch %s, seq %d)", self.settings.signal_channel, self.epoch, self.last_seq
             )
+            outcomes = self.outcome_channel.encode()
             while not self._stopping:
                 self.beat()
-                message = _next_message(pubsub, IDLE_WAKE_S)
+                message = await _next_message(messages, reader, IDLE_WAKE_S)
                 if not message:
                     continue
                 # Take what else is already buffered, so one history read serves the whole burst.
                 burst = [message]
-                while len(burst) < MAX_BURST and (more := _next_message(pubsub, 0)):
-                    burst.append(more)
-                outcomes = self.outcome_channel.encode()
-                self.handle_many([m["data"] for m in burst if m["type"] == "message" and m["channel"] != outcomes])
-                self.handle_outcomes([m["data"] for m in burst if m["type"] == "message" and m["channel"] == outcomes])
+                while len(burst) < MAX_BURST and not messages.empty():
+                    burst.append(messages.get_nowait())
+                # A confirmation now means the connection was lost and made again underneath: what was published
+                # meanwhile is missing, so this session ends and the next catches up from history.
+                again = next((i for i, m in enumerate(burst) if m["type"] == "subscribe"), None)
+                relayed = [m for m in burst[:again] if m["type"] == "message"]
+                await self.handle_many([m["data"] for m in relayed if m["channel"] != outcomes])
+                await self.handle_outcomes([m["data"] for m in relayed if m["channel"] == outcomes])
+                if again is not None:
+                    raise redis.ConnectionError("the subscription was re-made after a lost connection")
         finally:
-            pubsub.close()
-            raw_client.close()
+            if reader is not None:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+            await pubsub.aclose()
+            await raw_client.aclose()
 
-    def _adopt_epoch(self, epoch: str) -> None:
+    async def _adopt_epoch(self, epoch: str) -> None:
         """Switch to EPOCH; when it replaces a known one, tell every client to resync."""
         if epoch == self.epoch:
             return
         if self.epoch is not None:
             log.warning("Redis history epoch changed from %s to %s; clients resync", self.epoch, epoch)
-            self.socketio.emit(EVENT_RESYNC, {"epoch": epoch}, namespace="/", ignore_queue=True)
+            await self.sio.emit(EVENT_RESYNC, {"epoch": epoch}, namespace=NAMESPACE)
         self.epoch = epoch
         self.last_seq = 0
 
-    def _catch_up(self, upto: int | None = None) -> None:
+    async def _catch_up(self, upto: int | None = None) -> None:
         """Relay from history every signal after last_seq (up to UPTO); skip and count what cannot be sent."""
         while True:
             self.beat()
-            batch = history.read_entries(self.client, self.last_seq, upto, count=500)
+            batch = await history.aread_entries(self.client, self.last_seq, upto, count=500)
             if not batch:
                 return
             for seq, signal in batch:
@@ -180,9 +202,10 @@ class Relay:
                 if signal is None or signal.get("epoch") != self.epoch:
                     self._drop(f"history entry {seq} is not a signal of epoch {self.epoch}")
                     continue
-                self._emit_safely(signal)
+                # No yield between advancing last_seq and the emit choosing its recipients (see __init__).
+                await self._emit_safely(signal)
 
-    def handle_many(self, raws: list[bytes]) -> None:
+    async def handle_many(self, raws: list[bytes]) -> None:
         """Validate channel messages and relay them in order; drop and count what is not a signal.
 
         Numbered signals are relayed from history, never from the channel copy: anyone may publish
@@ -201,25 +224,25 @@ class Relay:
                 continue
             seq, epoch = signal.get("seq"), signal.get("epoch")
             if seq is None and epoch is None:
-                self._relay_numbered(wanted)  # keep the channel's order
+                await self._relay_numbered(wanted)  # keep the channel's order
                 wanted = 0
-                self._emit_safely(signal)  # an outside publisher's signal: live only, not in history
+                await self._emit_safely(signal)  # an outside publisher's signal: live only, not in history
                 continue
             if seq is None or not isinstance(epoch, str) or not epoch:
                 self._drop("a signal with only one of seq and epoch")
                 continue
             if epoch != self.epoch:
-                self._relay_numbered(wanted)
+                await self._relay_numbered(wanted)
                 wanted = 0
-                current = self.client.get(EPOCH_KEY)
+                current = await self.client.get(EPOCH_KEY)
                 if epoch != current:
                     self._drop(f"epoch {epoch!r} is not the history's")  # forged, or numbered by a lost history
                     continue
-                self._adopt_epoch(current)
+                await self._adopt_epoch(current)
             wanted = max(wanted, seq)
-        self._relay_numbered(wanted)
+        await self._relay_numbered(wanted)
 
-    def handle_outcomes(self, raws: list[bytes]) -> None:
+    async def handle_outcomes(self, raws: list[bytes]) -> None:
         """Emit `signal_outcome` for each announced outcome that Redis holds; drop and count anything else.
 
         An announcement only names an outcome (epoch, seq, h): its value, id and symbol are read from the
@@ -241,10 +264,11 @@ class Relay:
             named.append((epoch, seq, h))
         if not named:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for epoch, seq, h in named:
-            pipe.hmget(outcome_key(epoch, seq), [str(h), "id", "sym"])
-        for (epoch, seq, h), (value, signal_id, symbol) in zip(named, pipe.execute()):
+        async with self.client.pipeline(transaction=False) as pipe:
+            for epoch, seq, h in named:
+                pipe.hmget(outcome_key(epoch, seq), [str(h), "id", "sym"])
+            stored = await pipe.execute()
+        for (epoch, seq, h), (value, signal_id, symbol) in zip(named, stored):
             try:
                 r = float(value)
             except (TypeError, ValueError):
@@ -253,14 +277,14 @@ class Relay:
             rooms = [ALL_ROOM] + ([symbol_room(symbol)] if symbol else [])
             try:
                 payload = outcome_payload(epoch, seq, signal_id, h, r)
-                self.socketio.emit(EVENT_SIGNAL_OUTCOME, payload, to=rooms, namespace="/", ignore_queue=True)
+                await self.sio.emit(EVENT_SIGNAL_OUTCOME, payload, to=rooms, namespace=NAMESPACE)
             except Exception as exc:  # noqa: BLE001 - whatever one message does, the next must still go out
                 self._drop(f"could not be sent ({type(exc).__name__}: {str(exc)[:100]})", self.outcome_channel)
 
-    def _relay_numbered(self, wanted: int) -> None:
+    async def _relay_numbered(self, wanted: int) -> None:
         """Relay from history up to seq WANTED; count it as dropped if history has no such seq."""
         if wanted > self.last_seq:
-            self._catch_up(upto=wanted)
+            await self._catch_up(upto=wanted)
             if self.last_seq < wanted:
                 self._drop(f"seq {wanted} is not in the history")
 
@@ -270,34 +294,52 @@ class Relay:
         channel = channel or self.settings.signal_channel
         log.warning("dropped a message on %s: %s", channel, reason, extra={"rate_limited": True})
 
-    def _emit_safely(self, signal: dict) -> None:
+    async def _emit_safely(self, signal: dict) -> None:
         """Emit SIGNAL; a failure drops this one signal, never the relay."""
         try:
-            self.emit(signal)
+            await self.emit(signal)
         except Exception as exc:  # noqa: BLE001 - whatever one message does, the next must still go out
             self._drop(f"could not be sent ({type(exc).__name__}: {str(exc)[:100]})")
 
-    def emit(self, signal: dict) -> None:
+    async def emit(self, signal: dict) -> None:
         """Send SIGNAL to this process's clients in the all-room and its symbol's room."""
         rooms = [ALL_ROOM]
         symbol = signal.get("symbol")
         if isinstance(symbol, str):
             rooms.append(symbol_room(symbol))
-        # ignore_queue: every web process relays to its own clients only, so none gets it twice (the
-        # broadcaster, too, reaches only this process's clients).
+        # Every web process relays to its own clients only (no Socket.IO message queue): none gets it twice.
         if self.broadcaster is not None:
-            self.broadcaster.emit(EVENT_NEW_SIGNAL, signal, rooms)
+            await self.broadcaster.emit(EVENT_NEW_SIGNAL, signal, rooms)
         else:
-            self.socketio.emit(EVENT_NEW_SIGNAL, signal, to=rooms, namespace="/", ignore_queue=True)
+            await self.sio.emit(EVENT_NEW_SIGNAL, signal, to=rooms, namespace=NAMESPACE)
         metrics.SIGNALS_RELAYED.inc()
         _observe_lag(signal)
 
 
-def _next_message(pubsub, wait: float):
-    """The next pub/sub message: wait up to WAIT for one to begin, then give it READ_TIMEOUT_S to arrive whole."""
-    if not pubsub.connection.can_read(timeout=wait):
-        return None
-    return pubsub.get_message(timeout=READ_TIMEOUT_S)
+async def _read(pubsub, messages: asyncio.Queue) -> None:
+    """Move every message of PUBSUB to MESSAGES, waiting as long as it takes; end with the connection's error."""
+    while True:
+        message = await pubsub.get_message(timeout=None)
+        if message is not None:
+            await messages.put(message)
+
+
+async def _next_message(messages: asyncio.Queue, reader: asyncio.Task, wait: float):
+    """The next message the reader took, waiting up to WAIT; raises the reader's error once it has ended."""
+    if not messages.empty():
+        return messages.get_nowait()
+    if reader.done():
+        reader.result()  # raises what ended it
+        raise redis.ConnectionError("the subscription reader ended")
+    getter = asyncio.ensure_future(messages.get())
+    done, _ = await asyncio.wait({getter, reader}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+    if getter in done:
+        return getter.result()
+    getter.cancel()  # asyncio.Queue.get is safe to cancel: a message it was woken for stays queued
+    if reader in done:
+        reader.result()
+        raise redis.ConnectionError("the subscription reader ended")
+    return None
 
 
 def _observe_lag(signal: dict) -> None:

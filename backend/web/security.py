@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from flask import Flask
-
 # lightweight-charts adds this <style> for its TradingView attribution logo (its licence asks for the
 # attribution); allowing exactly this text by hash keeps 'unsafe-inline' out of style-src.
 CHART_LOGO_STYLE_HASH = "'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY='"
@@ -30,16 +28,11 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
+RAW_SECURITY_HEADERS = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+
 # Orchestrators and scrapers call these by pod IP, not by the public name; they reveal nothing secret.
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 MAX_HOST_SHOWN = 253  # the longest DNS name: the error echoes no more of a hostile header
-
-
-def init_app(app: Flask) -> None:
-    """Wrap the whole WSGI app: the ALLOWED_HOSTS check, and the security headers on every response."""
-    # Wraps whatever is there, Socket.IO included: /socket.io/ is checked, and its answers (made outside
-    # Flask, so after_request never sees them) get the headers too.
-    app.wsgi_app = HostCheck(app.wsgi_app, app.config["SETTINGS"].allowed_hosts)
 
 
 def split_host(host: str) -> str:
@@ -65,32 +58,60 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
 
 
 class HostCheck:
-    """WSGI middleware: 400 for a Host not in ALLOWED_HOSTS (defeats DNS rebinding); security headers on all."""
+    """ASGI middleware: 400 for a Host not in ALLOWED_HOSTS (defeats DNS rebinding); security headers on all.
+
+    Outermost, so it wraps whatever is inside, Socket.IO included: /socket.io/ is checked, and its answers
+    (made outside FastAPI) get the headers too.
+    """
 
     def __init__(self, app, allowed: tuple[str, ...]):
         """Wrap APP; ALLOWED holds lower-case host patterns (empty: any host)."""
         self.app, self.allowed = app, allowed
 
-    def __call__(self, environ, start_response):
+    async def __call__(self, scope, receive, send):
         """Pass allowed requests through; answer the others here, before any of the app runs."""
-        raw = environ.get("HTTP_HOST") or ""
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        raw = header(scope, b"host")
         host = split_host(raw)
-        if not self.allowed or environ.get("PATH_INFO") in PROBE_PATHS or host_allowed(host, self.allowed):
-            return self.app(environ, _with_security_headers(start_response))
+        if not self.allowed or scope["path"] in PROBE_PATHS or host_allowed(host, self.allowed):
+            return await self.app(scope, receive, with_security_headers(send))
         shown = (host or raw)[:MAX_HOST_SHOWN]
         body = json.dumps({"error": f"host {shown!r} is not in ALLOWED_HOSTS"}).encode()
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *SECURITY_HEADERS.items()]
-        start_response("400 Bad Request", headers)
-        return [body]
+        await respond(scope, send, 400, [(b"content-type", b"application/json")], body)
 
 
-def _with_security_headers(start_response):
-    """START_RESPONSE adding whichever security headers the response lacks."""
+def header(scope, name: bytes) -> str:
+    """The first NAME header of SCOPE as text ('' when absent)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return ""
 
-    def start(status, headers, exc_info=None):
-        """Complete HEADERS, then start the response."""
-        present = {name.lower() for name, _ in headers}
-        headers = [*headers, *((k, v) for k, v in SECURITY_HEADERS.items() if k.lower() not in present)]
-        return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
-    return start
+async def respond(scope, send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    """Answer STATUS with BODY (and the security headers) on an HTTP request or a websocket handshake."""
+    headers = [*headers, (b"content-length", str(len(body)).encode()), *RAW_SECURITY_HEADERS]
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    elif "websocket.http.response" in scope.get("extensions", {}):
+        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:  # a server without the denial-response extension answers a refused handshake with 403
+        await send({"type": "websocket.close", "code": 1008})
+
+
+def with_security_headers(send):
+    """SEND adding whichever security headers a response (or a websocket's denial) lacks."""
+
+    async def send_with_headers(message):
+        """Complete the headers of a response start, then send it."""
+        if message["type"] in ("http.response.start", "websocket.http.response.start"):
+            present = {name.lower() for name, _ in message.get("headers", [])}
+            missing = [(k, v) for k, v in RAW_SECURITY_HEADERS if k not in present]
+            if missing:
+                message = {**message, "headers": [*message.get("headers", []), *missing]}
+        await send(message)
+
+    return send_with_headers

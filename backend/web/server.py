@@ -1,15 +1,21 @@
-"""Serving the web app on eventlet: open-file limit, accept backlog, socket timeout, library patches."""
+"""Serving the web app: uvicorn on uvloop and httptools, the open-file limit, the accept backlog."""
 
 from __future__ import annotations
 
 import logging
 import resource
 
+import uvicorn
+
 from backend import compat
+from backend.logging_setup import configure_logging
+from backend.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
 ACCEPT_BACKLOG = 2048
+# On SIGTERM, the time open requests (a long-poll waits up to 25 s) get before their connections are closed.
+GRACEFUL_SHUTDOWN_S = 5
 
 
 def raise_open_file_limit() -> int:
@@ -22,29 +28,48 @@ def raise_open_file_limit() -> int:
     return soft
 
 
-def serve(app, port: int) -> None:
-    """Serve APP (Flask with the Socket.IO middleware) on all interfaces at PORT until stopped."""
-    import eventlet
-    import eventlet.wsgi
+def uvicorn_config(app, settings: Settings, host: str = "0.0.0.0", port: int | None = None) -> uvicorn.Config:
+    """How uvicorn serves APP with SETTINGS on HOST:PORT (PORT: settings.port); tests serve through it too."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=settings.port if port is None else port,
+        loop="uvloop",
+        # httptools, with a deadline on each request head (slowloris, half requests): uvicorn has none.
+        http=compat.header_deadline_protocol(settings.socket_timeout),
+        # uvicorn's websockets-sansio protocol, reachable from its scope: the broadcast fast path writes to it.
+        ws=compat.websocket_protocol_class(),
+        # Never negotiate permessage-deflate: compressing each signal once per client costs more than it
+        # saves (docs/benchmarks.md); Node's socket.io leaves it off by default for the same reason.
+        ws_per_message_deflate=False,
+        # No websocket-level keepalive: Engine.IO already pings every client (25 s) and closes it after 20 s
+        # without an answer. uvicorn's own ping on top cost a third of the idle CPU at 10,000 clients
+        # (docs/benchmarks.md).
+        ws_ping_interval=None,
+        # Every line goes through backend/logging_setup.py's handlers and filter, not uvicorn's own.
+        log_config=None,
+        access_log=False,
+        # uvicorn would trust X-Forwarded-For from 127.0.0.1: a stranger on loopback would dodge the per-IP cap.
+        proxy_headers=False,
+        server_header=False,
+        backlog=ACCEPT_BACKLOG,
+        # An idle keep-alive connection is closed after SOCKET_TIMEOUT, as every other read of a request.
+        timeout_keep_alive=settings.socket_timeout,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        lifespan="on",
+    )
 
+
+def main() -> None:
+    """`python asgi.py`: serve the web app on all interfaces at $PORT until stopped."""
+    configure_logging()
+    try:
+        settings = load_settings()
+        from backend.web import create_app
+
+        app = create_app(settings)
+    except ConfigError as exc:  # a clear line naming the variable, not a traceback
+        raise SystemExit(f"configuration error: {exc}") from None
     files = raise_open_file_limit()
-    # Never negotiate permessage-deflate: compressing each signal once per client costs more than it
-    # saves (1,000 clients × 20/s went from tens of ms to seconds, docs/benchmarks.md); Node's socket.io
-    # leaves it off by default for the same reason.
-    compat.disable_permessage_deflate()
-    # A stranger's bad polling POST made Engine.IO close its session and wait for a GET that never came,
-    # parking the request and its socket for ever (backend/compat.py).
-    compat.engineio_polling_close_never_waits()
-    if app.config["SETTINGS"].fast_broadcast:
-        # The broadcast fast path must see each websocket's writer and OS socket (backend/web/broadcast.py).
-        compat.engineio_websocket_lanes()
-    sock = eventlet.listen(("0.0.0.0", port), backlog=ACCEPT_BACKLOG)
-    # eventlet's default pool holds 1,024 connections; let the file limit decide instead.
-    max_connections = max(1024, files - 64)
-    log.info("serving on port %d (up to %d connections)", port, max_connections)
-    # Each socket read of a request (line, headers, body; idle keep-alive) gives up after SOCKET_TIMEOUT, so a
-    # client that sends half a request cannot hold a connection for ever. It must stay above Engine.IO's
-    # ping_interval + ping_timeout (25 + 20 s): a healthy client is only guaranteed to send something (its
-    # pong, on the websocket or in a polling POST) that often. python-engineio also sets 45 s on websockets.
-    socket_timeout = app.config["SETTINGS"].socket_timeout
-    eventlet.wsgi.server(sock, app, max_size=max_connections, log_output=False, socket_timeout=socket_timeout)
+    log.info("serving on port %d (open-file limit %d)", settings.port, files)
+    uvicorn.Server(uvicorn_config(app, settings)).run()

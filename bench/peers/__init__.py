@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 import tempfile
@@ -66,8 +67,18 @@ class Peer:
         self.children, self.ports = [], []
 
 
+def procfile_web(project_dir: Path, python: str) -> list[str]:
+    """The `web:` command of PROJECT_DIR's Procfile (`python asgi.py`; `python wsgi.py` in older checkouts)."""
+    for line in (project_dir / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == "web":
+            args = shlex.split(command)
+            return [python, *args[1:]] if args[0] == "python" else args
+    raise RuntimeError(f"no web process in {project_dir / 'Procfile'}")
+
+
 class ProjectPeer(Peer):
-    """This project's web process exactly as the Procfile runs it: `python wsgi.py` with PORT and REDIS_URL."""
+    """This project's web process exactly as the Procfile runs it (`python asgi.py`) with PORT and REDIS_URL."""
 
     name = "project"
     ready_event = "welcome"
@@ -81,7 +92,7 @@ class ProjectPeer(Peer):
     def command(self, port, redis_url):
         # The load generator opens up to 5,000 clients from 127.0.0.1: no per-address cap.
         env = {"PORT": str(port), "REDIS_URL": redis_url, "MAX_CONNECTIONS_PER_IP": "0"}
-        return [self.python, "wsgi.py"], env, self.project_dir
+        return procfile_web(self.project_dir, self.python), env, self.project_dir
 
 
 class ProjectNoFastPeer(ProjectPeer):

@@ -1,35 +1,24 @@
 """backend/compat.py against the pinned libraries: each test names its hook when the library changed under it.
 
-Engine.IO and Socket.IO hooks run on a real in-process python-socketio Server (threading mode) driven through its
-WSGI entry point; the eventlet hooks on a real eventlet WSGI server in a child process.
+Engine.IO and Socket.IO hooks run on a real in-process python-socketio AsyncServer driven through its ASGI app (httpx's
+ASGITransport), or behind a real uvicorn in a thread.
 """
 
 from __future__ import annotations
 
-import importlib
+import asyncio
 import inspect
-import io
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
-import warnings
 
 import pytest
 import socketio
 
 from backend import compat
+from tests.harness import loops
 from tests.harness.polling import wait_until
-from tests.harness.processes import ROOT
-
-
-def eventlet_module(name: str):
-    """eventlet.NAME, imported without its deprecation banner (the web process silences it the same way)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return importlib.import_module(f"eventlet.{name}")
 
 
 def require(condition, hook: str, what: str) -> None:
@@ -45,50 +34,6 @@ def call(hook: str, function, *args):
         raise AssertionError(f"compat hook {hook}: {type(exc).__name__}: {exc}") from exc
 
 
-def wsgi(server: socketio.Server, method: str, query: str, body: bytes = b"") -> tuple[str, bytes]:
-    """One request to SERVER's WSGI entry point; (status, body)."""
-    environ = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": "/socket.io/",
-        "QUERY_STRING": query,
-        "wsgi.input": io.BytesIO(body),
-        "CONTENT_LENGTH": str(len(body)),
-        "CONTENT_TYPE": "text/plain",
-        "REMOTE_ADDR": "127.0.0.1",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "HTTP_HOST": "127.0.0.1",
-        "wsgi.url_scheme": "http",
-    }
-    answer: list[str] = []
-    chunks = server.handle_request(environ, lambda status, headers, exc_info=None: answer.append(status))
-    return answer[0], b"".join(chunks)
-
-
-@pytest.fixture
-def sio():
-    """A real python-socketio Server (threading mode) with a connect and a disconnect handler."""
-    server = socketio.Server(async_mode="threading")
-    server.disconnects = []
-    server.on("connect", lambda sid, environ, auth=None: True)
-    server.on("disconnect", lambda sid, reason=None: server.disconnects.append(sid))
-    yield server
-    server.eio.shutdown()
-
-
-def polling_session(server: socketio.Server, connect: bool = True) -> tuple[str, str | None]:
-    """Open an Engine.IO polling session (and connect `/` when CONNECT); (eio_sid, Socket.IO sid or None)."""
-    status, body = wsgi(server, "GET", "EIO=4&transport=polling")
-    assert status.startswith("200"), (status, body)
-    eio_sid = json.loads(body[1:])["sid"]
-    if not connect:
-        return eio_sid, None
-    status, body = wsgi(server, "POST", f"EIO=4&transport=polling&sid={eio_sid}", b"40")
-    assert status.startswith("200"), (status, body)
-    sid = wait_until(lambda: server.manager.sid_from_eio_sid(eio_sid, "/"), 5, message="namespace connected")
-    return eio_sid, sid
-
-
 def in_thread(function, *args) -> threading.Thread:
     """Run FUNCTION(*ARGS) in a daemon thread; the thread."""
     thread = threading.Thread(target=function, args=args, daemon=True)
@@ -96,225 +41,193 @@ def in_thread(function, *args) -> threading.Thread:
     return thread
 
 
-def test_engineio_socket(sio):
+def asgi_polling_session(server: socketio.AsyncServer, connect: bool = True) -> tuple[str, str | None]:
+    """Open an Engine.IO polling session on the AsyncServer SERVER through its ASGI app; (eio_sid, sid or None)."""
+    import httpx
+
+    async def open_session():
+        transport = httpx.ASGITransport(app=socketio.ASGIApp(server))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            opened = await client.get("/socket.io/?EIO=4&transport=polling")
+            assert opened.status_code == 200, opened.text
+            eio_sid = json.loads(opened.text[1:])["sid"]
+            if not connect:
+                return eio_sid, None
+            posted = await client.post(f"/socket.io/?EIO=4&transport=polling&sid={eio_sid}", content=b"40")
+            assert posted.status_code == 200, posted.text
+            return eio_sid, server.manager.sid_from_eio_sid(eio_sid, "/")
+
+    return open_session()
+
+
+def async_server() -> socketio.AsyncServer:
+    """A real python-socketio AsyncServer (ASGI) recording disconnects."""
+    server = socketio.AsyncServer(async_mode="asgi")
+    server.disconnects = []
+
+    async def on_disconnect(sid, reason=None):
+        server.disconnects.append(sid)
+
+    server.on("connect", lambda sid, environ, auth=None: True)
+    server.on("disconnect", on_disconnect)
+    return server
+
+
+def test_engineio_socket():
     hook = "engineio_socket"
-    eio_sid, sid = polling_session(sio)
-    require(isinstance(getattr(sio.eio, "sockets", None), dict), hook, "python-engineio Server.sockets is gone")
-    found = call(hook, compat.engineio_socket, sio, sid)
-    require(found is not None and found.sid == eio_sid, hook, f"did not find the client's Socket: {found!r}")
-    require(call(hook, compat.engineio_socket, sio, "no-such-sid") is None, hook, "an unknown sid gave a Socket")
+
+    async def scenario():
+        server = async_server()
+        eio_sid, sid = await asgi_polling_session(server)
+        require(isinstance(getattr(server.eio, "sockets", None), dict), hook, "AsyncServer.sockets is gone")
+        found = call(hook, compat.engineio_socket, server, sid)
+        require(found is not None and found.sid == eio_sid, hook, f"did not find the client's socket: {found!r}")
+        require(call(hook, compat.engineio_socket, server, "no-such-sid") is None, hook, "an unknown sid gave one")
+
+    asyncio.run(scenario())
 
 
-def test_engineio_queue_size(sio):
+def test_engineio_queue_size():
     hook = "engineio_queue_size"
-    eio_sid, sid = polling_session(sio)
-    require(hasattr(sio.eio.sockets[eio_sid], "queue"), hook, "python-engineio Socket.queue is gone")
-    before = call(hook, compat.engineio_queue_size, sio, sid)
-    sio.emit("tick", {"n": 1}, to=sid)  # nobody polls: the packet waits in the queue
-    require(
-        call(hook, compat.engineio_queue_size, sio, sid) == before + 1,
-        hook,
-        "python-engineio Socket.queue no longer holds the packets waiting for the client",
-    )
-    require(call(hook, compat.engineio_queue_size, sio, "no-such-sid") == 0, hook, "an unknown sid has a queue")
+
+    async def scenario():
+        server = async_server()
+        eio_sid, sid = await asgi_polling_session(server)
+        require(hasattr(server.eio.sockets[eio_sid], "queue"), hook, "python-engineio AsyncSocket.queue is gone")
+        before = call(hook, compat.engineio_queue_size, server, sid)
+        await server.emit("tick", {"n": 1}, to=sid)  # nobody polls: the packet waits in the queue
+        require(
+            call(hook, compat.engineio_queue_size, server, sid) == before + 1,
+            hook,
+            "python-engineio AsyncSocket.queue no longer holds the packets waiting for the client",
+        )
+        require(call(hook, compat.engineio_queue_size, server, "no-such-sid") == 0, hook, "an unknown sid has one")
+
+    asyncio.run(scenario())
 
 
-def test_engineio_sessions(sio):
+def test_engineio_sessions():
     hook = "engineio_sessions"
-    eio_sid, _ = polling_session(sio, connect=False)
-    sessions = call(hook, compat.engineio_sessions, sio)
-    require(
-        eio_sid in sessions and sessions[eio_sid].sid == eio_sid,
-        hook,
-        "python-engineio Server.sockets no longer maps eio_sid to Socket",
-    )
-    sessions.clear()
-    require(eio_sid in sio.eio.sockets, hook, "returned python-engineio's own dict, not a snapshot")
+
+    async def scenario():
+        server = async_server()
+        eio_sid, _ = await asgi_polling_session(server, connect=False)
+        sessions = call(hook, compat.engineio_sessions, server)
+        require(
+            eio_sid in sessions and sessions[eio_sid].sid == eio_sid,
+            hook,
+            "python-engineio AsyncServer.sockets no longer maps eio_sid to AsyncSocket",
+        )
+        sessions.clear()
+        require(eio_sid in server.eio.sockets, hook, "returned python-engineio's own dict, not a snapshot")
+
+    loops.run(scenario())
 
 
-def test_engineio_close_nowait(sio):
+def test_engineio_close_nowait():
     hook = "engineio_close_nowait"
-    eio_sid, sid = polling_session(sio)
-    session = sio.eio.sockets[eio_sid]
-    results = []
-    thread = in_thread(lambda: results.append(call(hook, compat.engineio_close_nowait, sio, eio_sid)))
-    thread.join(3)
-    require(not thread.is_alive(), hook, "python-engineio Socket.close(wait=False) waited for a poll that never came")
-    require(results == [True], hook, f"returned {results}")
-    require(session.closed and eio_sid not in sio.eio.sockets, hook, "the session is still open or listed")
-    require(sio.disconnects == [sid], hook, f"Socket.IO's disconnect handler saw {sio.disconnects}, not [{sid!r}]")
-    require(call(hook, compat.engineio_close_nowait, sio, eio_sid) is False, hook, "a closed session closed again")
+    from engineio import packet as engineio_packet
+
+    async def scenario():
+        server = async_server()
+        eio_sid, sid = await asgi_polling_session(server)
+        require(sid is not None, hook, "the polling session did not connect the namespace")
+        session = server.eio.sockets[eio_sid]
+        try:
+            # Nobody polls: a close that waited for the client to take the CLOSE packet would never return.
+            closed = await asyncio.wait_for(compat.engineio_close_nowait(server, eio_sid), 3)
+        except TimeoutError:
+            raise AssertionError(f"compat hook {hook}: AsyncSocket.close(wait=False) waited for a poll") from None
+        except Exception as exc:
+            raise AssertionError(f"compat hook {hook}: {type(exc).__name__}: {exc}") from exc
+        require(closed is True, hook, f"returned {closed}")
+        require(session.closed and eio_sid not in server.eio.sockets, hook, "the session is still open or listed")
+        require(server.disconnects == [sid], hook, f"the disconnect handler saw {server.disconnects}, not [{sid!r}]")
+        queued = []
+        while not session.queue.empty():
+            item = session.queue.get_nowait()
+            queued.append(item if item is None else item.packet_type)
+        # The CLOSE packet, then the None that ends a websocket's writer task (which then closes the websocket).
+        require(queued[-2:] == [engineio_packet.CLOSE, None], hook, f"the session's queue ends {queued[-2:]}")
+        again = await compat.engineio_close_nowait(server, eio_sid)
+        require(again is False, hook, "a closed session closed again")
+
+    loops.run(scenario())
 
 
-def test_engineio_polling_close_never_waits(sio):
+def test_engineio_polling_close_never_waits():
     hook = "engineio_polling_close_never_waits"
-    from engineio import socket as engineio_socket_module
+    from engineio import async_socket
 
-    original = engineio_socket_module.Socket.close
+    original = async_socket.AsyncSocket.close
     parameters = list(inspect.signature(getattr(original, "qs_original", original)).parameters)
     require(
         parameters[:4] == ["self", "wait", "abort", "reason"],
         hook,
-        f"python-engineio Socket.close takes {parameters}, not (self, wait, abort, reason)",
+        f"python-engineio AsyncSocket.close takes {parameters}, not (self, wait, abort, reason)",
     )
+
+    async def scenario():
+        server = async_server()
+        polling_eio_sid, _ = await asgi_polling_session(server)
+        try:  # the public API, wait=True inside: nobody polls, so a close that waited would never return
+            await asyncio.wait_for(server.eio.disconnect(polling_eio_sid), 3)
+        except TimeoutError:
+            raise AssertionError(f"compat hook {hook}: disconnecting a polling session still waits") from None
+
+        upgraded_eio_sid, _ = await asgi_polling_session(server)
+        upgraded = server.eio.sockets[upgraded_eio_sid]
+        require(hasattr(upgraded, "upgraded"), hook, "python-engineio AsyncSocket.upgraded is gone")
+        upgraded.upgraded = True  # what the websocket handler sets; its writer task is played below
+        closing = asyncio.create_task(server.eio.disconnect(upgraded_eio_sid))
+        done, _ = await asyncio.wait({closing}, timeout=0.3)  # nobody took the CLOSE packet: it must still wait
+        require(not done, hook, "a websocket session's close no longer waits for its writer")
+        await upgraded.poll()  # the writer's part: take what is queued, the CLOSE packet included
+        try:
+            await asyncio.wait_for(closing, 3)
+        except TimeoutError:
+            raise AssertionError(f"compat hook {hook}: a websocket's close did not end once its queue went") from None
+
     call(hook, compat.engineio_polling_close_never_waits)
     try:
-        polling_eio_sid, _ = polling_session(sio)
-        thread = in_thread(sio.eio.disconnect, polling_eio_sid)  # public API, wait=True inside
-        thread.join(3)
-        require(not thread.is_alive(), hook, "Server.disconnect of a polling session still waits for a GET")
-
-        upgraded_eio_sid, _ = polling_session(sio)
-        upgraded = sio.eio.sockets[upgraded_eio_sid]
-        require(hasattr(upgraded, "upgraded"), hook, "python-engineio Socket.upgraded is gone")
-        upgraded.upgraded = True  # what the websocket handler sets; its writer task is played below
-        thread = in_thread(sio.eio.disconnect, upgraded_eio_sid)
-        thread.join(0.3)  # nobody took the CLOSE packet yet: the close must still wait, by design
-        require(thread.is_alive(), hook, "a websocket session's close no longer waits for its writer")
-        while thread.is_alive() and upgraded.poll():  # the writer's part: take the CLOSE packet, then the end
-            pass
-        thread.join(3)
-        require(not thread.is_alive(), hook, "a websocket session's close did not end once its queue was taken")
+        asyncio.run(scenario())
     finally:
-        engineio_socket_module.Socket.close = original
+        async_socket.AsyncSocket.close = original
 
 
 def test_engineio_bad_frame_ends_session():
     hook = "engineio_bad_frame_ends_session"
-    from engineio import socket as engineio_socket_module
+    from engineio import async_socket
 
-    handler = getattr(engineio_socket_module.Socket, "_websocket_handler", None)
-    require(handler is not None, hook, "python-engineio Socket._websocket_handler is gone")
+    handler = getattr(async_socket.AsyncSocket, "_websocket_handler", None)
+    require(handler is not None, hook, "python-engineio AsyncSocket._websocket_handler is gone")
+    require(inspect.iscoroutinefunction(handler), hook, "AsyncSocket._websocket_handler is no longer a coroutine")
     parameters = list(inspect.signature(handler).parameters)
-    require(parameters[:2] == ["self", "ws"], hook, f"Socket._websocket_handler takes {parameters}, not (self, ws)")
-    require(hasattr(engineio_socket_module.Socket, "close"), hook, "python-engineio Socket.close is gone")
+    require(parameters[:2] == ["self", "ws"], hook, f"_websocket_handler takes {parameters}, not (self, ws)")
+    close = list(inspect.signature(async_socket.AsyncSocket.close).parameters)
+    require({"wait", "abort", "reason"} <= set(close), hook, f"AsyncSocket.close takes {close}")
     call(hook, compat.engineio_bad_frame_ends_session)
     require(
-        getattr(engineio_socket_module.Socket._websocket_handler, "qs_wrapped", False),
-        hook,
-        "the handler was not wrapped",
+        getattr(async_socket.AsyncSocket._websocket_handler, "qs_wrapped", False), hook, "the handler was not wrapped"
     )
+    # What it does on a real server: tests/backend/web/test_relay_hardening.py (junk frames, a few log lines).
 
 
-def test_socketio_event_errors_logged(sio):
+def test_socketio_event_errors_logged():
     hook = "socketio_event_errors_logged"
-    handler = getattr(socketio.Server, "_handle_event_internal", None)
-    require(handler is not None, hook, "python-socketio Server._handle_event_internal is gone")
+    handler = getattr(socketio.AsyncServer, "_handle_event_internal", None)
+    require(handler is not None, hook, "python-socketio AsyncServer._handle_event_internal is gone")
     parameters = list(inspect.signature(handler).parameters)
     require(
         parameters[:3] == ["self", "server", "sid"],
         hook,
-        f"Server._handle_event_internal takes {parameters}, not (self, server, sid, …)",
+        f"AsyncServer._handle_event_internal takes {parameters}, not (self, server, sid, …)",
     )
     call(hook, compat.socketio_event_errors_logged)
+    server = async_server()
     # A list as event name raises inside the library's dispatch; wrapped, it is a dropped event.
-    result = call(hook, sio._handle_event_internal, sio, "sid", "eio_sid", [["subscribe"], {}], "/", None)
+    result = asyncio.run(server._handle_event_internal(server, "sid", "eio_sid", [["subscribe"], {}], "/", None))
     require(result is None, hook, f"a bad event name gave {result!r}, not a dropped event")
-
-
-EVENTLET_SERVER = """
-import sys, eventlet, eventlet.wsgi, eventlet.websocket
-from backend import compat
-if sys.argv[1] == "patched":
-    compat.disable_permessage_deflate()
-echo = eventlet.websocket.WebSocketWSGI(lambda ws: ws.send(ws.wait() or ""))
-def app(environ, start_response):
-    if environ["PATH_INFO"] == "/ws":
-        return echo(environ, start_response)
-    return compat.eventlet_respond_and_close(environ, "413 Content Too Large", [("Content-Type", "text/plain")],
-                                             b"too big")
-sock = eventlet.listen(("127.0.0.1", 0))
-print(sock.getsockname()[1], flush=True)
-eventlet.wsgi.server(sock, app, log_output=False)
-"""
-
-
-@pytest.fixture
-def eventlet_server():
-    """Factory: the real eventlet WSGI server above in a child process ('patched' or 'plain'); its port."""
-    children: list[subprocess.Popen] = []
-
-    def start(mode: str) -> int:
-        """Start one server; its port."""
-        child = subprocess.Popen(
-            [sys.executable, "-W", "ignore", "-c", EVENTLET_SERVER, mode],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        children.append(child)
-        line = child.stdout.readline()
-        assert line.strip().isdigit(), f"eventlet server did not start: {line!r} {child.stderr.read()[-2000:]}"
-        return int(line)
-
-    yield start
-    for child in children:
-        child.kill()
-        child.wait()
-
-
-def exchange(port: int, request: bytes, timeout: float = 3.0) -> bytes:
-    """Send REQUEST and read until the server closes or TIMEOUT passes; what came back."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(request)
-        data, deadline = b"", time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                break
-            if not chunk:
-                return data
-            data += chunk
-            if b"\r\n\r\n" in data and b" 101 " in data.split(b"\r\n", 1)[0]:
-                return data  # a websocket stays open: its head is all there is to read
-    return data + b"<still open>"
-
-
-def test_eventlet_respond_and_close(eventlet_server):
-    hook = "eventlet_respond_and_close"
-    wsgi = eventlet_module("wsgi")
-    require(hasattr(wsgi, "WSGI_LOCAL"), hook, "eventlet.wsgi.WSGI_LOCAL is gone")
-    require(callable(getattr(wsgi.Input, "get_socket", None)), hook, "eventlet.wsgi.Input.get_socket is gone")
-    port = eventlet_server("plain")
-    answer = exchange(port, b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
-    require(
-        answer.startswith(b"HTTP/1.1 413 ") and answer.endswith(b"\r\n\r\ntoo big"),
-        hook,
-        f"eventlet did not send the response alone and close the connection: {answer[-300:]!r}",
-    )
-    require(b"\r\nConnection: close\r\n" in answer, hook, f"no Connection: close in {answer!r}")
-
-
-UPGRADE = (
-    b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
-)
-
-
-def test_disable_permessage_deflate(eventlet_server):
-    hook = "disable_permessage_deflate"
-    websocket = eventlet_module("websocket")
-    method = getattr(websocket.WebSocketWSGI, "_negotiate_permessage_deflate", None)
-    require(method is not None, hook, "eventlet WebSocketWSGI._negotiate_permessage_deflate is gone")
-    require(
-        "extensions" in inspect.signature(method).parameters,
-        hook,
-        "eventlet WebSocketWSGI._negotiate_permessage_deflate no longer takes `extensions`",
-    )
-    plain = exchange(eventlet_server("plain"), UPGRADE)
-    require(
-        b" 101 " in plain and b"permessage-deflate" in plain.lower(),
-        hook,
-        f"unpatched eventlet did not negotiate deflate, so the test proves nothing: {plain!r}",
-    )
-    patched = exchange(eventlet_server("patched"), UPGRADE)
-    require(
-        b" 101 " in patched and b"permessage-deflate" not in patched.lower(),
-        hook,
-        f"eventlet negotiated permessage-deflate despite the hook: {patched!r}",
-    )
 
 
 def test_restart_safe_redbeat_scheduler():
@@ -348,162 +261,28 @@ def test_restart_safe_redbeat_scheduler():
         app.close()
 
 
-FAST_PATH_SERVER = """
-import eventlet
-eventlet.monkey_patch()
-import json, sys, time
-import eventlet.wsgi, socketio
-from engineio import packet as ep
-from backend import compat
-from backend.web.broadcast import text_frame
-
-compat.engineio_websocket_lanes()
-sio = socketio.Server(async_mode="eventlet")
-
-
-def message(n, pad=0):
-    return '2' + json.dumps(["x", {"n": n, "pad": "p" * pad}])
-
-
-def frame(n, pad=0):
-    return text_frame(("4" + message(n, pad)).encode())
-
-
-def idle(s):
-    return not s.queue.qsize() and s.queue.getting() and not s.qs_lane.busy and s.qs_lane.pending is None
-
-
-# Yield to the other green threads until CONDITION holds; False (noted in OUT) after TIMEOUT s.
-def poll(condition, what, out, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            out["timed_out"] = what
-            return False
-        eventlet.sleep(0.005)
-    return True
-
-
-@sio.on("go")
-def go(sid):
-    eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
-    s = sio.eio.sockets[eio_sid]
-    out = {"lane": getattr(s, "qs_lane", None) is not None}
-    if not poll(lambda: idle(s), "the connect ack to go out", out):
-        return print(json.dumps(out), flush=True)
-    out["idle"] = compat.websocket_fast_send(sio, eio_sid, frame(1))
-    sio.eio.send_packet(eio_sid, ep.Packet(ep.MESSAGE, message(2)))
-    out["after_queue"] = compat.websocket_fast_send(sio, eio_sid, frame(99))  # 2 is queued: refused
-    if not poll(lambda: idle(s), "packet 2 to go out", out):
-        return print(json.dumps(out), flush=True)
-    # The client reads nothing now: write 64 KB frames until one does not fit whole.
-    out["fill"], n = [], 100
-    while not out["fill"] or out["fill"][-1] == "sent":
-        out["fill"].append(compat.websocket_fast_send(sio, eio_sid, frame(n, 65536)))
-        if out["fill"][-1] == "blocked":
-            sio.eio.send_packet(eio_sid, ep.Packet(ep.MESSAGE, message(n, 65536)))  # what the broadcaster does
-        n += 1
-    out["last"] = n - 1
-    out["after_partial"] = compat.websocket_fast_send(sio, eio_sid, frame(999))  # the flush marker is queued
-    # The writer takes the marker off the queue and blocks inside ws.send writing the tail.
-    if not poll(lambda: not s.queue.qsize() and s.qs_lane.busy, "the writer to take the flush marker", out):
-        return print(json.dumps(out), flush=True)
-    out["writer_mid_frame"] = compat.websocket_fast_send(sio, eio_sid, frame(998))
-    sio.eio.send_packet(eio_sid, ep.Packet(ep.MESSAGE, message(3)))
-    print(json.dumps(out), flush=True)
-
-
-sock = eventlet.listen(("127.0.0.1", 0))
-print(sock.getsockname()[1], flush=True)
-eventlet.wsgi.server(sock, socketio.WSGIApp(sio), log_output=False)
-"""
-
-
-def test_engineio_websocket_lanes_and_websocket_fast_send():
-    hooks = "engineio_websocket_lanes / websocket_fast_send"
-    from engineio import socket as engineio_socket_module
-
-    handler = getattr(engineio_socket_module.Socket, "_websocket_handler", None)
-    require(handler is not None, hooks, "python-engineio Socket._websocket_handler is gone")
-    parameters = list(inspect.signature(getattr(handler, "qs_original", handler)).parameters)
-    require(parameters[:2] == ["self", "ws"], hooks, f"Socket._websocket_handler takes {parameters}, not (self, ws)")
-    websocket_module = eventlet_module("websocket")
-    require(callable(getattr(websocket_module.RFC6455WebSocket, "_send", None)), hooks, "eventlet ws._send is gone")
-    require(hasattr(eventlet_module("queue").Queue, "getting"), hooks, "eventlet Queue.getting is gone")
-
-    from tests.chaos.hostile import raw_socketio
-
-    child = subprocess.Popen(
-        [sys.executable, "-W", "ignore", "-c", FAST_PATH_SERVER],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = child.stdout.readline()
-        if not line.strip().isdigit():
-            child.kill()
-            require(False, hooks, f"server did not start: {line!r} {child.stderr.read()[-2000:]}")
-        ws = raw_socketio(f"http://127.0.0.1:{int(line)}", rcvbuf=4096, timeout=20)
-        require(ws.recv().startswith("40"), hooks, "no connect ack")
-        ws.send('42["go"]')
-        out = json.loads(child.stdout.readline())  # the client reads nothing until the server is done
-        require("timed_out" not in out, hooks, f"the server timed out waiting for {out.get('timed_out')}: {out}")
-        require(out["lane"], hooks, "no lane on a websocket session")
-        require(out["idle"] == "sent", hooks, f"an idle websocket was not written: {out['idle']}")
-        require(out["after_queue"] == "queued", hooks, f"written past a queued packet: {out['after_queue']}")
-        require(out["fill"][-1] in ("partial", "blocked"), hooks, f"a full socket: {out['fill']}")
-        if out["fill"][-1] == "partial":
-            require(out["after_partial"] == "queued", hooks, f"written past a tail: {out['after_partial']}")
-        require(out["writer_mid_frame"] == "busy", hooks, f"written while the writer was mid-frame: {out}")
-
-        numbers = []
-        while len(numbers) < out["last"] - 100 + 4:
-            text = ws.recv()  # websocket-client checks each frame; two frames mixed would not decode
-            if text == "2":
-                continue
-            event, data = json.loads(text[2:])
-            numbers.append(data["n"])
-        ws.close()
-        expected = [1, 2, *range(100, out["last"] + 1), 3]
-        require(numbers == expected, hooks, f"frames out of order: {numbers[:8]}… not {expected[:8]}…")
-    finally:
-        child.kill()
-        child.wait()
-
-
-EVENTS_SERVER = """
-import eventlet
-eventlet.monkey_patch()
-import eventlet.wsgi, socketio
-
-sio = socketio.Server(async_mode="eventlet")
-
-
-@sio.on("go")
-def go(sid, count):
-    for n in range(count):
-        sio.emit("n", n, to=sid)
-
-
-sock = eventlet.listen(("127.0.0.1", 0))
-print(sock.getsockname()[1], flush=True)
-eventlet.wsgi.server(sock, socketio.WSGIApp(sio), log_output=False)
-"""
-
-
 def test_socketio_client_events_in_order():
     hook = "socketio_client_events_in_order"
     from engineio import client as engineio_client
 
     require(callable(getattr(engineio_client.Client, "_trigger_event", None)), hook, "Client._trigger_event is gone")
-    child = subprocess.Popen(
-        [sys.executable, "-W", "ignore", "-c", EVENTS_SERVER], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
+    import uvicorn
+
+    from tests.harness.ports import free_port
+
+    server = async_server()
+
+    @server.on("go")
+    async def go(sid, count):
+        for n in range(count):
+            await server.emit("n", n, to=sid)
+
+    port = free_port()
+    uvicorn_server = uvicorn.Server(uvicorn.Config(socketio.ASGIApp(server), port=port, log_config=None))
+    serving = in_thread(uvicorn_server.run)
     client = socketio.Client(reconnection=False)
     try:
-        port = int(child.stdout.readline())
+        wait_until(lambda: uvicorn_server.started, 10, message="uvicorn started")
         call(hook, compat.socketio_client_events_in_order, client)
         compat.socketio_client_events_in_order(client)  # a second call changes nothing
         seen: list[tuple[int, threading.Thread]] = []  # the Thread objects themselves: idents are reused
@@ -517,5 +296,291 @@ def test_socketio_client_events_in_order():
         require([n for n, _thread in seen] == list(range(300)), hook, "events handled out of arrival order")
     finally:
         client.disconnect()
-        child.kill()
-        child.wait()
+        uvicorn_server.should_exit = True
+        serving.join(10)
+
+
+# --- the request-head deadline (backend/web/server.py's protocol) -----------------------------------------------
+
+
+async def slow_app(scope, receive, send):
+    """An ASGI app answering /slow after 1.5 s and anything else at once."""
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/slow":
+        await asyncio.sleep(1.5)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_header_deadline_protocol():
+    hook = "header_deadline_protocol"
+    import uvicorn
+
+    from tests.harness.ports import free_port, is_closed
+
+    protocol = call(hook, compat.header_deadline_protocol, 1.0)
+    port = free_port()
+    config = uvicorn.Config(slow_app, host="127.0.0.1", port=port, http=protocol, log_config=None, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = in_thread(server.run)
+    try:
+        wait_until(lambda: server.started, 10, message="uvicorn started")
+        half = socket.create_connection(("127.0.0.1", port), timeout=5)
+        silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+        half.sendall(b"GET /fast HT")
+        started = time.monotonic()
+        # A request answered after the deadline is not cut, and its connection takes a next request.
+        kept = socket.create_connection(("127.0.0.1", port), timeout=5)
+        kept.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        require(kept.recv(1024).endswith(b"ok"), hook, "a request answered after the deadline was cut")
+        kept.sendall(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+        require(kept.recv(1024).endswith(b"ok"), hook, "the kept-alive connection took no next request")
+        answered = time.monotonic()
+        closed = f"compat hook {hook}: the half and silent request heads were not closed"
+        wait_until(lambda: is_closed(half) and is_closed(silent), 5, 0.05, closed)
+        waited = time.monotonic() - started
+        require(0.8 < waited < 3, hook, f"the half request was closed after {waited:.1f} s, not about 1 s")
+        # uvicorn's own keep-alive timeout is 5 s: closing sooner is the deadline on the next head.
+        wait_until(lambda: is_closed(kept), 5, 0.05, f"compat hook {hook}: the idle connection was not closed")
+        require(time.monotonic() - answered < 2.5, hook, "the idle connection outlived the head deadline")
+        long_target = b"GET /fast?" + b"a" * compat.MAX_REQUEST_TARGET_BYTES + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        many_fields = b"GET /fast HTTP/1.1\r\n" + (b"X: " + b"y" * 1000 + b"\r\n") * 70 + b"\r\n"
+        for head, status in ((long_target, b"414"), (many_fields, b"431")):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(head)
+                answer = b""
+                while chunk := sock.recv(4096):
+                    answer += chunk
+            require(answer.startswith(b"HTTP/1.1 " + status), hook, f"a head over a limit got {answer[:60]!r}")
+            require(b"connection: close" in answer, hook, "the refusal did not close the connection")
+        fine = b"GET /fast?" + b"a" * 4000 + b" HTTP/1.1\r\n" + b"X: y\r\n" * 1000 + b"Connection: close\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(fine)
+            require(sock.recv(1024).startswith(b"HTTP/1.1 200"), hook, "a head within the limits was refused")
+        for sock in (half, silent, kept):
+            sock.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+# --- the broadcast fast path on asyncio: a real uvicorn (the hooks' protocol class) in a thread ------------------
+
+
+class FastPathServer:
+    """python-socketio's AsyncServer on uvicorn with compat.websocket_protocol_class, in a thread of this process."""
+
+    def __init__(self):
+        """Serve on a free loopback port; start() returns once it accepts connections."""
+        import uvicorn
+
+        from tests.harness.ports import free_port
+
+        compat.engineio_websocket_protocols()
+        self.sio = socketio.AsyncServer(async_mode="asgi")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            socketio.ASGIApp(self.sio),
+            host="127.0.0.1",
+            port=self.port,
+            loop="uvloop",
+            ws=compat.websocket_protocol_class(),
+            ws_per_message_deflate=False,
+            log_config=None,
+            lifespan="off",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> FastPathServer:
+        """Run uvicorn and wait until it serves."""
+        self.thread.start()
+        wait_until(lambda: self.server.started, 10, message="uvicorn started")
+        return self
+
+    def on_loop(self, function, *args):
+        """FUNCTION(*ARGS) run on the server's event loop (awaited when it is a coroutine function): its result."""
+        import asyncio
+
+        async def run():
+            result = function(*args)
+            return await result if inspect.isawaitable(result) else result
+
+        loop = next(iter(self.server.servers)).get_loop()
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(10)
+
+    def session(self, sid: str | None = None):
+        """The Engine.IO session SID (the only one when None)."""
+        sockets = self.sio.eio.sockets
+        return sockets[sid] if sid else next(iter(sockets.values()))
+
+    def stop(self) -> None:
+        """Stop uvicorn and wait for its thread."""
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def fast_path_server():
+    """A started FastPathServer, stopped after the test."""
+    server = FastPathServer().start()
+    yield server
+    server.stop()
+
+
+def eio_message(n: int, pad: int = 0) -> str:
+    """The Engine.IO MESSAGE text of Socket.IO event "x" carrying N."""
+    return "42" + json.dumps(["x", {"n": n, "pad": "p" * pad}])
+
+
+def test_websocket_protocol_class_engineio_websocket_protocols_and_websocket_fast_send(fast_path_server):
+    hooks = "websocket_protocol_class / engineio_websocket_protocols / websocket_fast_send / engineio_backlog"
+    from engineio import async_socket
+    from engineio import packet as ep
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    from backend.web.broadcast import text_frame
+    from tests.chaos.hostile import raw_socketio
+
+    require(callable(getattr(WebSocketsSansIOProtocol, "handle_connect", None)), hooks, "uvicorn handle_connect gone")
+    upgrade = getattr(async_socket.AsyncSocket, "_upgrade_websocket", None)
+    require(upgrade is not None, hooks, "python-engineio AsyncSocket._upgrade_websocket is gone")
+    parameters = list(inspect.signature(getattr(upgrade, "qs_original", upgrade)).parameters)
+    require(parameters == ["self", "environ"], hooks, f"_upgrade_websocket takes {parameters}, not (self, environ)")
+
+    server = fast_path_server
+    eio = server.sio.eio
+    frame = lambda n, pad=0: text_frame(eio_message(n, pad).encode())  # noqa: E731
+    send = lambda sid, data, now=None: compat.websocket_fast_send(eio, sid, data, now or time.time())  # noqa: E731
+    ws = raw_socketio(server.url, rcvbuf=4096, timeout=20)
+    require(ws.recv().startswith("40"), hooks, "no connect ack")
+    session = server.session()
+    sid = session.sid
+    require(isinstance(session.__dict__.get("qs_websocket"), compat.websocket_protocol_class()), hooks, "no protocol")
+
+    def idle() -> bool:
+        return server.on_loop(lambda: not session.queue.qsize() and any(not g.done() for g in session.queue._getters))
+
+    wait_until(idle, 10, message="the connect ack written")
+    require(server.on_loop(send, sid, frame(1)) == "sent", hooks, "an idle websocket was not written")
+
+    async def queue_then_send():
+        await eio.send_packet(sid, ep.Packet(ep.MESSAGE, eio_message(2)[1:]))
+        return send(sid, frame(99))
+
+    require(server.on_loop(queue_then_send) == "queued", hooks, "written past a queued packet")
+    wait_until(idle, 10, message="packet 2 written")
+
+    def overdue():
+        session.last_ping = time.time() - 2 * eio.ping_timeout  # as if a ping went unanswered
+        try:
+            return send(sid, frame(99))
+        finally:
+            session.last_ping = None
+
+    require(server.on_loop(overdue) == "dropped", hooks, "written to a client whose ping timed out")
+    require(server.on_loop(send, "no-such-sid", frame(99)) == "gone", hooks, "a gone client")
+
+    # The client reads nothing now: 64 KB frames until the transport's buffer passes its high-water mark.
+    fill, n = [], 100
+    while not fill or fill[-1] == "sent":
+        fill.append(server.on_loop(send, sid, frame(n, 65536)))
+        n += 1
+        require(len(fill) < 2000, hooks, "the transport never paused writing")
+    require(fill[-1] == "blocked", hooks, f"a full transport: {fill[-3:]}")
+    last = n - 2  # the blocked frame was not written: the caller would queue it
+    packets, unsent = server.on_loop(compat.engineio_backlog, eio, sid)
+    require(packets == 0 and unsent > 65536, hooks, f"backlog of a full transport: {packets} packets, {unsent} bytes")
+
+    # Queued now, the writer takes packet 3 and waits inside uvicorn's send for the transport to drain.
+    server.on_loop(eio.send_packet, sid, ep.Packet(ep.MESSAGE, eio_message(3)[1:]))
+    wait_until(lambda: server.on_loop(session.queue.qsize) == 0, 10, message="the writer took packet 3")
+    require(server.on_loop(send, sid, frame(99)) == "busy", hooks, "written while the writer held a packet")
+
+    numbers = []
+    while len(numbers) < 2 + (last - 100 + 1) + 1:
+        text = ws.recv()  # websocket-client checks each frame; bytes of two frames mixed would not decode
+        if text == "2":
+            continue
+        numbers.append(json.loads(text[2:])[1]["n"])
+    ws.close()
+    expected = [1, 2, *range(100, last + 1), 3]
+    require(numbers == expected, hooks, f"frames out of order: {numbers[:6]}… not {expected[:6]}…")
+
+    # A long-polling session has no websocket of its own: always the library's way.
+    import requests
+
+    opened = requests.get(server.url + "/socket.io/?EIO=4&transport=polling", timeout=5).text
+    polling_sid = json.loads(opened[opened.index("{") :])["sid"]
+    require(server.on_loop(send, polling_sid, frame(99)) == "transport", hooks, "wrote to a polling session")
+    require(server.on_loop(compat.engineio_backlog, eio, polling_sid)[1] == 0, hooks, "polling session bytes")
+
+
+def test_engineio_cut(fast_path_server):
+    hook = "engineio_cut"
+    from tests.chaos.hostile import raw_socketio
+
+    server = fast_path_server
+    disconnected = []
+    server.sio.on("disconnect", lambda sid, reason: disconnected.append(reason))
+    ws = raw_socketio(server.url, timeout=10)
+    require(ws.recv().startswith("40"), hook, "no connect ack")
+    session = server.session()
+    require(server.on_loop(compat.engineio_cut, server.sio.eio, session.sid), hook, "a live session was not cut")
+    require(session.closed, hook, "the session is not closed")
+    wait_until(lambda: disconnected, 10, message="the disconnect handler")
+    import websocket
+
+    with pytest.raises((websocket.WebSocketConnectionClosedException, OSError)):  # EOF, or a reset
+        while True:
+            ws.recv()  # the transport was aborted: EOF or a reset, never another message
+    require(not server.on_loop(compat.engineio_cut, server.sio.eio, "no-such-sid"), hook, "cut a gone session")
+
+
+# --- a stranger's websocket frames (the websocket protocol of backend/web/server.py) ----------------------------
+
+
+async def echo_websocket(scope, receive, send):
+    """An ASGI app accepting websockets and reading them until they close."""
+    if scope["type"] != "websocket":
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
+
+
+def test_websocket_protocol_class_fails_bad_utf8_quietly(caplog):
+    hook = "websocket_protocol_class (send_receive_event_to_app)"
+    import uvicorn
+    import websocket
+
+    from tests.harness.ports import free_port
+
+    port = free_port()
+    config = uvicorn.Config(
+        echo_websocket, host="127.0.0.1", port=port, ws=compat.websocket_protocol_class(), log_config=None
+    )
+    server = uvicorn.Server(config)
+    thread = in_thread(server.run)
+    try:
+        wait_until(lambda: server.started, 10, message="uvicorn started")
+        with caplog.at_level("INFO"):
+            for first in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_CLOSE):
+                ws = websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=5)
+                # In one write: a text frame that is not UTF-8 (or a close), then another that is not either.
+                frames = [websocket.ABNF.create_frame(b"\xff\xfe" if first == 1 else b"\x03\xe8", first)]
+                frames.append(websocket.ABNF.create_frame(b"ok \xc3\x28", websocket.ABNF.OPCODE_TEXT))
+                ws.sock.sendall(b"".join(frame.format() for frame in frames))
+                answer = ws.recv_data(control_frame=True)
+                ws.close()
+                require(answer[0] == websocket.ABNF.OPCODE_CLOSE, hook, f"answered {answer}, not a close")
+            wait_until(lambda: len(server.server_state.connections) == 0, 5, message="connections closed")
+        records = [r for r in caplog.records if r.name.startswith(("uvicorn", "asyncio"))]
+        require(not [r for r in records if r.exc_info], hook, f"a traceback was logged: {records}")
+        require(not [r for r in records if r.levelname == "ERROR"], hook, f"an error was logged: {records}")
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -71,3 +71,9 @@ def test_bar_time_may_be_at_most_one_timeframe_ahead(timeframe, allowed_s):
     assert normalize(ahead(allowed_s * 1000))["bar_time"] == utc_iso(NOW_MS + allowed_s * 1000)
     with pytest.raises(InvalidSignal, match=rf"is {allowed_s} s ahead of this server's clock; .*{allowed_s} s"):
         normalize(ahead(allowed_s * 1000 + 1))
+
+
+def test_an_indicator_may_be_null_as_the_scan_sends_it_while_warming_up():
+    signal = normalize({"type": "BUY", "indicators": {"sma_fast": None, "sma_slow": "60000.5", "rsi": 55}})
+
+    assert signal["indicators"] == {"sma_fast": None, "sma_slow": 60000.5, "rsi": 55}

@@ -17,6 +17,7 @@ def test_defaults_match_the_design():
     assert settings.auth_tokens == () and settings.cors_origins == ()
     assert settings.fast_broadcast is True
     assert settings.stats_max_entries == 500
+    assert (settings.slow_client_max_packets, settings.slow_client_max_bytes) == (1000, 1048576)
 
 
 def test_an_empty_environment_gives_the_field_defaults():
@@ -96,6 +97,13 @@ def test_market_source_spec_reads_back_as_written(text):
         ({"BINANCE_API_URL": "api.binance.com"}, "BINANCE_API_URL='api.binance.com' must start with http"),
         ({"EXCHANGE_API_URL": "http://127.0.0.1:1/api/v3"}, "name only a host and optional port"),
         ({"FAST_BROADCAST": "yes"}, "FAST_BROADCAST='yes' is not a switch; set it to 1 (on) or 0 (off)"),
+        ({"SLOW_CLIENT_MAX_PACKETS": "100"}, "SLOW_CLIENT_MAX_PACKETS=100 is out of range; it must be at least 250"),
+        ({"SLOW_CLIENT_MAX_BYTES": "lots"}, "SLOW_CLIENT_MAX_BYTES='lots' is not an integer"),
+        (
+            {"SLOW_CLIENT_MAX_BYTES": "200000", "MAX_SIGNAL_BYTES": "131072"},
+            "SLOW_CLIENT_MAX_BYTES=200000 is below twice MAX_SIGNAL_BYTES (131072): a client reading along could be "
+            "cut; raise it to at least 262144",
+        ),
     ],
 )
 def test_bad_values_name_the_setting_and_the_fix(env, words):

@@ -167,7 +167,7 @@ def product_tracebacks(log: str) -> list[str]:
             if not line.startswith(" "):  # the exception line ends the block
                 blocks.append("\n".join(current))
                 current = None
-    return [b for b in blocks if "/backend/" in b or "wsgi.py" in b or "/tasks/" in b]
+    return [b for b in blocks if "/backend/" in b or "asgi.py" in b or "/tasks/" in b]
 
 
 def _try_connect(url: str, auth=None, query: str = "") -> str:
@@ -280,7 +280,7 @@ HTTP_CASES = [
     ("/api/signals?since=&limit=&symbol=", 200),
     ("/api/signals?" + "x=" + "a" * 100_000, 414),
     ("/api/signals/../../etc/passwd", 404),
-    ("/static/../../wsgi.py", 404),
+    ("/static/../../asgi.py", 404),
     ("/%00", 404),
     ("/readyz?verbose=1", 200),
     ("/metrics?x=1", 200),

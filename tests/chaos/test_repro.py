@@ -98,7 +98,7 @@ def test_stale_klines_are_refused():
 )
 def test_a_bad_setting_exits_with_one_line_naming_it(kind, name, value, base_env):
     """Scenario 6d: the web prints a traceback; a bad ssl_cert_reqs is a ValueError; STRATEGIES goes unnamed."""
-    args = [sys.executable, "wsgi.py"] if kind == "web" else [sys.executable, "-m", "celery", "-A", "tasks", "worker"]
+    args = [sys.executable, "asgi.py"] if kind == "web" else [sys.executable, "-m", "celery", "-A", "tasks", "worker"]
     done = subprocess.run(args, env={**base_env, name: value}, cwd=ROOT, capture_output=True, text=True, timeout=30)
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "Traceback" not in output and name in output.strip().splitlines()[-1], output[-800:]

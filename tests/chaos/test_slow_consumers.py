@@ -1,6 +1,14 @@
 """Scenario 7: clients that stop reading (raw websockets, some asking for a full replay) must not stall the
-others, and must not grow the web process's memory without bound."""
+others, and must not grow the web process's memory without bound.
 
+7b: 40 clients that stop reading but keep the server's ping timeout at bay (a pong every few seconds) while
+signals flow: only the backlog bound (SLOW_CLIENT_MAX_PACKETS) ends them. Each is cut and counted, memory stays
+bounded, the other clients lose nothing, and a cut client that reconnects with `since` gets everything it
+missed. The two webs run the broadcast fast path on and off.
+"""
+
+import json
+import threading
 import time
 
 import numpy as np
@@ -10,6 +18,7 @@ import requests
 from tests.chaos.harness import FULL, SHORT, Scenario
 from tests.chaos.hostile import SteadyPublisher, fill_history, metric, raw_socketio
 from tests.chaos.stack import rss_mb
+from tests.harness.clients import RecordingClient
 from tests.harness.polling import wait_until
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
@@ -88,3 +97,128 @@ def test_stalled_clients_do_not_stall_others_or_grow_memory(profile, shared_stac
     assert max(growth.values()) < limit, f"web memory grew by {growth} MiB (limit {limit:.0f})"
     if profile.full:
         assert max(slopes.values()) < 0.2, f"memory still growing after the stalled readers were cut: {slopes}"
+
+
+STALLED_PER_WEB = 20  # 40 over the stack's two webs
+CUT_BOUND = 250  # SLOW_CLIENT_MAX_PACKETS of the 7b stack
+PONG_EVERY_S = 5.0  # well inside the server's ping timeout (20 s): only the bound cuts these clients
+MAX_CUT_GROWTH_MB = 64  # 20 cut clients hold at most CUT_BOUND shared packets and a transport buffer each
+
+
+class Ponger:
+    """Sends a PONG on each raw websocket every PONG_EVERY_S, reading nothing: a client alive but not reading."""
+
+    def __init__(self, sockets):
+        """Start pinging SOCKETS from a thread."""
+        self.sockets = sockets
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(PONG_EVERY_S):
+            for ws in self.sockets:
+                try:
+                    ws.send("3")
+                except Exception:  # noqa: BLE001 - cut by the server: nothing more to keep alive
+                    continue
+
+    def stop(self) -> None:
+        """Stop pinging."""
+        self._stopping.set()
+        self._thread.join(5)
+
+
+def read_until_cut(ws) -> tuple[dict | None, list[int]]:
+    """Everything a raw client reads until the connection ends: (its welcome, the seqs of whole signals)."""
+    welcome, seqs = None, []
+    while True:
+        try:
+            message = ws.recv()
+        except Exception:  # noqa: BLE001 - EOF, a reset, or the half frame an abort left: the end either way
+            return welcome, seqs
+        if not message:
+            return welcome, seqs
+        if message.startswith("42["):
+            event, data = json.loads(message[2:])
+            if event == "welcome":
+                welcome = data
+            elif event == "new_signal":
+                seqs.append(data["seq"])
+
+
+def cut_count(web) -> float:
+    """Clients the web cut for falling behind, either bound."""
+    return sum(metric(web.url, f'qs_slow_clients_cut_total{{reason="{r}"}}') for r in ("packets", "bytes"))
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=["short", "full"])
+def test_stalled_readers_answering_pings_are_cut_and_recover_by_since(
+    profile, stack_factory, clients, auditors, chaos_rows
+):
+    stack = stack_factory(webs=2, workers=1, beats=1, extra_env={"SLOW_CLIENT_MAX_PACKETS": str(CUT_BOUND)})
+    pool = clients([web.url for web in stack.webs], profile.clients)
+    scenario = Scenario(
+        f"7b. {STALLED_PER_WEB * len(stack.webs)} stalled readers answering pings ({profile.name})",
+        stack,
+        pool,
+        chaos_rows,
+        auditors(stack.redis_url),
+    )
+    rss_before = {web.name: rss_mb(web.pid) for web in stack.webs}
+    stalled = {
+        web.name: [raw_socketio(web.url, rcvbuf=4096, timeout=10) for _ in range(STALLED_PER_WEB)] for web in stack.webs
+    }
+    ponger = Ponger([ws for sockets in stalled.values() for ws in sockets])
+    recovering = []
+    try:
+        scenario.produce()
+        # 30 KB signals at 40/s: the kernel takes up to 4 MB per stalled connection before its queue grows.
+        stream = SteadyPublisher(stack.client(), rate=40, prefix=f"cut-{time.time_ns()}", reason_bytes=30000)
+        samples = {web.name: [] for web in stack.webs}
+
+        def all_cut() -> bool:
+            for web in stack.webs:
+                samples[web.name].append(rss_mb(web.pid))
+            return all(cut_count(web) >= STALLED_PER_WEB for web in stack.webs)
+
+        wait_until(all_cut, 90, 0.25, "every stalled reader cut by the backlog bound")
+        cut_at = time.monotonic()
+        # One cut client per web comes back with its cursor while the stream goes on.
+        for web in stack.webs:
+            welcome, seqs = read_until_cut(stalled[web.name][0])
+            assert welcome is not None, f"{web.name}: the stalled client never got its welcome"
+            cursor = seqs[-1] if seqs else welcome["seq"]
+            client = RecordingClient(web.url, auth={"since": cursor, "epoch": welcome["epoch"]})
+            recovering.append((web.name, welcome["seq"], seqs, client))
+        hold_s = 60.0 if profile.full else 3.0  # memory after the cut: flat while signals keep flowing
+        while time.monotonic() - cut_at < hold_s:
+            for web in stack.webs:
+                samples[web.name].append(rss_mb(web.pid))
+            time.sleep(0.25)
+        stream.stop()
+        growth = {name: max(points) - rss_before[name] for name, points in samples.items()}
+        scenario.notes.append(f"RSS growth {max(growth.values()):.0f} MiB")
+        scenario.finish()
+    finally:
+        ponger.stop()
+        for sockets in stalled.values():
+            for ws in sockets:
+                ws.sock.close() if ws.sock else None
+
+    last = int(stack.client().get("qs:seq"))
+    try:
+        for name, welcome_seq, seqs, client in recovering:
+            wait_until(lambda: client.signals() and client.signals()[-1]["seq"] >= last, 30, message=f"{name}: back")
+            got = seqs + [s["seq"] for s in client.signals()]
+            assert got == list(range(welcome_seq + 1, last + 1)), f"{name}: a cut client missed or repeated signals"
+    finally:
+        for *_, client in recovering:
+            client.close()
+    for web in stack.webs:
+        lines = [line for line in web.log().splitlines() if "fell behind" in line]
+        assert 1 <= len(lines) <= STALLED_PER_WEB, f"{web.name}: {len(lines)} lines about slow clients"
+        assert cut_count(web) == STALLED_PER_WEB, f"{web.name}: cut {cut_count(web)} (a reader cut twice?)"
+    assert max(growth.values()) < MAX_CUT_GROWTH_MB, f"web memory grew by {growth} MiB"
+    lags = pool.lags(scenario.auditor.since(scenario.mark))
+    assert lags and max(lags) < MAX_LAG_S, f"stalled readers delayed the others: worst lag {max(lags):.2f} s"

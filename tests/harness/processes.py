@@ -35,7 +35,7 @@ def procfile_command(kind: str, env: dict[str, str]) -> list[str]:
 
 
 class ServerProcess:
-    """A project process (`python wsgi.py`, a Celery worker, …) run as a child with its own env."""
+    """A project process (`python asgi.py`, a Celery worker, …) run as a child with its own env."""
 
     def __init__(self, args: list[str], env: dict[str, str], name: str, log_dir: Path):
         """Remember how to start it; start() runs it."""
@@ -90,7 +90,7 @@ class ServerProcess:
 
 
 class WebServer(ServerProcess):
-    """The Procfile's `web` (`python wsgi.py`) on a free port, exactly as a deployment runs it."""
+    """The Procfile's `web` (`python asgi.py`) on a free port, exactly as a deployment runs it."""
 
     def __init__(self, env: dict[str, str], log_dir: Path, name: str = "web", port: int | None = None):
         """Pick the port and build the environment."""

@@ -1,14 +1,24 @@
-"""Web fixtures: the app in this process (Flask and Flask-SocketIO test clients), and headless Chromium."""
+"""Web fixtures: the app in this process (starlette's TestClient; a real uvicorn in a thread with python-socketio
+clients), and headless Chromium.
+
+Other engineers' fixtures go at the end of this file, each with a docstring saying what it yields.
+"""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
+import threading
 
 import pytest
+import socketio
+import uvicorn
+from starlette.testclient import TestClient
 
 from backend.settings import Settings
+from tests.harness.clients import RecordingClient
 from tests.harness.polling import wait_until
+from tests.harness.ports import free_port
 from tests.harness.processes import WebServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -63,26 +73,48 @@ def restart_web(tmp_path):
         server.stop()
 
 
-class InProcessSocket:
-    """Flask-SocketIO's test client, every event it received kept in order (get_received would pop them)."""
+class LiveServer:
+    """A real uvicorn serving APP (backend.web.server's config) in a thread of the test process, on a free port."""
 
-    def __init__(self, test_client):
-        """Wrap a connected (or refused) SocketIOTestClient."""
-        self.test_client = test_client
+    def __init__(self, app):
+        """Serve APP (from create_app) on 127.0.0.1; start() returns once it accepts connections."""
+        from backend.web.server import uvicorn_config
+
+        self.app = app
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn_config(app, app.state.settings, host="127.0.0.1", port=self.port))
+        self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
+
+    def start(self) -> LiveServer:
+        """Start serving (the lifespan runs: relay and sweeper) and wait until the relay is subscribed."""
+        self.thread.start()
+        wait_until(lambda: self.server.started or not self.thread.is_alive(), 10, message="uvicorn started")
+        assert self.thread.is_alive(), "uvicorn stopped at start (its log says why)"
+        wait_until(self.app.state.relay.ready, 10, message="the relay subscribed")
+        return self
+
+    def stop(self) -> None:
+        """Ask uvicorn to exit (the lifespan stops the relay) and wait for its thread."""
+        self.server.should_exit = True
+        self.thread.join(15)
+        assert not self.thread.is_alive(), "uvicorn did not stop within 15 s"
+
+
+class LiveSocket(RecordingClient):
+    """A python-socketio client of a LiveServer: every event recorded in arrival order; a refusal kept, not raised."""
+
+    def __init__(self, url: str, auth: dict | None = None, **kwargs):
+        """Connect to URL with AUTH; when the server refuses, `connected` is False and `connect_error` says why."""
+        try:
+            super().__init__(url, auth=auth, **kwargs)
+        except socketio.exceptions.ConnectionError as exc:
+            self._record("connect_error", str(exc))
 
     @property
     def connected(self) -> bool:
         """True while the `/` namespace is connected."""
-        return self.test_client.is_connected()
-
-    def of(self, event: str) -> list:
-        """First arguments of every EVENT received so far."""
-        # The server's threads append to `queue`; a snapshot of it never races them, popping would.
-        return [packet["args"][0] for packet in list(self.test_client.queue) if packet["name"] == event]
-
-    def signals(self) -> list[dict]:
-        """The new_signal payloads received so far."""
-        return self.of("new_signal")
+        return self.sio.connected
 
     def wait_for(self, event: str, count: int = 1, timeout: float = 5.0) -> list:
         """Wait until COUNT EVENTs arrived; return them all."""
@@ -90,23 +122,16 @@ class InProcessSocket:
 
     def emit(self, event: str, data) -> object:
         """Emit EVENT and return the server's acknowledgement."""
-        return self.test_client.emit(event, data, callback=True)
-
-    def close(self) -> None:
-        """Disconnect if connected."""
-        if self.connected:
-            self.test_client.disconnect()
+        return self.sio.call(event, data, timeout=5)
 
 
 @pytest.fixture
 def make_app(redis_url):
-    """Factory: the web app in this process on the suite's Redis, settings read from ENV (keyword arguments)."""
+    """Factory: the web app (not started) on the suite's Redis, settings read from ENV (keyword arguments)."""
     from backend.web import create_app
 
     def make(**env):
-        settings = Settings.from_env({"REDIS_URL": redis_url, **env})
-        # Threading: no eventlet monkey patching in the pytest process. The relay runs once sio_client needs it.
-        return create_app(test_config={"SETTINGS": settings, "SOCKETIO_ASYNC_MODE": "threading"})
+        return create_app(Settings.from_env({"REDIS_URL": redis_url, **env}))
 
     return make
 
@@ -119,38 +144,54 @@ def app(make_app):
 
 @pytest.fixture
 def client(app):
-    """Flask's HTTP test client of `app`."""
-    return app.test_client()
+    """starlette's TestClient of `app`, started (the lifespan runs: relay subscribed); closed after the test."""
+    with TestClient(app) as test_client:
+        wait_until(app.state.relay.ready, 10, message="the relay subscribed")
+        yield test_client
 
 
 @pytest.fixture
-def sio_client(request):
-    """Factory: Flask-SocketIO test clients of OF (default: `app`) with AUTH; its relay runs until the test ends."""
-    # One app per test: create_app re-binds the module's socketio object to the newest app.
-    from backend.web import socketio
+def live_server(request):
+    """Factory: a real uvicorn serving OF (default: `app`; with ENV: a new app of those settings) in this process;
+    each app is served once; all are stopped after the test."""
+    servers: dict[int, LiveServer] = {}
 
-    sockets: list[InProcessSocket] = []
-    relays = {}  # relay -> (its thread, its app)
+    def serve(of=None, **env) -> LiveServer:
+        target = of or (request.getfixturevalue("make_app")(**env) if env else request.getfixturevalue("app"))
+        if id(target) not in servers:
+            servers[id(target)] = LiveServer(target)
+            servers[id(target)].start()
+        return servers[id(target)]
 
-    def connect(auth: dict | None = None, of=None, **kwargs) -> InProcessSocket:
-        target = of or request.getfixturevalue("app")
-        relay = target.extensions["qs_relay"]
-        if relay not in relays:
-            # Started here rather than by relay.start() to hold the thread: it is joined after the test, so a
-            # stopping relay never emits into the next test's app (the socketio object is shared).
-            relays[relay] = (socketio.start_background_task(relay.run), target)
-            wait_until(relay.ready, 10, message="the relay subscribed")
-        socket = InProcessSocket(socketio.test_client(target, auth=auth, **kwargs))
+    yield serve
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def sio_client(live_server):
+    """Factory: python-socketio clients (websocket) of a live server of OF (default: `app`) with AUTH; closed after."""
+    sockets: list[LiveSocket] = []
+
+    def connect(auth: dict | None = None, of=None, **kwargs) -> LiveSocket:
+        socket = LiveSocket(live_server(of).url, auth=auth, **kwargs)
         sockets.append(socket)
         return socket
 
     yield connect
     for socket in sockets:
         socket.close()
-    for relay, (_thread, target) in relays.items():
-        relay.stop()
-        # A live message wakes the relay's one-second poll, so it sees the stop now (no client is left to get it).
-        channel = target.config["SETTINGS"].signal_channel
-        target.extensions["qs_redis"].publish(channel, json.dumps({"type": "BUY", "price": 1}))
-    for thread, _target in relays.values():
-        thread.join(5)
+
+
+@pytest.fixture
+def make_client(make_app):
+    """Factory: a started TestClient of make_app(**ENV) (the lifespan runs: relay subscribed); all closed after."""
+    with contextlib.ExitStack() as stack:
+
+        def make(**env) -> TestClient:
+            app = make_app(**env)
+            test_client = stack.enter_context(TestClient(app))
+            wait_until(app.state.relay.ready, 10, message="the relay subscribed")
+            return test_client
+
+        yield make

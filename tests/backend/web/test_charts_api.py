@@ -1,7 +1,9 @@
-"""GET /api/candles, /api/stats, /api/outcomes and the `signal_outcome` event, in process, on what a real scan kept."""
+"""GET /api/candles, /api/stats, /api/outcomes (starlette's TestClient) and the `signal_outcome` event (a live server in
+this process), on what a real scan kept."""
 
 import json
 
+import httpx
 import numpy as np
 import pytest
 import talib
@@ -16,9 +18,9 @@ SMA = "sma_cross:fast=3,slow=5"
 RSI = "rsi:period=14,lower=30,upper=70"
 
 
-def dropped(client) -> float:
-    """qs_malformed_dropped_total as /metrics shows it."""
-    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+def dropped(url: str) -> float:
+    """qs_malformed_dropped_total as /metrics of the server at URL shows it."""
+    for line in httpx.get(url + "/metrics", timeout=5).text.splitlines():
         if line.startswith("qs_malformed_dropped_total "):
             return float(line.split()[1])
     raise AssertionError("qs_malformed_dropped_total missing from /metrics")
@@ -33,7 +35,7 @@ def replayed(tmp_path, publisher, redis_client):
 
 
 def test_candles_and_series_equal_talib_over_the_served_bars(client, replayed):
-    body = client.get("/api/candles?symbol=BTCUSDT&timeframe=1m&limit=1000").get_json()
+    body = client.get("/api/candles?symbol=BTCUSDT&timeframe=1m&limit=1000").json()
 
     close = np.array([c["close"] for c in body["candles"]])
     assert close.tolist() == replayed and [c["time"] for c in body["candles"]][:2] == [open_ms(0), open_ms(1)]
@@ -52,8 +54,8 @@ def test_candles_and_series_equal_talib_over_the_served_bars(client, replayed):
 
 
 def test_candles_default_to_the_latest_300_and_honour_limit(client, replayed):
-    default = client.get("/api/candles?symbol=BTCUSDT&timeframe=1m").get_json()
-    five = client.get("/api/candles?symbol=btcusdt&timeframe=1m&limit=5").get_json()
+    default = client.get("/api/candles?symbol=BTCUSDT&timeframe=1m").json()
+    five = client.get("/api/candles?symbol=btcusdt&timeframe=1m&limit=5").json()
 
     assert [c["close"] for c in default["candles"]] == replayed[-300:]
     assert [c["time"] for c in five["candles"]] == [open_ms(i) for i in range(395, 400)]
@@ -71,10 +73,10 @@ def test_candles_answer_304_until_a_new_bar_closes(tmp_path, client, publisher, 
     scan(scanner)
     after_bar = client.get("/api/candles?symbol=BTCUSDT&timeframe=1m", headers={"If-None-Match": tag})
 
-    assert again.status_code == 304 and again.data == b"" and again.headers["ETag"] == tag
+    assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == tag
     assert other_limit.status_code == 200
     assert after_bar.status_code == 200 and after_bar.headers["ETag"] != tag
-    assert len(after_bar.get_json()["candles"]) == len(first.get_json()["candles"]) + 1
+    assert len(after_bar.json()["candles"]) == len(first.json()["candles"]) + 1
 
 
 @pytest.mark.parametrize(
@@ -94,7 +96,7 @@ def test_candles_answer_304_until_a_new_bar_closes(tmp_path, client, publisher, 
 def test_bad_candle_requests_get_the_reason(client, replayed, query, status, reason):
     response = client.get("/api/candles?" + query)
 
-    assert response.status_code == status and reason in response.get_json()["error"]
+    assert response.status_code == status and reason in response.json()["error"]
 
 
 @pytest.mark.parametrize(
@@ -109,16 +111,16 @@ def test_bad_candle_requests_get_the_reason(client, replayed, query, status, rea
 def test_bad_stats_and_outcome_requests_get_400_with_the_reason(client, path, reason):
     response = client.get(path)
 
-    assert response.status_code == 400 and reason in response.get_json()["error"]
+    assert response.status_code == 400 and reason in response.json()["error"]
 
 
 def test_stats_name_the_epoch_and_filter_by_strategy_and_symbol(client, replayed, redis_client):
     signals = history.read_range(redis_client, 0)
 
-    everything = client.get("/api/stats").get_json()
-    one = client.get("/api/stats?strategy=" + SMA).get_json()
-    per_symbol = client.get("/api/stats?strategy=" + SMA + "&symbol=BTCUSDT").get_json()
-    unknown = client.get("/api/stats?symbol=ETHUSDT").get_json()
+    everything = client.get("/api/stats").json()
+    one = client.get("/api/stats?strategy=" + SMA).json()
+    per_symbol = client.get("/api/stats?strategy=" + SMA + "&symbol=BTCUSDT").json()
+    unknown = client.get("/api/stats?symbol=ETHUSDT").json()
 
     assert everything["epoch"] == signals[0]["epoch"] and everything["horizons"] == [1, 5, 20]
     assert [e["strategy"] for e in everything["stats"]] == sorted({s["strategy"] for s in signals})
@@ -133,7 +135,7 @@ def test_stats_name_the_epoch_and_filter_by_strategy_and_symbol(client, replayed
 def test_outcomes_list_every_stored_outcome_of_the_latest_signals(client, replayed, redis_client):
     signals = history.read_range(redis_client, 0)[-4:]
 
-    body = client.get("/api/outcomes?symbol=BTCUSDT&limit=4").get_json()
+    body = client.get("/api/outcomes?symbol=BTCUSDT&limit=4").json()
 
     expected = []
     for signal in signals:
@@ -150,11 +152,11 @@ def test_outcomes_list_every_stored_outcome_of_the_latest_signals(client, replay
                     }
                 )
     assert body["outcomes"] == expected and expected
-    assert client.get("/api/outcomes?symbol=ETHUSDT").get_json()["outcomes"] == []
+    assert client.get("/api/outcomes?symbol=ETHUSDT").json()["outcomes"] == []
 
 
-def test_reads_need_a_token_when_signals_auth_token_is_set(make_app):
-    client = make_app(SIGNALS_AUTH_TOKEN="s3cret").test_client()
+def test_reads_need_a_token_when_signals_auth_token_is_set(make_client):
+    client = make_client(SIGNALS_AUTH_TOKEN="s3cret")
 
     refused = client.get("/api/stats")
     allowed = client.get("/api/stats", headers={"Authorization": "Bearer s3cret"})
@@ -187,12 +189,15 @@ def test_signal_outcome_reaches_the_rooms_of_its_symbol_only(tmp_path, sio_clien
     assert eth.of("signal_outcome") == []
 
 
-def test_junk_and_forged_outcome_announcements_are_dropped_and_counted(sio_client, client, publisher, redis_client):
+def test_junk_and_forged_outcome_announcements_are_dropped_and_counted(
+    sio_client, live_server, publisher, redis_client
+):
     socket = sio_client()
+    url = live_server().url
     socket.wait_for("welcome")
     channel = "quantum_signals:outcomes"
     epoch = history.ensure_epoch(redis_client)
-    before = dropped(client)
+    before = dropped(url)
     junk = [
         b"not json",
         b"[]",
@@ -208,5 +213,5 @@ def test_junk_and_forged_outcome_announcements_are_dropped_and_counted(sio_clien
     marker = publisher.publish_signal({"type": "BUY", "price": 2.0, "id": "after-junk"})
 
     assert socket.wait_for("new_signal")[-1] == marker
-    wait_until(lambda: dropped(client) - before >= len(junk) + 2, message="all counted")
+    wait_until(lambda: dropped(url) - before >= len(junk) + 2, message="all counted")
     assert socket.of("signal_outcome") == []

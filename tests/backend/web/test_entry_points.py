@@ -1,36 +1,32 @@
-"""Every way of running the web app relays: `python wsgi.py`, another server of `wsgi:app`, an in-process app."""
+"""Every way of running the web app relays: `python asgi.py`, another ASGI server of create_app, an in-process app."""
 
+import socket
 import sys
 
 import pytest
 import requests
+from starlette.testclient import TestClient
 
-from backend.settings import Settings
 from tests.harness.polling import wait_until
 from tests.harness.ports import free_port
 from tests.harness.processes import ServerProcess
 
-# What `gunicorn -k eventlet wsgi:app` does, short of gunicorn: patch, import wsgi:app, serve it with eventlet.
-OTHER_SERVER = """
-import sys, eventlet
-eventlet.monkey_patch()
-import eventlet.wsgi
-from wsgi import app
-eventlet.wsgi.server(eventlet.listen(("127.0.0.1", int(sys.argv[1]))), app, log_output=False)
-"""
-
 
 def test_start_logs_no_deprecation_warning(web):
-    # Eventlet warns when it is imported, the first thing wsgi.py does; the relay subscribes after the app is
-    # built. So once the relay's line is in the log, the start-up part of the log is complete.
+    # The relay subscribes after the app is built and uvicorn has started: once its line is in the log, the
+    # start-up part of the log is complete.
     wait_until(lambda: "relay subscribed" in web.log(), message="the relay's start line")
 
     assert "Deprecat" not in web.log(), web.log()[:3000]
+    assert "Traceback" not in web.log(), web.log()[:3000]
 
 
-def test_another_server_of_wsgi_app_relays(base_env, tmp_path, connect, publisher):
+def test_another_asgi_server_of_create_app_relays(base_env, tmp_path, connect, publisher):
+    # What any ASGI server does with the factory (here uvicorn's own command line, its defaults): the lifespan
+    # starts the relay, so nothing but create_app is needed.
     port = free_port()
-    server = ServerProcess([sys.executable, "-c", OTHER_SERVER, str(port)], base_env, "other-server", tmp_path)
+    args = [sys.executable, "-m", "uvicorn", "--factory", "backend.web:create_app", "--port", str(port)]
+    server = ServerProcess(args, base_env, "other-server", tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:
         server.start()
@@ -52,40 +48,45 @@ def _ready(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def in_process_app(redis_url):
-    """The app as in-process tests build it (threading, no message queue), its relay started; stopped after."""
-    from backend.web import create_app
+def test_the_lifespan_runs_through_socketio_and_the_middlewares(app, publisher):
+    # python-socketio's ASGIApp hands lifespan events to FastAPI only while it has no on_startup/on_shutdown of
+    # its own, and every middleware must pass them on: the relay runs exactly while the server does.
+    relay = app.state.relay
+    assert not relay.alive(), "the relay ran before the server started the app"
 
-    app = create_app(
-        test_config={"SETTINGS": Settings.from_env({"REDIS_URL": redis_url}), "SOCKETIO_ASYNC_MODE": "threading"}
-    )
-    app.extensions["qs_relay"].start()
-    yield app
-    app.extensions["qs_relay"].stop()
+    with TestClient(app) as client:
+        wait_until(relay.ready, 10, message="the relay subscribed by the lifespan")
+        stored = publisher.publish_signal({"type": "SELL", "price": 2, "symbol": "ETH/USDT", "id": "lifespan"})
+        wait_until(lambda: relay.last_seq == stored["seq"], message="the relay at the published seq")
+        ready = client.get("/readyz")
+
+    assert ready.status_code == 200 and ready.json()["seq"] == stored["seq"]
+    assert not relay.subscribed, "the relay still runs after shutdown"
 
 
-def test_in_process_app_needs_only_its_relay_started(in_process_app, publisher):
-    from backend.web import socketio
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"GET /api/signals?token=hunter2hunter2 HTTP/1.1 junk junk\r\n\r\n",
+        b"\x16\x03\x01 /api/signals?token=hunter2hunter2\r\n\r\n",
+        b"GET /api/signals?token=hunter2hunter2" + b"A" * 20_000 + b" HTTP/1.1\r\n\r\n",
+    ],
+    ids=["bad-request-line", "tls-hello", "huge-target"],
+)
+def test_malformed_request_lines_log_no_token_and_few_lines(web, line):
+    wait_until(lambda: "relay subscribed" in web.log(), message="the relay's start line")
+    before = len(web.log().splitlines())
+    for _ in range(50):
+        with socket.create_connection(("127.0.0.1", web.port), timeout=5) as conn:
+            conn.sendall(line)
+            conn.settimeout(5)
+            try:
+                conn.recv(4096)
+            except (TimeoutError, ConnectionResetError):
+                pass  # closed or answered: either way the server has handled the line
+    requests.get(web.url + "/healthz", timeout=5)  # a request after the junk: its lines would be in by now
 
-    client = socketio.test_client(in_process_app, auth={"since": 0, "symbols": ["eth/usdt"]})
-    received: list[dict] = []
-
-    def of(event: str) -> list:
-        received.extend(client.get_received())
-        return [packet["args"][0] for packet in received if packet["name"] == event]
-
-    try:
-        assert client.is_connected()
-        wait_until(lambda: of("welcome"), message="welcome")
-        # Threads, not green threads: the client joins its rooms a moment after welcome, maybe after a signal.
-        states = socketio.server.namespace_handlers["/"].clients.values()
-        wait_until(lambda: all(state.live for state in states), message="the client live")
-        stored = publisher.publish_signal({"type": "SELL", "price": 2, "symbol": "ETH/USDT", "id": "in-process"})
-        publisher.publish_signal({"type": "SELL", "price": 3, "symbol": "BTCUSDT", "id": "other symbol"})
-
-        wait_until(lambda: of("new_signal"), message="the signal")
-        assert in_process_app.test_client().get("/readyz").status_code == 200
-        assert of("new_signal") == [stored]
-    finally:
-        client.disconnect()
+    lines = web.log().splitlines()[before:]
+    assert "hunter2" not in web.log()
+    assert len(lines) < 10, "\n".join(lines[:30])
+    assert all(len(line) < 400 for line in lines), lines

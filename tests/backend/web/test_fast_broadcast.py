@@ -1,8 +1,9 @@
-"""The broadcast fast path (FAST_BROADCAST) end to end: real `python wsgi.py`, real Redis, real clients.
+"""The broadcast fast path (FAST_BROADCAST) end to end: real `python asgi.py`, real Redis, real clients.
 
 Websocket, long-polling and mid-replay clients mixed under bursts get every signal once, in seq order, with the
 fast path on and off; a client that stops reading (tiny receive buffer) neither slows the others nor ever gets
-two frames interleaved.
+two frames interleaved; one that falls behind past SLOW_CLIENT_MAX_PACKETS is cut, counted, logged, and gets
+everything it missed when it reconnects with `since`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import time
 
 import pytest
 import requests
+import websocket
 
 from backend.web.broadcast import text_frame
-from tests.chaos.hostile import raw_socketio
+from tests.chaos.hostile import metric, raw_socketio
 from tests.harness.polling import wait_until
 
 BURSTS, BURST_SIZE = 8, 40
@@ -151,13 +153,55 @@ def test_a_stalled_reader_slows_nobody_and_its_frames_never_interleave(start_web
 
 
 @pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65535, 65536, 70000])
-def test_text_frame_matches_eventlets_own_framing(length):
-    """Each length encoding (7, 16, 64 bits) as eventlet's server side frames the same text."""
-    import warnings
+def test_text_frame_matches_the_websockets_librarys_framing(length):
+    """Each length encoding (7, 16, 64 bits) as websockets (under uvicorn) frames the same text on a server."""
+    from websockets.frames import Frame, Opcode
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from eventlet.websocket import RFC6455WebSocket
+    payload = ("a" * length).encode()
+    assert text_frame(payload) == Frame(Opcode.TEXT, payload).serialize(mask=False)
 
-    text = "a" * length
-    assert text_frame(text.encode()) == RFC6455WebSocket(None, {}, version=13)._pack_message(text)
+
+def read_until_cut(ws) -> tuple[dict, list[int]]:
+    """Everything a raw client gets until the server cuts it: (the welcome, the seqs of whole new_signal frames)."""
+    welcome, seqs = None, []
+    while True:
+        try:
+            message = ws.recv()
+        except (websocket.WebSocketException, OSError):
+            return welcome, seqs  # cut: EOF, a reset, or a frame the abort left half-sent
+        if not message:
+            return welcome, seqs
+        if message.startswith("42["):
+            event, data = json.loads(message[2:])
+            if event == "welcome":
+                welcome = data
+            elif event == "new_signal":
+                seqs.append(data["seq"])
+
+
+@pytest.mark.parametrize("fast", ["1", "0"], ids=["fast", "queued"])
+def test_a_client_past_the_bound_is_cut_counted_and_recovers_by_since(start_web, connect, publisher, fast):
+    web = start_web(FAST_BROADCAST=fast, SLOW_CLIENT_MAX_PACKETS="250")  # the lowest it may be
+    stalled = raw_socketio(web.url, rcvbuf=4096, timeout=10)
+    reader = connect(web.url)
+    wait_until(lambda: reader.of("welcome"), message="welcome")
+
+    # 22 MB: more than the stalled connection's buffers hold (the kernel's send side grows to 4 MB), then its
+    # queue passes 250 packets.
+    sent = publish_bursts(publisher, "cut", 18, 20, reader, reason="r" * 60000, within=10)
+    welcome, seqs = read_until_cut(stalled)
+    stalled.close()
+    cut = metric(web.url, 'qs_slow_clients_cut_total{reason="packets"}')
+    assert cut == 1, f"qs_slow_clients_cut_total: {cut}"
+    assert welcome is not None and seqs == list(range(welcome["seq"] + 1, welcome["seq"] + 1 + len(seqs)))
+    assert len(seqs) < len(sent), "the stalled client got everything: nothing was cut"
+    lines = [line for line in web.log().splitlines() if "fell behind" in line]
+    assert len(lines) == 1, lines  # one line for the one client
+
+    # It comes back with its cursor and gets the rest, once, in order; the reader lost nothing meanwhile.
+    back = connect(web.url, auth={"since": seqs[-1] if seqs else welcome["seq"], "epoch": welcome["epoch"]})
+    last = sent[-1]["seq"]
+    wait_until(lambda: back.signals() and back.signals()[-1]["seq"] >= last, 30, message="the recovered signals")
+    recovered = [s["seq"] for s in back.signals()]
+    assert seqs + recovered == list(range(welcome["seq"] + 1, last + 1))
+    assert [s["seq"] for s in reader.signals()] == [s["seq"] for s in sent]

@@ -1,4 +1,5 @@
-"""The HTTP API in this process (Flask's test client) on the suite's real Redis: probes, /api/signals, limits."""
+"""The HTTP API in this process (starlette's TestClient) on the suite's real Redis: probes, /api/signals, limits,
+and the OpenAPI document."""
 
 import itertools
 
@@ -18,13 +19,13 @@ def publish(publisher, *symbols: str) -> list[dict]:
 
 def seqs(response) -> list[int]:
     """The seqs of an /api/signals answer, in order."""
-    return [signal["seq"] for signal in response.get_json()["signals"]]
+    return [signal["seq"] for signal in response.json()["signals"]]
 
 
 def test_healthz_answers_ok(client):
     answer = client.get("/healthz")
 
-    assert answer.status_code == 200 and answer.get_json() == {"status": "ok"}
+    assert answer.status_code == 200 and answer.json() == {"status": "ok"}
 
 
 def test_signals_since_limit_and_symbol(client, publisher):
@@ -32,9 +33,9 @@ def test_signals_since_limit_and_symbol(client, publisher):
 
     everything = client.get("/api/signals")
 
-    assert everything.status_code == 200 and everything.mimetype == "application/json"
-    assert everything.get_json()["signals"] == stored
-    assert everything.get_json()["epoch"] == stored[0]["epoch"]
+    assert everything.status_code == 200 and everything.headers["Content-Type"] == "application/json"
+    assert everything.json()["signals"] == stored
+    assert everything.json()["epoch"] == stored[0]["epoch"]
     assert seqs(client.get("/api/signals?since=3")) == [4, 5]
     assert seqs(client.get("/api/signals?limit=2")) == [4, 5]  # the newest, oldest first
     assert seqs(client.get("/api/signals?symbol=ethusdt")) == [2, 4]
@@ -55,8 +56,8 @@ def test_signals_since_limit_and_symbol(client, publisher):
 def test_a_bad_parameter_is_a_400_with_a_json_error_naming_it(client, query, names):
     answer = client.get(f"/api/signals?{query}")
 
-    assert answer.status_code == 400 and answer.mimetype == "application/json"
-    assert names in answer.get_json()["error"]
+    assert answer.status_code == 400 and answer.headers["Content-Type"] == "application/json"
+    assert names in answer.json()["error"]
 
 
 def test_a_publish_after_a_read_is_in_the_next_read(client, publisher):
@@ -78,20 +79,20 @@ def test_every_response_carries_the_security_headers(client):
         assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp.split("script-src")[-1].split(";")[0]
 
 
-def test_over_the_rate_limit_is_a_429_with_retry_after_and_probes_are_exempt(make_app):
-    client = make_app(HTTP_RATE_LIMIT="3/minute").test_client()
+def test_over_the_rate_limit_is_a_429_with_retry_after_and_probes_are_exempt(make_client):
+    client = make_client(HTTP_RATE_LIMIT="3/minute")
 
     codes = [client.get("/api/signals").status_code for _ in range(4)]
     refused = client.get("/api/signals")
 
     assert codes == [200, 200, 200, 429]
     assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
-    assert "error" in refused.get_json()
+    assert "error" in refused.json()
     assert [client.get("/healthz").status_code for _ in range(5)] == [200] * 5
 
 
-def test_a_host_not_in_allowed_hosts_is_a_400_but_the_probes_answer(make_app):
-    client = make_app(ALLOWED_HOSTS="signals.example.com,.example.org").test_client()
+def test_a_host_not_in_allowed_hosts_is_a_400_but_the_probes_answer(make_client):
+    client = make_client(ALLOWED_HOSTS="signals.example.com,.example.org")
 
     def status(path, host):
         return client.get(path, headers={"Host": host}).status_code
@@ -105,9 +106,41 @@ def test_a_host_not_in_allowed_hosts_is_a_400_but_the_probes_answer(make_app):
     assert status("/healthz", "attacker.test") == 200
 
 
-def test_a_token_is_required_when_configured(make_app):
-    client = make_app(SIGNALS_AUTH_TOKEN="s3cret").test_client()
+def test_a_token_is_required_when_configured(make_client):
+    client = make_client(SIGNALS_AUTH_TOKEN="s3cret")
 
     assert client.get("/api/signals").status_code == 401
     assert client.get("/api/signals", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.get("/api/signals", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path, method, answer",
+    [
+        ("/api/signals", "get", "200"),
+        ("/api/signals", "post", "201"),
+        ("/api/candles", "get", "200"),
+        ("/api/stats", "get", "200"),
+        ("/api/outcomes", "get", "200"),
+    ],
+)
+def test_openapi_describes_each_body_and_answer(client, path, method, answer):
+    operation = client.get("/api/openapi.json").json()["paths"][path][method]
+
+    answers = operation["responses"]
+    assert answers[answer]["content"]["application/json"]["schema"]["$ref"].startswith("#/components/schemas/")
+    refusals = {status: body for status, body in answers.items() if status[0] in "45"}
+    assert "400" in refusals and "422" not in answers  # parameters are parsed into 400s, never FastAPI's 422
+    for body in refusals.values():
+        assert body["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+
+
+def test_openapi_describes_the_intake_body_as_json_or_text(client):
+    spec = client.get("/api/openapi.json").json()
+
+    body = spec["paths"]["/api/signals"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/json", "text/plain"}
+    assert {"type", "price", "symbol", "bar_time", "id"} <= set(body["application/json"]["schema"]["properties"])
+    names = [parameter["name"] for parameter in spec["paths"]["/api/signals"]["get"]["parameters"]]
+    assert names == ["since", "limit", "symbol"]
+    assert spec["components"]["schemas"]["Signal"]["properties"]["type"]["enum"] == ["BUY", "SELL"]

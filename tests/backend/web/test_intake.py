@@ -38,10 +38,9 @@ BAR_MS = 1795624920000  # 2026-11-25T16:42:00Z
 
 
 @pytest.fixture
-def intake(make_app):
-    """An app that takes published signals with TOKEN (or beta), and its HTTP test client."""
-    app = make_app(SIGNALS_PUBLISH_TOKEN=f"{TOKEN}, beta")
-    return app.test_client()
+def intake(make_client):
+    """The HTTP test client of an app that takes published signals with TOKEN (or beta)."""
+    return make_client(SIGNALS_PUBLISH_TOKEN=f"{TOKEN}, beta")
 
 
 def post(client, body, token: str | None = TOKEN, in_query: bool = False, content_type: str = "application/json"):
@@ -49,31 +48,30 @@ def post(client, body, token: str | None = TOKEN, in_query: bool = False, conten
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
     headers = {"Authorization": f"Bearer {token}"} if token is not None and not in_query else {}
     url = f"/api/signals?token={token}" if token is not None and in_query else "/api/signals"
-    # buffered: the response is closed at once, as a server closes it, which frees its MAX_CONNECTIONS_PER_IP slot.
-    return client.post(url, data=data, headers=headers, content_type=content_type, buffered=True)
+    return client.post(url, content=data, headers={**headers, "Content-Type": content_type})
 
 
 def stored_seqs(client) -> list[int]:
     """The seqs in history, as GET /api/signals answers them."""
-    return [signal["seq"] for signal in client.get("/api/signals").get_json()["signals"]]
+    return [signal["seq"] for signal in client.get("/api/signals").json()["signals"]]
 
 
 def test_a_tradingview_alert_as_text_plain_is_normalized_numbered_and_kept(intake):
     answer = post(intake, TRADINGVIEW, in_query=True, content_type="text/plain")
 
-    assert answer.status_code == 201, answer.get_json()
-    signal = answer.get_json()
+    assert answer.status_code == 201, answer.json()
+    signal = answer.json()
     assert signal["seq"] == 1 and signal["epoch"]
     assert (signal["type"], signal["price"], signal["symbol"], signal["timeframe"]) == ("BUY", 60000.5, "BTCUSDT", "60")
     assert signal["source"] == "webhook" and signal["emitted_at"].endswith("Z")
     assert signal["id"] == outside_id(signal_id("BTCUSDT", "tradingview", "60", BAR_MS, "BUY"))
-    assert intake.get("/api/signals").get_json()["signals"] == [signal]
+    assert intake.get("/api/signals").json()["signals"] == [signal]
 
 
 def test_symbol_bar_time_and_source_are_normalized(intake):
     body = {"type": "Sell", "price": 3, "symbol": "eth/usdt", "bar_time": "2026-11-25T18:42:00.250+02:00"}
 
-    signal = post(intake, {**body, "source": "my-bot", "indicators": {"rsi": "71.5", "atr": 2}}).get_json()
+    signal = post(intake, {**body, "source": "my-bot", "indicators": {"rsi": "71.5", "atr": 2}}).json()
 
     assert (signal["type"], signal["price"], signal["symbol"]) == ("SELL", 3, "ETH/USDT")
     assert signal["bar_time"] == "2026-11-25T16:42:00.250Z"
@@ -88,8 +86,8 @@ def test_a_retry_answers_200_with_the_stored_signal_and_publishes_nothing(intake
     changed = post(intake, {"type": "SELL", "price": 6, "id": "order-17"})
 
     assert (first.status_code, retry.status_code, given_id.status_code, changed.status_code) == (201, 200, 201, 200)
-    assert retry.get_json() == first.get_json()
-    assert changed.get_json() == given_id.get_json() and changed.get_json()["price"] == 5
+    assert retry.json() == first.json()
+    assert changed.json() == given_id.json() and changed.json()["price"] == 5
     assert stored_seqs(intake) == [1, 2]
 
 
@@ -112,12 +110,12 @@ def test_any_publish_token_in_the_header_or_the_query_is_accepted(intake, token,
 def test_a_missing_or_wrong_token_is_401_and_nothing_is_stored(intake, token, in_query):
     answer = post(intake, {"type": "BUY", "price": 1}, token=token, in_query=in_query)
 
-    assert answer.status_code == 401 and "unauthorized" in answer.get_json()["error"]
+    assert answer.status_code == 401 and "unauthorized" in answer.json()["error"]
     assert stored_seqs(intake) == []
 
 
-def test_basic_auth_or_a_read_token_is_no_publish_token(make_app):
-    client = make_app(SIGNALS_PUBLISH_TOKEN=TOKEN, SIGNALS_AUTH_TOKEN="reader").test_client()
+def test_basic_auth_or_a_read_token_is_no_publish_token(make_client):
+    client = make_client(SIGNALS_PUBLISH_TOKEN=TOKEN, SIGNALS_AUTH_TOKEN="reader")
 
     basic = client.post("/api/signals", json={"type": "BUY", "price": 1}, headers={"Authorization": f"Basic {TOKEN}"})
 
@@ -125,13 +123,13 @@ def test_basic_auth_or_a_read_token_is_no_publish_token(make_app):
     assert post(client, {"type": "BUY", "price": 1}, token="reader").status_code == 401
 
 
-def test_publishing_is_403_until_a_publish_token_is_configured(make_app):
-    client = make_app(SIGNALS_AUTH_TOKEN="reader").test_client()
+def test_publishing_is_403_until_a_publish_token_is_configured(make_client):
+    client = make_client(SIGNALS_AUTH_TOKEN="reader")
 
     for token in (None, "reader", "anything"):
         answer = post(client, {"type": "BUY", "price": 1}, token=token)
         assert answer.status_code == 403
-        assert answer.get_json() == {"error": "publishing over HTTP is disabled: set SIGNALS_PUBLISH_TOKEN"}
+        assert answer.json() == {"error": "publishing over HTTP is disabled: set SIGNALS_PUBLISH_TOKEN"}
 
 
 def _nested(levels: int) -> dict:
@@ -183,14 +181,14 @@ def _nested(levels: int) -> dict:
 def test_a_bad_signal_is_400_naming_what_is_wrong(intake, body, reason):
     answer = post(intake, body, content_type="text/plain")
 
-    assert answer.status_code == 400 and answer.mimetype == "application/json"
-    assert reason in answer.get_json()["error"], answer.get_json()
+    assert answer.status_code == 400 and answer.headers["Content-Type"] == "application/json"
+    assert reason in answer.json()["error"], answer.json()
     assert stored_seqs(intake) == []
 
 
-def test_a_body_over_max_signal_bytes_is_413(make_app):
-    small = make_app(SIGNALS_PUBLISH_TOKEN=TOKEN, MAX_SIGNAL_BYTES="1024").test_client()
-    default = make_app(SIGNALS_PUBLISH_TOKEN=TOKEN).test_client()
+def test_a_body_over_max_signal_bytes_is_413(make_client):
+    small = make_client(SIGNALS_PUBLISH_TOKEN=TOKEN, MAX_SIGNAL_BYTES="1024")
+    default = make_client(SIGNALS_PUBLISH_TOKEN=TOKEN)
 
     over_body = post(small, {"type": "BUY", "price": 1, "reason": "x" * 1100})
     # Under the limit as sent, over it once stored (seq, epoch, emitted_at, source are added).
@@ -199,29 +197,29 @@ def test_a_body_over_max_signal_bytes_is_413(make_app):
     # Above the 16 KiB cap on other requests' bodies, well under the default MAX_SIGNAL_BYTES of 64 KiB.
     large_but_fine = post(default, {"type": "BUY", "price": 1, "reason": "x" * 30_000})
 
-    assert over_body.status_code == 413 and "exceeds MAX_SIGNAL_BYTES=1024" in over_body.get_json()["error"]
-    assert over_stored.status_code == 413 and "exceeds MAX_SIGNAL_BYTES=1024" in over_stored.get_json()["error"]
+    assert over_body.status_code == 413 and "exceeds MAX_SIGNAL_BYTES=1024" in over_body.json()["error"]
+    assert over_stored.status_code == 413 and "exceeds MAX_SIGNAL_BYTES=1024" in over_stored.json()["error"]
     assert over_default.status_code == 413
     assert large_but_fine.status_code == 201
     assert stored_seqs(default) == [1]
 
 
-def test_over_the_publish_rate_limit_is_429_with_retry_after_per_token(make_app):
-    client = make_app(SIGNALS_PUBLISH_TOKEN=f"{TOKEN},beta", PUBLISH_RATE_LIMIT="3/minute").test_client()
+def test_over_the_publish_rate_limit_is_429_with_retry_after_per_token(make_client):
+    client = make_client(SIGNALS_PUBLISH_TOKEN=f"{TOKEN},beta", PUBLISH_RATE_LIMIT="3/minute")
 
     answers = [post(client, {"type": "BUY", "price": 1}) for _ in range(4)]
 
     assert [a.status_code for a in answers] == [201, 201, 201, 429]
     assert 1 <= int(answers[3].headers["Retry-After"]) <= 60
-    assert "PUBLISH_RATE_LIMIT" in answers[3].get_json()["error"]
+    assert "PUBLISH_RATE_LIMIT" in answers[3].json()["error"]
     assert post(client, {"type": "BUY", "price": 1}, token="beta").status_code == 201  # its own count
     assert post(client, {"type": "BUY", "price": 1}, token="wrong").status_code == 401
     assert stored_seqs(client) == [1, 2, 3, 4]
 
 
-def test_the_publish_count_is_shared_through_redis_and_keyed_by_no_token(make_app, redis_client):
-    first = make_app(SIGNALS_PUBLISH_TOKEN=TOKEN, PUBLISH_RATE_LIMIT="2/minute").test_client()
-    second = make_app(SIGNALS_PUBLISH_TOKEN=TOKEN, PUBLISH_RATE_LIMIT="2/minute").test_client()
+def test_the_publish_count_is_shared_through_redis_and_keyed_by_no_token(make_client, redis_client):
+    first = make_client(SIGNALS_PUBLISH_TOKEN=TOKEN, PUBLISH_RATE_LIMIT="2/minute")
+    second = make_client(SIGNALS_PUBLISH_TOKEN=TOKEN, PUBLISH_RATE_LIMIT="2/minute")
 
     statuses = [post(c, {"type": "BUY", "price": 1}).status_code for c in (first, second, second)]
 
@@ -229,13 +227,13 @@ def test_the_publish_count_is_shared_through_redis_and_keyed_by_no_token(make_ap
     assert not [key for key in redis_client.keys("*") if TOKEN in key]
 
 
-def test_the_per_address_limit_still_covers_the_intake(make_app):
-    client = make_app(SIGNALS_PUBLISH_TOKEN=TOKEN, HTTP_RATE_LIMIT="2/minute").test_client()
+def test_the_per_address_limit_still_covers_the_intake(make_client):
+    client = make_client(SIGNALS_PUBLISH_TOKEN=TOKEN, HTTP_RATE_LIMIT="2/minute")
 
     answers = [post(client, {"type": "BUY", "price": 1}) for _ in range(3)]
 
     assert [a.status_code for a in answers] == [201, 201, 429]
-    assert "HTTP_RATE_LIMIT" in answers[2].get_json()["error"]
+    assert "HTTP_RATE_LIMIT" in answers[2].json()["error"]
 
 
 def test_publish_settings_are_read_and_checked():
@@ -313,11 +311,11 @@ BODIES = st.one_of(
 )
 
 
-def test_no_body_gets_a_5xx_and_every_accepted_signal_keeps_the_contract(make_app):
+def test_no_body_gets_a_5xx_and_every_accepted_signal_keeps_the_contract(make_client):
     # One address and one token sending hundreds of requests: the limits have their own tests.
-    client = make_app(
+    client = make_client(
         SIGNALS_PUBLISH_TOKEN=TOKEN, PUBLISH_RATE_LIMIT="1000000/minute", HTTP_RATE_LIMIT="1000000/second"
-    ).test_client()
+    )
 
     @given(BODIES, st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded"]))
     @example(TRADINGVIEW.encode(), "text/plain")
@@ -326,17 +324,17 @@ def test_no_body_gets_a_5xx_and_every_accepted_signal_keeps_the_contract(make_ap
     def check(body: bytes, content_type: str):
         answer = post(client, body, content_type=content_type)
 
-        assert answer.status_code in (200, 201, 400, 413), (answer.status_code, answer.get_data()[:300])
+        assert answer.status_code in (200, 201, 400, 413), (answer.status_code, answer.content[:300])
         if answer.status_code == 413:  # refused unread by the transport (connection_limits.py), in plain text
             return
-        assert answer.mimetype == "application/json"
+        assert answer.headers["Content-Type"] == "application/json"
         if answer.status_code in (200, 201):
-            signal = answer.get_json()
+            signal = answer.json()
             assert_contract(signal)
             assert signal["type"] in ("BUY", "SELL") and isinstance(signal["seq"], int)
             assert signal.get("bar_time") is None or signal["bar_time"].endswith("Z")
         else:
-            assert isinstance(answer.get_json()["error"], str)
+            assert isinstance(answer.json()["error"], str)
 
     check()
 

@@ -8,7 +8,7 @@ import requests
 import websocket
 
 from backend.signal_schema import HISTORY_KEY, InvalidSignal
-from backend.web.relay import HEARTBEAT_STALE_S, Relay
+from backend.web.relay import HEARTBEAT_STALE_S
 from tests.chaos.hostile import metric, raw_socketio
 from tests.harness.polling import wait_until
 
@@ -161,11 +161,8 @@ def test_subscribe_is_rate_limited_per_client(start_web, connect):
     assert all("too many subscribe events" in a.get("error", "") for a in answers[3:])
 
 
-def test_readiness_follows_the_loop_heartbeat(redis_client):
-    from backend.settings import Settings
-    from backend.web import socketio
-
-    relay = Relay(socketio, Settings(), redis_client)
+def test_readiness_follows_the_loop_heartbeat(app):
+    relay = app.state.relay
     relay.subscribed = True
     relay.beat()
     assert relay.ready()

@@ -1,4 +1,4 @@
-"""Socket.IO in this process (Flask-SocketIO's test client, the relay in a thread) on the suite's real Redis."""
+"""Socket.IO in this process (a real uvicorn in a thread, python-socketio clients) on the suite's real Redis."""
 
 from tests.harness.polling import wait_until
 
@@ -73,3 +73,25 @@ def test_a_wrong_token_is_refused_and_the_right_one_welcomed(make_app, sio_clien
     assert welcomed.connected and welcomed.wait_for("new_signal")[0]["seq"] == 1
     wait_until(lambda: welcomed.of("welcome"), message="welcome")
     assert all(socket.of("welcome") == [] for socket in refused)
+
+
+def test_a_bad_cursor_is_refused_naming_it(sio_client):
+    socket = sio_client(auth={"since": "yesterday"})
+
+    assert not socket.connected
+    assert socket.of("connect_error")[0] == {"message": "bad request: since='yesterday' is not an integer"}
+
+
+def test_the_token_and_cursor_may_come_in_the_query_string(live_server, publisher):
+    from tests.backend.web.conftest import LiveSocket
+
+    stored = publish(publisher)
+    server = live_server(SIGNALS_AUTH_TOKEN="s3cret")
+
+    refused = LiveSocket(server.url + "?token=wrong")
+    welcomed = LiveSocket(server.url + "?token=s3cret&since=0")
+    try:
+        assert not refused.connected and refused.of("connect_error")[0]["message"].startswith("unauthorized: ")
+        assert welcomed.wait_for("new_signal") == [stored]
+    finally:
+        welcomed.close()

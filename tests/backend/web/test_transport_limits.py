@@ -1,7 +1,9 @@
-"""Strangers get bounded resources at the transport level, against a real `python wsgi.py`: bodies that never
-arrive, half requests, Engine.IO sessions that never connect a namespace, too many connections from one address."""
+"""Strangers get bounded resources at the transport level, against a real `python asgi.py`: bodies that never
+arrive, half requests, request heads dripped a byte at a time, Engine.IO sessions that never connect a namespace, too
+many connections from one address."""
 
 import json
+import select
 import socket
 import time
 
@@ -71,7 +73,7 @@ def web(start_web):
 
 
 def test_polling_posts_without_body_leave_open_files_at_baseline(web):
-    handshake(web)  # the first one opens the message queue's Redis connection: the baseline is after it
+    handshake(web)  # the first one warms up what a session needs: the baseline is after it
     baseline = open_fds(web)
     for n in range(100):
         sid = handshake(web)
@@ -80,7 +82,7 @@ def test_polling_posts_without_body_leave_open_files_at_baseline(web):
             if n % 10 == 0:  # refused at once, body unread, and the server hangs up
                 answer = read_until_closed(sock, 5)
                 assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
-                assert b"\r\nConnection: close\r\n" in answer, answer[:300]
+                assert b"\r\nconnection: close\r\n" in answer.lower(), answer[:300]
     # Before the fix each of these parked a green thread on a socket in CLOSE-WAIT for ever.
     wait_until(
         lambda: open_fds(web) <= baseline + FD_SLACK,
@@ -135,6 +137,21 @@ def test_half_requests_are_closed_after_the_socket_timeout(web):
             sock.close()
     assert closed_after > 2.5, f"closed after {closed_after:.1f} s: before the socket timeout"
     wait_until(lambda: open_fds(web) <= baseline + FD_SLACK, 10, 0.2, "open files back to the baseline")
+
+
+def test_a_request_head_dripped_a_byte_at_a_time_is_cut_after_the_socket_timeout(web):
+    head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Drip: " + b"a" * 10_000
+    with socket.create_connection(("127.0.0.1", web.port), timeout=5) as sock:
+        started, sent = time.monotonic(), 0
+        # One byte every 0.2 s (slowloris): each byte would restart a per-read timeout, never the head's deadline.
+        while not select.select([sock], [], [], 0.2)[0]:
+            assert time.monotonic() - started < 3 + 5, "the server kept taking the dripped head"
+            sock.sendall(head[sent : sent + 1])
+            sent += 1
+        closed_after = time.monotonic() - started
+        assert sock.recv(1024) == b"", "the server answered a head that never ended"
+    assert 2.5 < closed_after < 3 + 5, f"closed after {closed_after:.1f} s, SOCKET_TIMEOUT is 3"
+    assert requests.get(web.url + "/healthz", timeout=2).status_code == 200
 
 
 def read_frames_until_closed(ws: websocket.WebSocket, timeout: float) -> list[str]:
