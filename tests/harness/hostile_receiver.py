@@ -7,10 +7,12 @@ anything else: 200, empty. Every request is kept (path, headers, body); every co
 
 from __future__ import annotations
 
+import select
+import socket
 import socketserver
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 HUGE_BYTES = 300 * 1024 * 1024
 DRIP_S = 2.0
@@ -26,6 +28,19 @@ class Exchange:
     body: bytes
     sent: int = 0
     done: bool = False
+    began: float = field(default_factory=time.monotonic)  # the request read
+    ended: float | None = None  # the client hung up (or the attack ended)
+
+
+def _hung_up(sock: socket.socket, wait: float) -> bool:
+    """True as soon as the client closes its end (within WAIT seconds), so that its end is timed exactly."""
+    readable, _, _ = select.select([sock], [], [], wait)
+    if not readable:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 class HostileReceiver:
@@ -55,6 +70,7 @@ class HostileReceiver:
                 except OSError:  # the client closed its end: what it took is counted
                     pass
                 finally:
+                    exchange.ended = time.monotonic()
                     exchange.done = True
 
             def finish(self):
@@ -81,7 +97,7 @@ class HostileReceiver:
                 send(_CHUNK)
         elif exchange.path == "/drip":
             for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Slow: " + b"." * 200 + b"\r\n\r\n":
-                if self.stopping.wait(DRIP_S):
+                if self.stopping.is_set() or _hung_up(sock, DRIP_S):
                     return
                 send(bytes([byte]))
         elif exchange.path == "/redirect":
