@@ -361,7 +361,6 @@ def test_intake_flood(full, stack_factory, hooks, clients, auditors, chaos_rows)
     assert all(not t.repeats for t in tallies.values())
 
 
-
 @pytest.mark.parametrize("full", PROFILES)
 def test_hostile_destinations_are_bounded(full, stack_factory, hooks, chaos_rows):
     """Destinations answering 300 MB, dripping their answer a byte every 2 s (a webhook and an Apprise json://)
