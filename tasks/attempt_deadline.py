@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from backend import compat
+
 _current: ContextVar[Deadline | None] = ContextVar("notify_attempt_deadline", default=None)
 _install_lock = threading.Lock()
 _installed = False
@@ -27,8 +29,9 @@ _installed = False
 class Deadline:
     """The sockets one attempt connected, and whether its deadline has passed."""
 
-    def __init__(self) -> None:
-        """No socket yet, not expired."""
+    def __init__(self, answer_bytes: int | None = None) -> None:
+        """No socket yet, not expired; ANSWER_BYTES: the most of a body requests reads whole (None: no cap)."""
+        self.answer_bytes = answer_bytes
         self.lock = threading.Lock()
         self.sockets: list[socket.socket] = []
         self.expired = threading.Event()  # the deadline passed (not merely the attempt ended)
@@ -84,20 +87,28 @@ def _on_audit(event: str, args: tuple) -> None:
         pass
 
 
+def current_answer_bytes() -> int | None:
+    """The cap on answer bodies of the attempt running in this context (None: none, or no attempt)."""
+    deadline = _current.get()
+    return deadline.answer_bytes if deadline is not None else None
+
+
 def _install() -> None:
     global _installed
     with _install_lock:
         if not _installed:  # audit hooks cannot be removed: one per process, idle outside attempts
             sys.addaudithook(_on_audit)
+            compat.requests_bodies_capped(current_answer_bytes)
             _installed = True
 
 
 @contextmanager
-def attempt_deadline(seconds: float) -> Iterator[Deadline]:
+def attempt_deadline(seconds: float, answer_bytes: int | None = None) -> Iterator[Deadline]:
     """Sockets connected within the block (or by threads given its context) are shut down SECONDS after it began,
-    or when it ends if sooner (a library that stopped waiting may have left a thread reading)."""
+    or when it ends if sooner (a library that stopped waiting may have left a thread reading); requests reads at
+    most ANSWER_BYTES of an answer's body there (backend/compat.py, requests_bodies_capped)."""
     _install()
-    deadline = Deadline()
+    deadline = Deadline(answer_bytes)
     token = _current.set(deadline)
     timer = threading.Timer(seconds, deadline.expire)
     timer.daemon = True

@@ -63,6 +63,8 @@ LEASE_TTL_S = 10.0
 # closed), so a receiver that answers gigabytes costs nothing. http.client refuses more than 100 header lines
 # of more than 64 KiB each: MAX_ANSWER_BYTES bounds what a webhook's answer can cost, NOTIFY_TIMEOUT_S its time.
 MAX_ANSWER_BYTES = 100 * 65_536
+# Apprise's plugins read an answer's body (some parse it): at most this much of it, the rest never read.
+MAX_APPRISE_ANSWER_BYTES = 1 << 20
 BUSY_WAIT_S = 0.05  # the first wait behind another attempt in flight to the same destination
 
 
@@ -245,7 +247,7 @@ def send_apprise(destination: Destination, raw: str, timeout: float) -> Outcome:
     # parse_destination refuses that).
     sender = apprise.Apprise(asset=apprise.AppriseAsset(http_redirects=False))
     sender.add(destination.url)
-    with attempt_deadline(timeout) as deadline:
+    with attempt_deadline(timeout, answer_bytes=MAX_APPRISE_ANSWER_BYTES) as deadline:
         # Apprise's own call timeout returns on time; the deadline ends the thread it would leave reading.
         result = sender.notify(body=notify.message(json.loads(raw)), timeout=timeout)
         expired = deadline.expired.is_set()
