@@ -11,6 +11,7 @@ library raises its connection error, and nothing of the attempt outlives NOTIFY_
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -21,6 +22,7 @@ from contextvars import ContextVar
 
 from backend import compat
 
+log = logging.getLogger(__name__)
 _current: ContextVar[Deadline | None] = ContextVar("notify_attempt_deadline", default=None)
 _install_lock = threading.Lock()
 _installed = False
@@ -83,8 +85,8 @@ def _on_audit(event: str, args: tuple) -> None:
         return
     try:
         deadline.add(args[0])
-    except OSError:  # out of descriptors: this socket keeps only its own timeouts
-        pass
+    except Exception:  # an error raised here would abort the connect itself
+        log.warning("a notification attempt's socket is not under its deadline", exc_info=True)
 
 
 def current_answer_bytes() -> int | None:

@@ -61,7 +61,7 @@ SLOW_AFTER_S = 1.0  # an attempt still waiting after this marks its destination 
 LEASE_TTL_S = 10.0
 # What an attempt reads of a webhook's answer: its status line and headers, never the body (stream=True, then
 # closed), so a receiver that answers gigabytes costs nothing. http.client refuses more than 100 header lines
-# of more than 64 KiB each: MAX_ANSWER_BYTES bounds what a webhook's answer can cost, NOTIFY_TIMEOUT_S its time.
+# and any line over 64 KiB: MAX_ANSWER_BYTES bounds what a webhook's answer can cost, NOTIFY_TIMEOUT_S its time.
 MAX_ANSWER_BYTES = 100 * 65_536
 # Apprise's plugins read an answer's body (some parse it): at most this much of it, the rest never read.
 MAX_APPRISE_ANSWER_BYTES = 1 << 20
