@@ -32,7 +32,7 @@ beat_scheduler = "tasks.beat_scheduler:RestartSafeRedBeatScheduler"
 beat_max_loop_interval = min(5, _settings.scan_interval)
 # RedBeat: the lock must outlive the longest loop, or a second beat takes over mid-run.
 redbeat_lock_timeout = beat_max_loop_interval * 5
-redbeat_redis_url = broker_url
+# redbeat_redis_url (the broker's) is set by tasks.beat_scheduler, in the beat only: see there why.
 if _tls:
     redbeat_redis_use_ssl = _tls
 redbeat_key_prefix = REDBEAT_PREFIX

@@ -301,6 +301,45 @@ def restart_safe_redbeat_scheduler():
     return RestartSafeRedBeatScheduler
 
 
+# --- notification attempts (tasks/attempt_deadline.py) ------------------------------------------------------
+
+
+def requests_bodies_capped(limit_now) -> None:
+    """Make requests read at most LIMIT_NOW() bytes of a body it would read whole (LIMIT_NOW() None: no cap).
+
+    Apprise's plugins call requests without `stream`, so requests reads a destination's whole answer into memory
+    (a 300 MB answer: 300 MB); requests has no option for a cap. This wraps `requests.Session.send` (every
+    `requests.post`/`request` goes through it): under a cap it sends with stream=True, reads at most the cap,
+    closes the connection, and sets the private `Response._content` and `_content_consumed` as `.content`
+    would have (truncated to the cap). Calls that stream themselves are left alone. Installed once per process.
+    """
+    import requests
+
+    if getattr(requests.Session.send, "qs_capped", False):
+        return
+    original = requests.Session.send
+
+    def send(self, request, **kwargs):
+        limit = limit_now()
+        if limit is None or kwargs.get("stream", self.stream):
+            return original(self, request, **kwargs)
+        response = original(self, request, **{**kwargs, "stream": True})
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(16_384):
+                body += chunk
+                if len(body) > limit:
+                    break
+        finally:
+            response.close()  # the rest of a longer answer is never read
+        response._content = bytes(body[:limit])
+        response._content_consumed = True
+        return response
+
+    send.qs_capped = True
+    requests.Session.send = send
+
+
 # --- the broadcast fast path (backend/web/broadcast.py) ---------------------------------------------------------
 
 # The key under which the websocket protocol puts itself in its ASGI scope's "extensions".

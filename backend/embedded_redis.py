@@ -58,12 +58,15 @@ class EmbeddedRedis:
         persist: bool = False,
         binary: str | None = None,
         extra_args: tuple[str, ...] = (),
+        auth: tuple[str, str] | None = None,
     ):
-        """Choose the port and binary; nothing starts until start()."""
+        """Choose the port and binary; nothing starts until start(). AUTH (user, password): who start() pings as,
+        for a server whose default user cannot (an ACL file)."""
         self.port = port or free_port()
         self.persist = persist
         self.binary = binary or redis_server_binary()
         self.extra_args = extra_args
+        self.auth = auth
         self.dir = tempfile.mkdtemp(prefix="qs-redis-")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -97,7 +100,8 @@ class EmbeddedRedis:
             [*args, *self.extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         deadline = time.monotonic() + timeout
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        username, password = self.auth or (None, None)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, username=username, password=password)
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited with {self.process.returncode}; see {self.dir}/redis.log")

@@ -53,7 +53,7 @@ def normalize_signal(
         shown = ", ".join(shorten(name, 40) for name in unknown[:5]) + (", …" if len(unknown) > 5 else "")
         raise InvalidSignal(f"unknown fields {shown}; a signal has only {', '.join(FIELDS)}")
     signal = dict(body)
-    if isinstance(signal.get("type"), str):
+    if isinstance(signal.get("type"), str) and signal["type"].isascii():  # "ſell".upper() would be SELL
         signal["type"] = signal["type"].upper()
     signal["price"] = _number("price", signal.get("price"))
     if "symbol" in signal:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -34,6 +35,9 @@ APPRISE = "apprise"
 SIGNATURE_HEADER = "Quantum-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 FILTER_KEYS = ("symbols", "strategies", "types")
+# C0 and C1 controls, DEL, line and paragraph separators, bidi embeddings/overrides/isolates, BOM and zero widths.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_SPACE_RE = re.compile("[\t\n\x0b\x0c\r\x1c-\x1f\x85\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,9 @@ def parse_destination(url: str, where: str, filters: Mapping[str, Iterable[str]]
     else:
         import apprise
 
-        plugin = apprise.Apprise.instantiate(url) if scheme else None
+        # Redirects off for every plugin (as the worker sends): a URL that turns them back on is refused below.
+        asset = apprise.AppriseAsset(http_redirects=False)
+        plugin = apprise.Apprise.instantiate(url, asset=asset) if scheme else None
         if plugin is None:
             raise ConfigError(
                 f"{where}={redact_notify_url(url)}: not a URL Apprise can send to (unknown scheme or missing parts); "
@@ -106,6 +112,11 @@ def parse_destination(url: str, where: str, filters: Mapping[str, Iterable[str]]
             )
         # Apprise's own privacy form keeps what identifies the service and masks tokens.
         kind, label = APPRISE, plugin.url(privacy=True).split("?", 1)[0]
+        if getattr(plugin, "redirects", False):
+            raise ConfigError(
+                f"{where}={label}: redirect=yes is not allowed; notifications never follow redirects, "
+                "give the destination's final URL"
+            )
     types = frozenset(str(t).upper() for t in filters.get("types", ()))
     bad = sorted(types - {t.value for t in SignalType})
     if bad:
@@ -173,8 +184,18 @@ def load_destinations(settings: Settings) -> tuple[Destination, ...]:
     return tuple(found)
 
 
+def plain_text(value: object) -> str:
+    """VALUE as text without control characters: line breaks and tabs become spaces, the others (NUL, ESC, bidi
+    overrides, …) are dropped, so a field cannot start lines, escapes or reordering of its own in a message."""
+    return _CONTROL_RE.sub(lambda m: " " if _SPACE_RE.match(m.group()) else "", str(value))
+
+
 def message(signal: Mapping) -> str:
-    """The human form: `BUY BTCUSDT @ 60012.5 · sma_cross 9/21 · 1m · 16:42 UTC`, then the reason on its own line."""
+    """The human form: `BUY BTCUSDT @ 60012.5 · sma_cross 9/21 · 1m · 16:42 UTC`, then the reason on its own line.
+
+    Every field goes through plain_text: the message's only line break is the one before the reason.
+    """
+    signal = {key: plain_text(value) for key, value in signal.items() if isinstance(value, (str, int, float))}
     head = " ".join(str(part) for part in (signal.get("type"), signal.get("symbol")) if part)
     parts = [f"{head} @ {signal.get('price')}"]
     spec = str(signal.get("strategy") or "")

@@ -6,4 +6,13 @@ Procfile names it here: `celery -A tasks beat -S tasks.beat_scheduler:RestartSaf
 
 from backend import compat
 
-RestartSafeRedBeatScheduler = compat.restart_safe_redbeat_scheduler()
+
+class RestartSafeRedBeatScheduler(compat.restart_safe_redbeat_scheduler()):
+    """The beat's scheduler; RedBeat's Redis URL is set here, in the beat only."""
+
+    def __init__(self, app, *args, **kwargs):
+        """Point RedBeat at the broker's Redis: the setting lives in the beat's configuration only, since a worker's
+        answers `celery inspect conf` (Flower's Config view) and Celery masks the password of broker_url there but
+        not of redbeat_redis_url."""
+        app.conf.redbeat_redis_url = app.conf.broker_url
+        super().__init__(app, *args, **kwargs)

@@ -34,6 +34,7 @@ from backend.signal_schema import (
     NOTIFY_SLOW_PREFIX,
     NOTIFY_SLOW_TTL_S,
 )
+from tasks.attempt_deadline import attempt_deadline
 from tasks.celery import app
 from tasks.config import worker_config
 
@@ -58,6 +59,12 @@ SLOW_AFTER_S = 1.0  # an attempt still waiting after this marks its destination 
 # The lease of a destination's attempt in flight, renewed every SLOW_AFTER_S while it runs: a worker killed
 # mid-attempt holds its destination at most this long.
 LEASE_TTL_S = 10.0
+# What an attempt reads of a webhook's answer: its status line and headers, never the body (stream=True, then
+# closed), so a receiver that answers gigabytes costs nothing. http.client refuses more than 100 header lines
+# and any line over 64 KiB: MAX_ANSWER_BYTES bounds what a webhook's answer can cost, NOTIFY_TIMEOUT_S its time.
+MAX_ANSWER_BYTES = 100 * 65_536
+# Apprise's plugins read an answer's body (some parse it): at most this much of it, the rest never read.
+MAX_APPRISE_ANSWER_BYTES = 1 << 20
 BUSY_WAIT_S = 0.05  # the first wait behind another attempt in flight to the same destination
 
 
@@ -70,7 +77,7 @@ _local = threading.local()
 
 
 def _session() -> requests.Session:
-    """A session per thread (keep-alive to each webhook); `-P threads` workers share the process."""
+    """A session per thread (`-P threads` workers share the process); its connections last one attempt."""
     if not hasattr(_local, "session"):
         _local.session = requests.Session()
     return _local.session
@@ -194,7 +201,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def post_webhook(destination: Destination, raw: str, secret: str, timeout: float) -> Outcome:
-    """POST the stored signal, signed; classify the answer."""
+    """POST the stored signal, signed, within one deadline of TIMEOUT seconds; classify the answer."""
     body = raw.encode("utf-8")
     signal = json.loads(raw)
     headers = {
@@ -203,31 +210,51 @@ def post_webhook(destination: Destination, raw: str, secret: str, timeout: float
         notify.SIGNATURE_HEADER: notify.signature_header(secret, body),
         "User-Agent": "quantum-signals-notify/1",
     }
-    try:
-        # No redirects: requests would turn a 301/302 POST into a GET without the body.
-        answer = _session().post(destination.url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        return Outcome(False, retry=True, error=type(exc).__name__, slow=True)
-    except requests.RequestException as exc:
-        return Outcome(False, error=type(exc).__name__)
-    answer.close()
-    if 200 <= answer.status_code < 300:
+    with attempt_deadline(timeout) as deadline:
+        try:
+            # No redirects: a receiver's URL is the operator's choice, never the receiver's (and requests would
+            # turn a 301/302 POST into a GET without the body). stream: the body is never read.
+            answer = _session().post(
+                destination.url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            error = (
+                f"no answer within NOTIFY_TIMEOUT_S={timeout:g}" if deadline.expired.is_set() else type(exc).__name__
+            )
+            return Outcome(False, retry=True, error=error, slow=True)
+        except requests.RequestException as exc:
+            return Outcome(False, error=type(exc).__name__)
+        answer.close()  # the body is never read, and the connection is not kept
+    status = answer.status_code
+    if 200 <= status < 300:
         return Outcome(True)
-    error = f"HTTP {answer.status_code}"
-    if answer.status_code >= 500 or answer.status_code in RETRY_STATUSES:
+    if 300 <= status < 400:
+        # Not retried: the same URL answers the same way until the operator configures where it points.
+        where = notify.redact_notify_url(answer.headers.get("Location") or "")
+        return Outcome(False, error=f"HTTP {status} redirect to {where} not followed; set the destination's final URL")
+    error = f"HTTP {status}"
+    if status >= 500 or status in RETRY_STATUSES:
         return Outcome(False, retry=True, error=error, retry_after=_retry_after(answer.headers.get("Retry-After")))
     return Outcome(False, error=error)
 
 
 def send_apprise(destination: Destination, raw: str, timeout: float) -> Outcome:
-    """Send the human message through Apprise; any failure is retried (Apprise does not say which failures last)."""
+    """Send the human message through Apprise within one deadline of TIMEOUT seconds, redirects not followed; any
+    failure is retried (Apprise does not say which failures last)."""
     import apprise
 
-    sender = apprise.Apprise()
+    # http_redirects=False: Apprise's switch for every plugin (a URL's own `redirect=yes` could turn it back on;
+    # parse_destination refuses that).
+    sender = apprise.Apprise(asset=apprise.AppriseAsset(http_redirects=False))
     sender.add(destination.url)
-    result = sender.notify(body=notify.message(json.loads(raw)), timeout=timeout)
+    with attempt_deadline(timeout, answer_bytes=MAX_APPRISE_ANSWER_BYTES) as deadline:
+        # Apprise's own call timeout returns on time; the deadline ends the thread it would leave reading.
+        result = sender.notify(body=notify.message(json.loads(raw)), timeout=timeout)
+        expired = deadline.expired.is_set()
     if result:
         return Outcome(True)
+    if expired or getattr(result, "status", None) == apprise.AppriseResultStatus.TIMEOUT:
+        return Outcome(False, retry=True, error=f"apprise: no answer within NOTIFY_TIMEOUT_S={timeout:g}", slow=True)
     return Outcome(False, retry=True, error=f"apprise {getattr(result, 'status', 'failed')}")
 
 

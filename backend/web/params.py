@@ -6,12 +6,16 @@ None and "" as absent, and raises BadRequest with a message naming the parameter
 
 from __future__ import annotations
 
+import re
+
 from backend.signal_schema import valid_symbol
 
 MAX_SYMBOLS = 200
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 MAX_STREAM_SEQ = 2**64 - 1  # a stream id's ceiling: a larger cursor is the client's error, not Redis's
+# int() alone also takes "1_0", " 7 ", "١٢" (any Unicode digit) and "+5": a query's integer is ASCII digits.
+INTEGER_RE = re.compile(r"-?[0-9]+")
 
 
 class BadRequest(ValueError):
@@ -28,6 +32,8 @@ def parse_int(name: str, value: object, lo: int, hi: int | None = None) -> int |
         return None
     if isinstance(value, bool):  # JSON true is not the number 1
         raise BadRequest(f"{name}={value!r} is not an integer")
+    if isinstance(value, str) and not INTEGER_RE.fullmatch(value):
+        raise BadRequest(f"{name}={value[:40]!r} is not an integer; write it in the digits 0-9 only")
     try:
         number = int(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity, which JSON auth may carry
@@ -52,7 +58,7 @@ def parse_symbol(value: object) -> str | None:
     """One symbol of the contract (upper-cased), or None when absent."""
     if _absent(value):
         return None
-    symbol = value.upper() if isinstance(value, str) else value
+    symbol = value.upper() if isinstance(value, str) and value.isascii() else value
     if not valid_symbol(symbol):
         raise BadRequest(f"symbol={symbol!r} is not a symbol such as BTCUSDT")
     return symbol
@@ -66,7 +72,7 @@ def parse_symbols(value: object) -> frozenset[str] | None:
         value = value.split(",")
     if not isinstance(value, (list, tuple)) or not all(isinstance(s, str) for s in value):
         raise BadRequest('"symbols" must be a list of symbol strings such as ["BTCUSDT"]')
-    symbols = frozenset(s.strip().upper() for s in value if s.strip())
+    symbols = frozenset((s.strip().upper() if s.isascii() else s) for s in value if s.strip())
     if len(symbols) > MAX_SYMBOLS or not all(valid_symbol(s) for s in symbols):
         raise BadRequest(f'"symbols" must hold at most {MAX_SYMBOLS} symbols such as BTCUSDT or BTC/USDT')
     return symbols or None

@@ -584,3 +584,24 @@ def test_websocket_protocol_class_fails_bad_utf8_quietly(caplog):
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_requests_bodies_capped():
+    hook = "requests_bodies_capped"
+    import requests
+
+    from tasks.attempt_deadline import attempt_deadline, current_answer_bytes  # the hook's one user
+    from tests.harness.hostile_receiver import HostileReceiver, wait_closed
+
+    call(hook, compat.requests_bodies_capped, current_answer_bytes)
+    call(hook, compat.requests_bodies_capped, current_answer_bytes)  # a second install changes nothing
+    require(getattr(requests.Session.send, "qs_capped", False), hook, "requests.Session.send is not wrapped")
+    with HostileReceiver() as server:
+        with attempt_deadline(10, answer_bytes=4096):
+            answer = requests.post(server.url("/huge"), data=b"{}", timeout=10)
+        [exchange] = server.received("/huge")
+        wait_closed(exchange, 10)
+        require(answer.status_code == 200 and answer.content == b"\0" * 4096, hook, f"not capped: {answer!r}")
+        require(exchange.sent < 32 * 1024 * 1024, hook, f"read {exchange.sent:,} bytes of a 300 MB answer")
+        plain = requests.post(server.url("/ok"), data=b"{}", timeout=10)  # no cap: requests as ever
+        require(plain.status_code == 200 and plain.content == b"", hook, f"an uncapped call changed: {plain!r}")

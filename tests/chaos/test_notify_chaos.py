@@ -26,7 +26,9 @@ from tests.chaos.webhooks import (
     wait_all_delivered,
     wait_dispatching,
 )
+from tests.harness.hostile_receiver import HostileReceiver
 from tests.harness.polling import wait_until
+from tests.harness.receiver import Receiver
 
 FULL = [pytest.mark.chaos, pytest.mark.timeout(900)]
 PROFILES = [pytest.param(False, id="short"), pytest.param(True, id="full", marks=FULL)]
@@ -357,3 +359,59 @@ def test_intake_flood(full, stack_factory, hooks, clients, auditors, chaos_rows)
     assert len(expected.snapshot()) == len(answers["201"])
     assert relay_lags and np.percentile(relay_lags, 99) < MAX_RELAY_LAG_S, f"relay lag {lag_text(relay_lags)}"
     assert all(not t.repeats for t in tallies.values())
+
+
+@pytest.mark.parametrize("full", PROFILES)
+def test_hostile_destinations_are_bounded(full, stack_factory, hooks, chaos_rows):
+    """Destinations answering 300 MB or dripping their answer a byte every 2 s (each a webhook and an Apprise
+    json://) and redirecting (307): each attempt reads a bounded part, ends at NOTIFY_TIMEOUT_S and goes nowhere
+    else; the healthy destination gets every signal."""
+    with Receiver() as target, HostileReceiver(redirect_to=target.url("/elsewhere")) as hostile:
+        urls = [hostile.url(p) for p in ("/huge", "/drip", "/redirect")]
+        urls += [hostile.url(p, "json") for p in ("/huge", "/drip")]
+        stack = notify_stack(
+            stack_factory,
+            hooks,
+            ("/ok",),
+            NOTIFY_URLS=" ".join([hooks.url("/ok"), *urls]),
+            WORKER_CONCURRENCY="2",
+            NOTIFY_TIMEOUT_S=f"{HANG_TIMEOUT_S:g}",
+        )
+        expected = Expected()
+        wait_dispatching(stack)
+        stream = Stream(stack, expected, rate=2, prefix=f"hostile-{time.time_ns()}", limit=20 if full else 4)
+        wait_until(stream.done, 60, 0.1, "the stream")
+        wait_all_delivered(hooks, ("/ok",), expected, 60)
+        produced = len(expected.snapshot())
+        wait_until(lambda: len(hostile.received("/huge")) >= 2 * produced, 60, 0.1, "every signal at both /huge")
+        wait_until(lambda: len(hostile.received("/redirect")) >= produced, 60, 0.1, "every redirect answered")
+        wait_until(lambda: len(hostile.received("/drip")) >= 2, 60, 0.1, "both dripping destinations tried")
+        # The dripping ones are retried as long as NOTIFY_MAX_AGE_S allows: the connections so far are judged.
+        judged = hostile.received()
+        wait_until(lambda: all(e.done for e in judged), 30, 0.1, "every hostile connection so far closed")
+        drips = [e for e in judged if e.path == "/drip"]
+
+        oversized = [e.sent for e in judged if e.path == "/huge" and e.sent >= 32 * 1024 * 1024]
+        overtime = [round(e.ended - e.began, 1) for e in drips if e.ended - e.began > HANG_TIMEOUT_S + 1.5]
+        redirected = target.received()
+        client = stack.client()
+
+        def redirect_letters() -> int:
+            return sum("redirect to" in fields["error"] for _id, fields in client.xrange("qs:notify:dead"))
+
+        wait_until(lambda: redirect_letters() >= produced, 30, 0.1, "every redirect dead-lettered")
+        record_row(
+            chaos_rows,
+            f"12h. hostile destinations ({label(full)})",
+            hooks,
+            ("/ok",),
+            expected,
+            None,
+            [
+                f"{sum(e.path == '/huge' for e in judged)} answers of 300 MB, {len(oversized)} read past 32 MB",
+                f"{len(drips)} dripped answers, {len(overtime)} attempts past NOTIFY_TIMEOUT_S + 1.5 s",
+                f"{len(hostile.received('/redirect'))} redirects, {len(redirected)} followed",
+            ],
+        )
+        assert oversized == [] and overtime == [] and redirected == []
+        assert redirect_letters() == produced

@@ -13,8 +13,7 @@ const STORE = {
 const MAX_SIGNALS = 1000; // kept in memory and listed; older ones drop off the bottom
 const HISTORY_LIMIT = 500;
 const BULK_RENDER = 40; // more new rows than this in one batch: rebuild the table
-const SYMBOL_RE = /^[A-Za-z0-9]{1,32}$/; // the stream filter's chips
-const CHART_SYMBOL_RE = /^[A-Z0-9][A-Z0-9/:._-]{0,31}$/; // the contract's symbol rule
+const SYMBOL_RE = /^[A-Z0-9][A-Z0-9/:._-]{0,31}$/; // the contract's symbol rule: the filter's chips, the chart
 const TIMEFRAME_RE = /^[0-9]{1,3}[smhdwM]$/;
 const CANDLE_LIMIT = 300;
 const CANDLE_POLL_MS = 3000; // candles re-fetched (ETag: mostly a 304) this often while the chart shows some
@@ -43,7 +42,7 @@ const el = {
 };
 const words = (value) => (value || "").split(/\s+/).filter(Boolean);
 const scan = {
-  symbols: words(el.chartSection.dataset.scanSymbols).filter((s) => CHART_SYMBOL_RE.test(s)),
+  symbols: words(el.chartSection.dataset.scanSymbols).filter((s) => SYMBOL_RE.test(s)),
   timeframes: words(el.chartSection.dataset.scanTimeframes).filter((t) => TIMEFRAME_RE.test(t)),
 };
 
@@ -52,7 +51,7 @@ const state = {
   selected: new Set(readJSON(STORE.symbols, []).filter((s) => SYMBOL_RE.test(s))), // empty: all
   known: new Set(),
   entries: [], // newest first
-  seen: new Set(), // "s:<epoch>:<seq>" and "i:<id>"
+  seen: new Set(), // "s:<epoch>:<seq>" of numbered signals, "u:<id>" of unnumbered ones
   cursor: { epoch: null, seq: 0 }, // the Socket.IO replay cursor
   sentSince: false,
   arrivals: 0,
@@ -129,11 +128,11 @@ function accept(sig, live) {
   if (live && hasSeq && sig.epoch === state.cursor.epoch && sig.seq > state.cursor.seq) {
     state.cursor.seq = sig.seq; // even for a duplicate: the cursor follows the stream
   }
-  const keys = [];
-  if (hasSeq) keys.push(`s:${sig.epoch}:${sig.seq}`);
-  if (typeof sig.id === "string" && sig.id) keys.push(`i:${sig.id}`);
-  if (keys.some((k) => state.seen.has(k))) return false;
-  keys.forEach((k) => state.seen.add(k));
+  // A numbered signal is itself by (epoch, seq) only; an id is the duplicate test among unnumbered ones only,
+  // so an unnumbered message (anyone may PUBLISH on the channel) carrying a real signal's id hides nothing.
+  const key = hasSeq ? `s:${sig.epoch}:${sig.seq}` : typeof sig.id === "string" && sig.id ? `u:${sig.id}` : null;
+  if (key && state.seen.has(key)) return false;
+  if (key) state.seen.add(key);
 
   const received = Date.now();
   const barMs = parseTime(sig.bar_time);
@@ -143,7 +142,7 @@ function accept(sig, live) {
   const entry = {
     sig, symbol, t, live,
     order: ++state.arrivals,
-    key: keys[0] || `r:${state.arrivals}`,
+    key: key || `r:${state.arrivals}`,
     chartTime: Math.floor((Number.isFinite(barMs) ? barMs : t) / 1000),
     onBar: Number.isFinite(barMs), // a marker needs the bar the signal fired on
     row: null,
@@ -185,7 +184,7 @@ function flush() {
         state.known.add(entry.symbol);
         symbolsChanged = true;
       }
-      if (CHART_SYMBOL_RE.test(entry.symbol)) state.chartSymbols.add(entry.symbol);
+      if (SYMBOL_RE.test(entry.symbol)) state.chartSymbols.add(entry.symbol);
     }
     const tf = entry.sig.timeframe;
     if (typeof tf === "string" && TIMEFRAME_RE.test(tf) && !state.timeframes.has(tf)) {
@@ -204,7 +203,7 @@ function flush() {
   updateCounts();
   if (symbolsChanged) renderSymbolList();
   if (!state.view.symbol) {
-    const first = batch.find((e) => e.symbol && CHART_SYMBOL_RE.test(e.symbol) && visible(e));
+    const first = batch.find((e) => e.symbol && SYMBOL_RE.test(e.symbol) && visible(e));
     if (first) showChart(first.symbol, first.sig.timeframe);
   } else if (batch.some(onChart)) {
     drawMarkers();
@@ -450,7 +449,7 @@ function select(entry, follow) {
   state.selectedKey = entry.key;
   if (entry.row) entry.row.classList.add("selected");
   showDetails(entry);
-  if (follow && entry.symbol && CHART_SYMBOL_RE.test(entry.symbol)
+  if (follow && entry.symbol && SYMBOL_RE.test(entry.symbol)
       && (entry.symbol !== state.view.symbol || (entry.sig.timeframe && entry.sig.timeframe !== state.view.timeframe))) {
     showChart(entry.symbol, entry.sig.timeframe);
   }
@@ -728,7 +727,7 @@ function setSelection(symbols) {
   updateCounts();
   if (state.selected.size && !state.selected.has(state.view.symbol)) {
     const symbol = [...state.selected].sort()[0];
-    if (CHART_SYMBOL_RE.test(symbol)) showChart(symbol);
+    if (SYMBOL_RE.test(symbol)) showChart(symbol);
   }
   const socket = state.socket;
   if (socket && socket.connected) {
@@ -906,7 +905,7 @@ el.symbolForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const symbol = el.symbolInput.value.trim().toUpperCase();
   if (!SYMBOL_RE.test(symbol)) {
-    showAlert("A symbol is letters and digits only, such as BTCUSDT.");
+    showAlert("A symbol is 1-32 letters, digits and / : . _ - starting with a letter or digit, such as BTCUSDT or BTC/USD.");
     return;
   }
   el.symbolInput.value = "";
@@ -991,7 +990,7 @@ setHorizons(DEFAULT_HORIZONS);
 renderSymbolList();
 updateCounts();
 renderTimeframes();
-if (typeof saved.symbol === "string" && CHART_SYMBOL_RE.test(saved.symbol)) {
+if (typeof saved.symbol === "string" && SYMBOL_RE.test(saved.symbol)) {
   state.chartSymbols.add(saved.symbol);
   showChart(saved.symbol, saved.timeframe);
 } else if (scan.symbols.length) {
