@@ -1,10 +1,11 @@
-"""`python -m bench.read_cost`: CPU per request of history reads by symbol, this checkout against a baseline commit.
+"""`python -m bench.read_cost`: CPU per request of history reads by symbol, as a ratio to `limit=1` in the same run.
 
 One private Redis holds 10,000 signals over 20 symbols (500 each), published by this checkout's publisher (so
-the per-symbol index exists; the baseline's web process reads the history only). Two real web processes,
-`python wsgi.py` of this checkout and of BASELINE (exported with `git archive` to a temporary directory, run
-with the same interpreter), answer the same requests in turn. A request's CPU is the web process's (user +
-system, /proc) plus Redis's (INFO cpu), over REQUESTS sequential requests, divided by REQUESTS; every request
+the per-symbol index exists). The Procfile's web process of this checkout answers; with `--baseline COMMIT`, the
+web process of that commit too (exported with `git archive` to a temporary directory and run with this
+interpreter, so its requirements must be installed here), and the requests go to each in turn.
+A request's CPU is the web process's (user + system, /proc) plus Redis's (INFO cpu),
+over REQUESTS sequential requests, divided by REQUESTS; every request
 takes the next `since` of a cycle of 0…299: more keys than /api/signals' LRU body cache holds (256), so it never
 answers one, and at most 3 % of the history is left out. Each round measures every case
 on both; the figures are the median and spread (min–max) of the rounds, and the ratios baseline / this checkout.
@@ -27,6 +28,7 @@ from backend.embedded_redis import EmbeddedRedis
 from backend.publisher import Publisher
 from backend.redis_client import make_redis
 from bench.api_signals import start_web
+from bench.peers import procfile_web
 from bench.procs import ROOT, stop_all
 
 SYMBOLS = [f"S{i:02d}USDT" for i in range(20)]
@@ -104,25 +106,20 @@ def spread(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Fill a private Redis, start both web processes, measure the rounds, print the table."""
     parser = argparse.ArgumentParser(prog="python -m bench.read_cost", description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", help="the commit to compare with (default: where this branch left main)")
+    parser.add_argument("--baseline", help="a commit to compare with, whose requirements this venv has")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=100, help="requests per case per round")
     args = parser.parse_args(argv)
-    if args.baseline is None:
-        merge_base = ["git", "merge-base", "HEAD", "main"]
-        args.baseline = subprocess.run(merge_base, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    baseline_dir = export(args.baseline)
+    baseline_dir = export(args.baseline) if args.baseline else None
     figures: dict[tuple[str, str], list[float]] = {}
     with EmbeddedRedis() as redis_server:
         client = make_redis(redis_server.url)
         fill(client)
         try:
-            webs = {
-                "baseline": start_web(
-                    "web-baseline", [sys.executable, str(baseline_dir / "wsgi.py")], redis_server.url
-                ),
-                "this": start_web("web-this", [sys.executable, "wsgi.py"], redis_server.url),
-            }
+            webs = {"this": start_web("web-this", procfile_web(ROOT, sys.executable), redis_server.url)}
+            if baseline_dir is not None:
+                command = procfile_web(baseline_dir, sys.executable)
+                webs["baseline"] = start_web("web-baseline", command, redis_server.url, PYTHONPATH=str(baseline_dir))
             sessions = {name: requests.Session() for name in webs}
             for name, (child, url) in webs.items():  # warm-up: connections, imports, first reads
                 for path, expected in CASES.values():
@@ -134,21 +131,26 @@ def main(argv: list[str] | None = None) -> int:
                         figures.setdefault((case, name), []).append(spent)
         finally:
             stop_all()
-            subprocess.run(["rm", "-rf", str(baseline_dir)], check=False)
+            if baseline_dir is not None:
+                subprocess.run(["rm", "-rf", str(baseline_dir)], check=False)
     print(
         f"CPU ms per request (web process + Redis), {HISTORY:,} signals over {len(SYMBOLS)} symbols; "
-        f"{args.requests} requests × {args.rounds} rounds; median (min–max); baseline = {args.baseline}"
+        f"{args.requests} requests × {args.rounds} rounds; median (min–max); baseline = {args.baseline or 'none'}"
     )
-    print("| case | baseline | this checkout | baseline / this | this / limit=1 |")
-    print("| --- | --- | --- | --- | --- |")
     floor = statistics.median(figures[(next(iter(CASES)), "this")])
+    if baseline_dir is None:
+        print("| case | this checkout | this / limit=1 |\n| --- | --- | --- |")
+    else:
+        print("| case | baseline | this checkout | baseline / this | this / limit=1 |\n| --- | --- | --- | --- | --- |")
     for case in CASES:
-        before, after = figures[(case, "baseline")], figures[(case, "this")]
+        after = figures[(case, "this")]
+        vs_floor = f"{statistics.median(after) / max(floor, 1e-9):.1f}×"
+        if baseline_dir is None:
+            print(f"| {case} | {spread(after)} | {vs_floor} |")
+            continue
+        before = figures[(case, "baseline")]
         ratio = statistics.median(before) / max(statistics.median(after), 1e-9)
-        print(
-            f"| {case} | {spread(before)} | {spread(after)} | {ratio:.1f}× | "
-            f"{statistics.median(after) / max(floor, 1e-9):.1f}× |"
-        )
+        print(f"| {case} | {spread(before)} | {spread(after)} | {ratio:.1f}× | {vs_floor} |")
     return 0
 
 
