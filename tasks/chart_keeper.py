@@ -14,7 +14,7 @@ import numpy as np
 import redis
 
 from backend.settings import Settings
-from tasks import charts_store, outcome_scorer
+from tasks import charts_store, outcome_scripts
 from tasks.charts_store import ChartStore, PairBars
 from tasks.market import Candles
 from tasks.outcome_scorer import OutcomeScorer
@@ -24,7 +24,7 @@ from tasks.strategies import Strategy
 log = logging.getLogger(__name__)
 
 ROUTE_EVERY_S = 1.0  # besides at each new bar, so the signals of a market that stopped are counted too
-SCRIPTS = (*charts_store.SCRIPTS, *outcome_scorer.SCRIPTS)
+SCRIPTS = (*charts_store.SCRIPTS, *outcome_scripts.SCRIPTS)
 BATCH_PAIRS = 100  # pairs per round trip
 IDLE_FLUSH_S = 0.02  # the scan handed over no pair for this long: write what is queued
 
@@ -88,6 +88,7 @@ class ChartKeeper:
 
     @max_bars.setter
     def max_bars(self, value: int) -> None:
+        """Keep VALUE bars per pair from the next append on."""
         self.charts.max_bars = value
 
     @property
@@ -97,6 +98,7 @@ class ChartKeeper:
 
     @max_entries.setter
     def max_entries(self, value: int) -> None:
+        """Count VALUE stats entries per epoch from the next routing on."""
         self.outcomes.max_entries = value
 
     def route(self) -> int:

@@ -1,7 +1,7 @@
 """The outcome scorer's REGISTER, RECORD and DONE scripts run directly against the suite's Redis: their effect on
 the outcome, pending, stats and index keys, spelled out here rather than derived, and hand-checked numbers."""
 
-from tasks.outcome_scorer import (
+from tasks.outcome_scripts import (
     SCRIPTS,
     HorizonOutcome,
     Record,
