@@ -1,5 +1,5 @@
 """The bars the scan keeps for charts (docs/architecture.md, "Charts and outcomes"): their stored form, written
-by the worker (tasks/chart_keeper.py) and read by GET /api/candles.
+by the worker (tasks/charts_store.py) and read by GET /api/candles.
 
 Per symbol × timeframe, a Redis list of bar records, newest last, capped at CHART_MAX_BARS: each record is one
 JSON array `[open ms, open, high, low, close, volume, series values…]`, the series in the order of the pair's

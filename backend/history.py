@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any, cast
 
 import redis
 import redis.asyncio
@@ -22,7 +24,7 @@ from backend.signal_schema import (
 def ensure_epoch(client: redis.Redis) -> str:
     """The current epoch, created when this Redis has none yet."""
     client.set(EPOCH_KEY, new_epoch(), nx=True)
-    return client.get(EPOCH_KEY)
+    return cast(str, client.get(EPOCH_KEY))  # set just above; a decoded client (make_redis) replies str
 
 
 async def aensure_epoch(client: redis.asyncio.Redis) -> str:
@@ -34,7 +36,7 @@ async def aensure_epoch(client: redis.asyncio.Redis) -> str:
 def cursor(client: redis.Redis) -> tuple[str | None, int]:
     """(epoch, latest seq) as stored now."""
     epoch, seq = client.mget(EPOCH_KEY, SEQ_KEY)
-    return epoch, int(seq or 0)
+    return (None if epoch is None else str(epoch)), int(seq or 0)
 
 
 async def acursor(client: redis.asyncio.Redis) -> tuple[str | None, int]:
@@ -43,8 +45,10 @@ async def acursor(client: redis.asyncio.Redis) -> tuple[str | None, int]:
     return epoch, int(seq or 0)
 
 
-def decode_entry(fields: dict) -> dict | None:
+def decode_entry(fields: Mapping[Any, Any] | None) -> dict[str, Any] | None:
     """The signal stored in a history entry, or None when it is not a valid one (it is then skipped)."""
+    if fields is None:
+        return None
     try:
         return validate_signal(json.loads(fields["sig"]))
     except (KeyError, TypeError, ValueError, RecursionError, InvalidSignal):
@@ -56,27 +60,31 @@ def _bounds(after: int, upto: int | None) -> tuple[str, str]:
     return f"({after}-0", "+" if upto is None else f"{upto}-0"
 
 
-def _decode_entries(entries) -> list[tuple[int, dict | None]]:
+def _decode_entries(entries: Any) -> list[tuple[int, dict[str, Any] | None]]:
     """[(seq, signal or None)] of XRANGE ENTRIES."""
     return [(int(str(entry_id).split("-")[0]), decode_entry(fields)) for entry_id, fields in entries]
 
 
-def read_entries(client: redis.Redis, after: int, upto: int | None = None, count: int = 500):
+def read_entries(
+    client: redis.Redis, after: int, upto: int | None = None, count: int = 500
+) -> list[tuple[int, dict[str, Any] | None]]:
     """[(seq, signal or None if invalid)] retained with after < seq <= upto (no upper bound when None), oldest first."""
-    return _decode_entries(client.xrange(HISTORY_KEY, *_bounds(after, upto), count=count))
+    return _decode_entries(client.xrange(HISTORY_KEY, *_bounds(after, upto), count=count) or [])
 
 
-async def aread_entries(client: redis.asyncio.Redis, after: int, upto: int | None = None, count: int = 500):
+async def aread_entries(
+    client: redis.asyncio.Redis, after: int, upto: int | None = None, count: int = 500
+) -> list[tuple[int, dict[str, Any] | None]]:
     """read_entries on an asyncio client."""
-    return _decode_entries(await client.xrange(HISTORY_KEY, *_bounds(after, upto), count=count))
+    return _decode_entries(await client.xrange(HISTORY_KEY, *_bounds(after, upto), count=count) or [])
 
 
-def read_range(client: redis.Redis, after: int, upto: int | None = None, count: int = 500) -> list[dict]:
+def read_range(client: redis.Redis, after: int, upto: int | None = None, count: int = 500) -> list[dict[str, Any]]:
     """The valid retained signals with after < seq <= upto (no upper bound when None), oldest first."""
     return [signal for _seq, signal in read_entries(client, after, upto, count) if signal is not None]
 
 
-def recent(client: redis.Redis, since: int = 0, symbol: str | None = None, limit: int = 100) -> list[dict]:
+def recent(client: redis.Redis, since: int = 0, symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """The newest LIMIT retained signals with seq > since (of SYMBOL if given), oldest first.
 
     Of one symbol, through its index (docs/architecture.md, "Charts and outcomes"): a symbol with no signal costs
@@ -84,7 +92,7 @@ def recent(client: redis.Redis, since: int = 0, symbol: str | None = None, limit
     """
     if symbol is None:
         return _scan(client, since, None, limit, "+")
-    epoch = client.get(EPOCH_KEY)
+    epoch = cast("str | None", client.get(EPOCH_KEY))  # a decoded client (make_redis) replies str
     if epoch is None:
         return []
     start = client.get(HISTORY_SYMBOL_START_PREFIX + epoch)
@@ -97,12 +105,13 @@ def recent(client: redis.Redis, since: int = 0, symbol: str | None = None, limit
     return found
 
 
-def _indexed(client: redis.Redis, index: str, since: int, limit: int) -> list[dict]:
+def _indexed(client: redis.Redis, index: str, since: int, limit: int) -> list[dict[str, Any]]:
     """The newest LIMIT valid signals with seq > since named by the sorted set INDEX, oldest first."""
-    found: list[dict] = []
+    found: list[dict[str, Any]] = []
     upper = "+inf"
     while len(found) < limit:
-        seqs = client.zrevrangebyscore(index, upper, f"({since}", start=0, num=limit - len(found))
+        # A decoded client (make_redis) replies str.
+        seqs = cast("list[str]", client.zrevrangebyscore(index, upper, f"({since}", start=0, num=limit - len(found)))
         if not seqs:
             break
         pipe = client.pipeline(transaction=False)
@@ -117,11 +126,13 @@ def _indexed(client: redis.Redis, index: str, since: int, limit: int) -> list[di
     return found
 
 
-def _scan(client: redis.Redis, since: int, symbol: str | None, limit: int, end: str) -> list[dict]:
+def _scan(client: redis.Redis, since: int, symbol: str | None, limit: int, end: str) -> list[dict[str, Any]]:
     """The newest LIMIT valid signals with since < seq <= END (of SYMBOL if given), read back from END."""
-    found: list[dict] = []
+    found: list[dict[str, Any]] = []
     while len(found) < limit:
-        batch = client.xrevrange(HISTORY_KEY, end, f"({since}-0", count=max(limit, 200))
+        batch = cast(  # a decoded client (make_redis) replies str
+            "list[tuple[str, dict[str, str]]]", client.xrevrange(HISTORY_KEY, end, f"({since}-0", count=max(limit, 200))
+        )
         if not batch:
             break
         for _entry_id, fields in batch:

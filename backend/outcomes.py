@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import redis
 
@@ -49,7 +50,7 @@ class Tally:
         self.total += r
         self.hits += r > 0
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """{"n", "hit_rate", "mean_return"}, the rates None when n is 0."""
         if self.n == 0:
             return {"n": 0, "hit_rate": None, "mean_return": None}
@@ -58,9 +59,9 @@ class Tally:
 
 def stats_entry(
     strategy: str, signals: int, tallies: dict[int, Tally], symbol: str | None = None, source: str | None = None
-) -> dict:
+) -> dict[str, Any]:
     """One entry of the stats list, in the shape of docs/architecture.md (SOURCE: an outside signals' entry)."""
-    entry: dict = {"strategy": strategy}
+    entry: dict[str, Any] = {"strategy": strategy}
     if source is not None:
         entry["source"] = source
     if symbol is not None:
@@ -71,7 +72,7 @@ def stats_entry(
 
 
 def stats_of(
-    signals: Sequence[dict], open_time: Sequence[int], close: Sequence[float], horizons: Sequence[int]
+    signals: Sequence[dict[str, Any]], open_time: Sequence[int], close: Sequence[float], horizons: Sequence[int]
 ) -> dict[str, tuple[int, dict[int, Tally]]]:
     """{strategy: (signals, {h: Tally})} of SIGNALS on the bars (OPEN_TIME, CLOSE), as the live scan counts them."""
     from bisect import bisect_left
@@ -89,7 +90,7 @@ def stats_of(
     return found
 
 
-def signal_bar_ms(signal: dict) -> int | None:
+def signal_bar_ms(signal: dict[str, Any]) -> int | None:
     """Epoch ms of the signal's bar_time, None when it has no valid one."""
     return signal_ms(signal.get("bar_time"))
 
@@ -119,7 +120,7 @@ def stats_fields(scope: str, horizons: Sequence[int]) -> list[str]:
 
 def read_stats(
     client: redis.Redis, epoch: str, horizons: Sequence[int], strategy: str | None = None, symbol: str | None = None
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The stats entries of EPOCH (of one STRATEGY if given; per SYMBOL if given), in strategy then source order:
     the scan's strategies (no "source"), then outside signals' by source."""
     pipe = client.pipeline(transaction=False)
@@ -138,7 +139,7 @@ def read_stats(
     for _name, _source, key in named:
         pipe.hmget(key, fields)
     entries = []
-    for (name, source, _key), values in zip(named, pipe.execute()):
+    for (entry_name, entry_source, _key), values in zip(named, pipe.execute()):
         signals = int(values[0] or 0)
         if symbol is not None and not signals:
             continue
@@ -146,7 +147,7 @@ def read_stats(
         for k, h in enumerate(horizons):
             n, total, hits = values[1 + 3 * k : 4 + 3 * k]
             tallies[h] = Tally(int(n or 0), float(total or 0.0), int(hits or 0))
-        entries.append(stats_entry(name, signals, tallies, symbol, source))
+        entries.append(stats_entry(entry_name, signals, tallies, symbol, entry_source))
     return entries
 
 
@@ -159,12 +160,14 @@ def _outside_entry(member: str) -> tuple[str, str | None]:
     return (source, name) if isinstance(source, str) and isinstance(name, str) else ("", None)
 
 
-def stats_limits(client: redis.Redis, epoch: str, max_entries: int) -> dict:
+def stats_limits(client: redis.Redis, epoch: str, max_entries: int) -> dict[str, Any]:
     """What /api/stats says of STATS_MAX_ENTRIES: the cap, and how many signals it left out of the stats."""
     return {"max_entries": max_entries, "not_counted": int(client.get(STATS_NOT_COUNTED_PREFIX + epoch) or 0)}
 
 
-def read_outcomes(client: redis.Redis, signals: Sequence[dict], horizons: Sequence[int]) -> list[dict]:
+def read_outcomes(
+    client: redis.Redis, signals: Sequence[dict[str, Any]], horizons: Sequence[int]
+) -> list[dict[str, Any]]:
     """Every stored outcome of SIGNALS (numbered ones), as signal_outcome payloads, in signal then horizon order;
     a signal marked unscored gives one {"epoch", "seq", "id", "unscored": reason} instead."""
     numbered = [s for s in signals if isinstance(s.get("seq"), int) and isinstance(s.get("epoch"), str)]
@@ -181,7 +184,7 @@ def read_outcomes(client: redis.Redis, signals: Sequence[dict], horizons: Sequen
     return found
 
 
-def outcome_payload(epoch: str, seq: int, signal_id: str | None, h: int, r: float) -> dict:
+def outcome_payload(epoch: str, seq: int, signal_id: str | None, h: int, r: float) -> dict[str, Any]:
     """The signal_outcome event's payload."""
     return {"epoch": epoch, "seq": seq, "id": signal_id, "h": h, "r": r}
 
@@ -208,7 +211,7 @@ def decode_announcement(raw: bytes, max_bytes: int = 1024) -> tuple[str, int, in
     for name, value, hi in (("seq", seq, MAX_SEQ), ("h", h, 10**6)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
             raise ValueError(f"outcome announcement has no valid {name}")
-    return epoch, seq, h
+    return epoch, cast(int, seq), cast(int, h)  # both checked by the loop above
 
 
 def announcement(epoch: str, seq: int, h: int) -> str:

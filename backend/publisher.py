@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import redis
 
@@ -91,16 +92,16 @@ class Publisher:
         """The publisher of SETTINGS' channel and limits, over CLIENT."""
         return cls(client, settings.signal_channel, settings.history_maxlen, settings.max_signal_bytes)
 
-    def publish_signal(self, signal: Mapping[str, object]) -> dict:
+    def publish_signal(self, signal: Mapping[str, object]) -> dict[str, Any]:
         """Store and broadcast SIGNAL; return the stored signal (the earlier one for a duplicate id)."""
         return self.publish(signal)[0]
 
-    def publish_if_new(self, signal: Mapping[str, object]) -> dict | None:
+    def publish_if_new(self, signal: Mapping[str, object]) -> dict[str, Any] | None:
         """Store and broadcast SIGNAL unless its id was published before; the stored signal, None for a duplicate."""
         stored, created = self.publish(signal)
         return stored if created else None
 
-    def publish(self, signal: Mapping[str, object]) -> tuple[dict, bool]:
+    def publish(self, signal: Mapping[str, object]) -> tuple[dict[str, Any], bool]:
         """Store and broadcast SIGNAL unless its id was published before; (stored signal, True if it is new)."""
         validate_signal(signal)
         body = {k: v for k, v in signal.items() if k not in ("seq", "epoch")}
@@ -113,13 +114,13 @@ class Publisher:
         keys = [SEQ_KEY, HISTORY_KEY, EPOCH_KEY]
         if body.get("id"):
             keys.append(SENT_PREFIX + str(body["id"]))
-        args = [
+        args: list[str | int] = [
             self.channel,
             encoded,
             self.history_maxlen,
             new_epoch(),
             DEDUPE_TTL_S,
-            body.get("symbol") or "",
+            str(body.get("symbol") or ""),  # a str when present: validate_signal checked
             NOTIFY_GROUP,
             HISTORY_SYMBOL_PREFIX,
             HISTORY_SYMBOL_START_PREFIX,

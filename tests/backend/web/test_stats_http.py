@@ -84,7 +84,7 @@ def test_stats_of_outside_signals_are_under_their_source_and_the_cap_is_reported
     ]
     assert body["max_entries"] == 2 and body["not_counted"] == 1
     scored = get(web, "/api/outcomes?symbol=BTCUSDT")["outcomes"]
-    assert {o["id"] for o in scored if o.get("h") == 1} == {"tv-1", "other", "third"}  # scored all the same
+    assert {o["id"] for o in scored if o.get("h") == 1} == {"ext:tv-1", "ext:other", "ext:third"}  # scored all the same
 
 
 @pytest.mark.browser
