@@ -18,6 +18,7 @@ import socketio
 
 from backend import compat
 from tests.harness import loops
+from tests.harness.loops import run as run_loop
 from tests.harness.polling import wait_until
 
 
@@ -84,7 +85,7 @@ def test_engineio_socket():
         require(found is not None and found.sid == eio_sid, hook, f"did not find the client's socket: {found!r}")
         require(call(hook, compat.engineio_socket, server, "no-such-sid") is None, hook, "an unknown sid gave one")
 
-    asyncio.run(scenario())
+    run_loop(scenario())
 
 
 def test_engineio_queue_size():
@@ -103,7 +104,7 @@ def test_engineio_queue_size():
         )
         require(call(hook, compat.engineio_queue_size, server, "no-such-sid") == 0, hook, "an unknown sid has one")
 
-    asyncio.run(scenario())
+    run_loop(scenario())
 
 
 def test_engineio_sessions():
@@ -190,7 +191,7 @@ def test_engineio_polling_close_never_waits():
 
     call(hook, compat.engineio_polling_close_never_waits)
     try:
-        asyncio.run(scenario())
+        run_loop(scenario())
     finally:
         async_socket.AsyncSocket.close = original
 
@@ -226,7 +227,7 @@ def test_socketio_event_errors_logged():
     call(hook, compat.socketio_event_errors_logged)
     server = async_server()
     # A list as event name raises inside the library's dispatch; wrapped, it is a dropped event.
-    result = asyncio.run(server._handle_event_internal(server, "sid", "eio_sid", [["subscribe"], {}], "/", None))
+    result = run_loop(server._handle_event_internal(server, "sid", "eio_sid", [["subscribe"], {}], "/", None))
     require(result is None, hook, f"a bad event name gave {result!r}, not a dropped event")
 
 

@@ -8,6 +8,7 @@ import json
 from quantum_signals_client import AsyncClient, Cursor, CursorFile, Resync, Signal
 
 from tests.clients_python.conftest import publish_many, seqs
+from tests.harness.loops import run as run_loop
 from tests.harness.polling import wait_until
 from tests.harness.processes import WebServer
 from tests.harness.redis import redis_cli_publish, wipe_redis_data
@@ -168,6 +169,6 @@ def test_async_for_gives_the_same(signals_web, own_publisher, tmp_path):
                     break
         return received
 
-    received = asyncio.run(asyncio.wait_for(first_three(), 30))
+    received = run_loop(asyncio.wait_for(first_three(), 30))
     assert seqs(received) == seqs_of(sent)
     assert CursorFile(tmp_path / "bot.cursor").load() == Cursor(sent[0]["epoch"], 3)  # the block ended cleanly

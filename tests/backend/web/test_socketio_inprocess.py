@@ -79,7 +79,7 @@ def test_a_bad_cursor_is_refused_naming_it(sio_client):
     socket = sio_client(auth={"since": "yesterday"})
 
     assert not socket.connected
-    assert socket.of("connect_error")[0] == {"message": "bad request: since='yesterday' is not an integer"}
+    assert socket.of("connect_error")[0]["message"].startswith("bad request: since='yesterday' is not an integer")
 
 
 def test_the_token_and_cursor_may_come_in_the_query_string(live_server, publisher):
