@@ -30,9 +30,8 @@ IDLE_SESSIONS_CUT = Counter(
 )
 BROADCAST_DELIVERIES = Counter(
     "qs_broadcast_deliveries_total",
-    "Live deliveries by path: sent / partial (written straight to the websocket by the fast path; partial: "
-    "the writer finishes the frame), dropped (ping timed out), else queued the normal way because of: gone, "
-    "transport, queued, busy, blocked, failed",
+    "Live deliveries by path: sent (written straight to the websocket by the fast path), dropped (ping timed "
+    "out), else queued the normal way because of: gone, transport, queued, busy, blocked",
     ["path"],
 )
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import requests
 
+from tests.chaos.clients import ReconnectingClient
 from tests.chaos.harness import FULL, SHORT, Scenario
 from tests.chaos.hostile import SteadyPublisher, fill_history, metric, raw_socketio
 from tests.chaos.stack import rss_mb
-from tests.harness.clients import RecordingClient
 from tests.harness.polling import wait_until
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
@@ -188,9 +188,11 @@ def test_stalled_readers_answering_pings_are_cut_and_recover_by_since(
         for web in stack.webs:
             welcome, seqs = read_until_cut(stalled[web.name][0])
             assert welcome is not None, f"{web.name}: the stalled client never got its welcome"
-            cursor = seqs[-1] if seqs else welcome["seq"]
-            client = RecordingClient(web.url, auth={"since": cursor, "epoch": welcome["epoch"]})
-            recovering.append((web.name, welcome["seq"], seqs, client))
+            # A client that reconnects by itself from its cursor: on a loaded machine it may fall behind (and be
+            # cut) again while it catches up at 1.2 MB/s, and must still miss nothing.
+            client = ReconnectingClient([web.url], f"back-{web.name}")
+            client.epoch, client.seq = welcome["epoch"], seqs[-1] if seqs else welcome["seq"]
+            recovering.append((web.name, welcome["seq"], seqs, client.start()))
         hold_s = 60.0 if profile.full else 3.0  # memory after the cut: flat while signals keep flowing
         while time.monotonic() - cut_at < hold_s:
             for web in stack.webs:
@@ -209,16 +211,18 @@ def test_stalled_readers_answering_pings_are_cut_and_recover_by_since(
     last = int(stack.client().get("qs:seq"))
     try:
         for name, welcome_seq, seqs, client in recovering:
-            wait_until(lambda: client.signals() and client.signals()[-1]["seq"] >= last, 30, message=f"{name}: back")
-            got = seqs + [s["seq"] for s in client.signals()]
+            wait_until(lambda: client.seq >= last, 60, message=f"{name}: the cut client back to the last signal")
+            got = seqs + [seq for _epoch, seq in client.snapshot()[1]]
             assert got == list(range(welcome_seq + 1, last + 1)), f"{name}: a cut client missed or repeated signals"
     finally:
         for *_, client in recovering:
-            client.close()
+            client.stop()
     for web in stack.webs:
         lines = [line for line in web.log().splitlines() if "fell behind" in line]
-        assert 1 <= len(lines) <= STALLED_PER_WEB, f"{web.name}: {len(lines)} lines about slow clients"
-        assert cut_count(web) == STALLED_PER_WEB, f"{web.name}: cut {cut_count(web)} (a reader cut twice?)"
+        # One line per cut client at most (a crowd of them is summarised by the log filter); the recovering
+        # client may have been cut again while catching up.
+        assert 1 <= len(lines) <= cut_count(web), f"{web.name}: {len(lines)} lines about slow clients"
+        assert cut_count(web) >= STALLED_PER_WEB, f"{web.name}: cut {cut_count(web)}"
     assert max(growth.values()) < MAX_CUT_GROWTH_MB, f"web memory grew by {growth} MiB"
     lags = pool.lags(scenario.auditor.since(scenario.mark))
     assert lags and max(lags) < MAX_LAG_S, f"stalled readers delayed the others: worst lag {max(lags):.2f} s"
