@@ -38,6 +38,7 @@ run: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy  # strict on backend/ and tasks/ (pyproject.toml [tool.mypy])
 
 # What the tests need from the system (Chromium, nginx): installed when missing, or the command to run.
 system-deps:

@@ -6,10 +6,19 @@ pinned library changes underneath it. Nothing else in the project may touch a pr
 
 from __future__ import annotations
 
+import asyncio
 import http
+from collections.abc import Callable
+from typing import Any
 
 
-def engineio_socket(server, sid: str, namespace: str = "/"):
+def _mark(func: Callable[..., Any], **marks: Any) -> None:
+    """Set MARKS as attributes of hook FUNC: how a second install finds the first one (and a test the original)."""
+    for name, value in marks.items():
+        setattr(func, name, value)
+
+
+def engineio_socket(server: Any, sid: str, namespace: str = "/") -> Any:
     """The Engine.IO socket of Socket.IO client SID, or None when it is gone.
 
     Reaches into python-engineio's `Server.sockets` (a dict eio_sid → Socket): no public API tells
@@ -19,7 +28,7 @@ def engineio_socket(server, sid: str, namespace: str = "/"):
     return server.eio.sockets.get(eio_sid) if eio_sid else None
 
 
-def engineio_queue_size(server, sid: str, namespace: str = "/") -> int:
+def engineio_queue_size(server: Any, sid: str, namespace: str = "/") -> int:
     """Packets waiting in the Engine.IO send queue of Socket.IO client SID (0 when gone).
 
     Reaches into python-engineio's `AsyncSocket.queue` (an asyncio.Queue).
@@ -28,7 +37,7 @@ def engineio_queue_size(server, sid: str, namespace: str = "/") -> int:
     return socket.queue.qsize() if socket is not None else 0
 
 
-def engineio_sessions(server) -> dict:
+def engineio_sessions(server: Any) -> dict[str, Any]:
     """A snapshot {eio_sid: Socket} of every Engine.IO session of SERVER (a python-socketio AsyncServer).
 
     Reaches into python-engineio's `Server.sockets`: no public API lists the sessions, and the sweeper
@@ -37,7 +46,7 @@ def engineio_sessions(server) -> dict:
     return dict(server.eio.sockets)
 
 
-async def engineio_close_nowait(server, eio_sid: str) -> bool:
+async def engineio_close_nowait(server: Any, eio_sid: str) -> bool:
     """Close Engine.IO session EIO_SID of SERVER (an AsyncServer) without waiting for the client; False when gone.
 
     Reaches into python-engineio's `AsyncServer.sockets` and `AsyncSocket.close(wait=False, reason=…)`: the
@@ -61,7 +70,7 @@ MAX_REQUEST_TARGET_BYTES = 8192
 MAX_HEADER_BYTES = 65536
 
 
-def header_deadline_protocol(timeout_s: float) -> type:
+def header_deadline_protocol(timeout_s: float) -> type[asyncio.Protocol]:
     """uvicorn's httptools protocol class with a deadline (TIMEOUT_S) and size limits on each request head.
 
     Subclasses `uvicorn.protocols.http.httptools_impl.HttpToolsProtocol` and uses its undocumented parts: the
@@ -83,52 +92,53 @@ def header_deadline_protocol(timeout_s: float) -> type:
 
         head_timeout_s = timeout_s
 
-        def connection_made(self, transport):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
             """Accept the connection; its first request head is due within the deadline."""
-            super().connection_made(transport)
-            self.head_deadline = None
+            super().connection_made(transport)  # type: ignore[arg-type]  # uvicorn asks for a Transport; asyncio passes one
+            self.head_deadline: asyncio.TimerHandle | None = None
             self.head_refusal: tuple[int, str] | None = None
             self.header_bytes = 0
             self._arm_head_deadline()
 
-        def on_message_begin(self):
+        def on_message_begin(self) -> None:
             """A new request head: its header fields are counted from zero."""
             super().on_message_begin()
             self.header_bytes = 0
 
-        def on_url(self, url):
+        def on_url(self, url: bytes) -> None:
             """Take a piece of the request target, refusing one that grows too long."""
             super().on_url(url)
             if len(self.url) > MAX_REQUEST_TARGET_BYTES:
                 self._refuse_head(414, f"request target longer than {MAX_REQUEST_TARGET_BYTES} bytes")
 
-        def on_header(self, name, value):
+        def on_header(self, name: bytes, value: bytes) -> None:
             """Take a header field, refusing header fields too large together."""
             self.header_bytes += len(name) + len(value) + 4
             if self.header_bytes > MAX_HEADER_BYTES:
                 self._refuse_head(431, f"request header fields larger than {MAX_HEADER_BYTES} bytes")
             super().on_header(name, value)
 
-        def on_headers_complete(self):
+        def on_headers_complete(self) -> None:
             """The head arrived in time: the body has its own deadline (ConnectionLimits)."""
             self._disarm_head_deadline()
             super().on_headers_complete()
 
-        def on_response_complete(self):
+        def on_response_complete(self) -> None:
             """The answer is out: the next request head is due within the deadline (keep-alive stays as is)."""
             super().on_response_complete()
             if not self.transport.is_closing():
                 self._arm_head_deadline()
 
-        def connection_lost(self, exc):
+        def connection_lost(self, exc: Exception | None) -> None:
             """Forget the deadline with the connection."""
             self._disarm_head_deadline()
             super().connection_lost(exc)
 
-        def send_400_response(self, msg):
+        def send_400_response(self, msg: str) -> None:
             """uvicorn's answer to an unparsable request, or the refusal of a head over a limit."""
             if self.head_refusal is None:
-                return super().send_400_response(msg)
+                super().send_400_response(msg)
+                return
             status, text = self.head_refusal
             body = text.encode()
             head = (
@@ -137,23 +147,24 @@ def header_deadline_protocol(timeout_s: float) -> type:
             )
             self.transport.write(head.encode() + body)
             self.transport.close()
-            return None
 
-        def _refuse_head(self, status, text):
+        def _refuse_head(self, status: int, text: str) -> None:
             # Raised from a parser callback: httptools stops and uvicorn answers through send_400_response.
             self.head_refusal = (status, text)
             raise HeadRefused(text)
 
-        def _arm_head_deadline(self):
+        def _arm_head_deadline(self) -> None:
             self._disarm_head_deadline()
             self.head_deadline = self.loop.call_later(self.head_timeout_s, self._head_deadline_passed)
 
-        def _disarm_head_deadline(self):
-            if getattr(self, "head_deadline", None) is not None:
-                self.head_deadline.cancel()
+        def _disarm_head_deadline(self) -> None:
+            # connection_lost may come before connection_made set the attribute.
+            deadline = getattr(self, "head_deadline", None)
+            if deadline is not None:
+                deadline.cancel()
                 self.head_deadline = None
 
-        def _head_deadline_passed(self):
+        def _head_deadline_passed(self) -> None:
             self.head_deadline = None
             # Between requests only: a request being answered (a long poll, a slow handler) is not cut.
             if self.cycle is None or self.cycle.response_complete:
@@ -177,12 +188,11 @@ def engineio_polling_close_never_waits() -> None:
     if getattr(original, "qs_polling_never_waits", False):
         return
 
-    async def close(self, wait=True, abort=False, reason=None):
+    async def close(self: Any, wait: bool = True, abort: bool = False, reason: Any = None) -> Any:
         """AsyncSocket.close, waiting only when a websocket writer will collect the CLOSE packet."""
         return await original(self, wait=wait and self.upgraded, abort=abort, reason=reason)
 
-    close.qs_polling_never_waits = True
-    close.qs_original = original
+    _mark(close, qs_polling_never_waits=True, qs_original=original)
     async_socket.AsyncSocket.close = close
 
 
@@ -200,7 +210,7 @@ def engineio_bad_frame_ends_session() -> None:
     if getattr(original, "qs_wrapped", False):
         return
 
-    async def _websocket_handler(self, ws):
+    async def _websocket_handler(self: Any, ws: Any) -> Any:
         """The library's handler; any error in it closes this session instead of leaving it behind."""
         try:
             return await original(self, ws)
@@ -212,7 +222,7 @@ def engineio_bad_frame_ends_session() -> None:
             await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
             return []
 
-    _websocket_handler.qs_wrapped = True
+    _mark(_websocket_handler, qs_wrapped=True)
     async_socket.AsyncSocket._websocket_handler = _websocket_handler
 
 
@@ -229,7 +239,7 @@ def socketio_event_errors_logged() -> None:
     if getattr(original, "qs_wrapped", False):
         return
 
-    async def _handle_event_internal(self, server, sid, *args, **kwargs):
+    async def _handle_event_internal(self: Any, server: Any, sid: str, *args: Any, **kwargs: Any) -> Any:
         """The library's dispatch; an error is logged in one line and the event dropped."""
         try:
             return await original(self, server, sid, *args, **kwargs)
@@ -237,7 +247,7 @@ def socketio_event_errors_logged() -> None:
             self.logger.warning("event from %s dropped: %s: %s", sid, type(exc).__name__, str(exc)[:100])
             return None
 
-    _handle_event_internal.qs_wrapped = True
+    _mark(_handle_event_internal, qs_wrapped=True)
     socketio.AsyncServer._handle_event_internal = _handle_event_internal
 
 
@@ -248,7 +258,7 @@ def harden_socketio() -> None:
     engineio_polling_close_never_waits()
 
 
-def restart_safe_redbeat_scheduler():
+def restart_safe_redbeat_scheduler() -> type[Any]:
     """RedBeat's scheduler class, with a `tick` that waits out a Redis restart instead of exiting the beat.
 
     Stock RedBeat's tick extends its lock and raises when Redis lost it, which ends the beat process. This
@@ -267,10 +277,12 @@ def restart_safe_redbeat_scheduler():
 
     log = logging.getLogger("tasks.beat_scheduler")
 
-    class RestartSafeRedBeatScheduler(RedBeatScheduler):
+    class RestartSafeRedBeatScheduler(RedBeatScheduler):  # type: ignore[misc]  # redbeat ships no types
         """RedBeat that waits out a Redis outage, re-takes a lost lock and re-seeds a lost schedule."""
 
-        def tick(self, min=min, **kwargs):
+        lock: Any  # RedBeat's: its redis-py Lock, or None before the first tick
+
+        def tick(self, min: Callable[[list[float]], float] = min, **kwargs: Any) -> float:
             """One beat: hold the lock, restore the schedule if Redis lost it, send what is due."""
             try:
                 if self.lock_key and not self._hold_lock():
@@ -304,7 +316,7 @@ def restart_safe_redbeat_scheduler():
 # --- notification attempts (tasks/attempt_deadline.py) ------------------------------------------------------
 
 
-def requests_bodies_capped(limit_now) -> None:
+def requests_bodies_capped(limit_now: Callable[[], int | None]) -> None:
     """Make requests read at most LIMIT_NOW() bytes of a body it would read whole (LIMIT_NOW() None: no cap).
 
     Apprise's plugins call requests without `stream`, so requests reads a destination's whole answer into memory
@@ -319,7 +331,8 @@ def requests_bodies_capped(limit_now) -> None:
         return
     original = requests.Session.send
 
-    def send(self, request, **kwargs):
+    def send(self: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Session.send, reading at most LIMIT_NOW() bytes of a body it would read whole."""
         limit = limit_now()
         if limit is None or kwargs.get("stream", self.stream):
             return original(self, request, **kwargs)
@@ -333,21 +346,21 @@ def requests_bodies_capped(limit_now) -> None:
         finally:
             response.close()  # the rest of a longer answer is never read
         response._content = bytes(body[:limit])
-        response._content_consumed = True
+        response._content_consumed = True  # type: ignore[attr-defined]  # private, untyped: see the docstring
         return response
 
-    send.qs_capped = True
-    requests.Session.send = send
+    _mark(send, qs_capped=True)
+    requests.Session.send = send  # type: ignore[method-assign]  # the hook itself: requests has no cap option
 
 
 # --- the broadcast fast path (backend/web/broadcast.py) ---------------------------------------------------------
 
 # The key under which the websocket protocol puts itself in its ASGI scope's "extensions".
 WEBSOCKET_EXTENSION = "qs.websocket"
-_websocket_protocol_class = None
+_websocket_protocol_class: type[asyncio.Protocol] | None = None
 
 
-def websocket_protocol_class():
+def websocket_protocol_class() -> type[asyncio.Protocol]:
     """uvicorn's websockets-sansio protocol class, each connection of it reachable from its ASGI scope.
 
     Subclasses uvicorn's `WebSocketsSansIOProtocol` (what `ws="auto"` picks) and overrides its private
@@ -363,7 +376,7 @@ def websocket_protocol_class():
         class FastWebSocketProtocol(WebSocketsSansIOProtocol):
             """uvicorn's sansio websocket protocol, announced in its scope's extensions."""
 
-            def handle_connect(self, event) -> None:
+            def handle_connect(self, event: Any) -> None:
                 """The library's handshake; an accepted one's scope names this protocol."""
                 super().handle_connect(event)
                 scope = self.__dict__.get("scope")  # only an accepted handshake gets one
@@ -407,18 +420,17 @@ def engineio_websocket_protocols() -> None:
     if getattr(original, "qs_protocols", False):
         return
 
-    async def _upgrade_websocket(self, environ):
+    async def _upgrade_websocket(self: Any, environ: dict[str, Any]) -> Any:
         """The library's upgrade, with the connection's protocol (None when it is not ours) on the session."""
         extensions = (environ.get("asgi.scope") or {}).get("extensions") or {}
         self.qs_websocket = extensions.get(WEBSOCKET_EXTENSION)
         return await original(self, environ)
 
-    _upgrade_websocket.qs_protocols = True
-    _upgrade_websocket.qs_original = original
+    _mark(_upgrade_websocket, qs_protocols=True, qs_original=original)
     async_socket.AsyncSocket._upgrade_websocket = _upgrade_websocket
 
 
-def websocket_fast_send(eio, eio_sid: str, frame: bytes, now: float) -> str:
+def websocket_fast_send(eio: Any, eio_sid: str, frame: bytes, now: float) -> str:
     """Write FRAME (a whole websocket frame) to client EIO_SID's transport now, if that keeps its order.
 
     EIO is python-socketio's `AsyncServer.eio`; NOW is time.time(). Returns "sent", or why it did not write, so
@@ -457,7 +469,7 @@ def websocket_fast_send(eio, eio_sid: str, frame: bytes, now: float) -> str:
     return "sent"
 
 
-def engineio_backlog(eio, eio_sid: str) -> tuple[int, int]:
+def engineio_backlog(eio: Any, eio_sid: str) -> tuple[int, int]:
     """(packets queued, bytes unsent in the transport's buffer) of client EIO_SID; (0, 0) when it is gone.
 
     Reaches into python-engineio's `AsyncServer.sockets`, `AsyncSocket.queue` and the `qs_websocket` protocol of
@@ -471,7 +483,7 @@ def engineio_backlog(eio, eio_sid: str) -> tuple[int, int]:
     return socket.queue.qsize(), unsent
 
 
-async def engineio_cut(eio, eio_sid: str) -> bool:
+async def engineio_cut(eio: Any, eio_sid: str) -> bool:
     """End client EIO_SID's session at once, dropping what is queued for it; False when it was gone.
 
     Reaches into python-engineio's `AsyncServer.sockets` and `AsyncSocket.close(wait=False, abort=True, …)` (the
@@ -491,7 +503,7 @@ async def engineio_cut(eio, eio_sid: str) -> bool:
 # --- python-socketio clients (the test harness's RecordingClient; any Python consumer of the signals) ----------
 
 
-def socketio_client_events_in_order(client) -> None:
+def socketio_client_events_in_order(client: Any) -> None:
     """Make python-socketio's CLIENT (a `socketio.Client`) handle its events one at a time, in arrival order.
 
     python-engineio's client starts a new thread for every MESSAGE packet it reads (`Client._receive_packet`
@@ -505,11 +517,11 @@ def socketio_client_events_in_order(client) -> None:
     if getattr(original, "qs_in_order", False):
         return
 
-    def _trigger_event(event, *args, **kwargs):
+    def _trigger_event(event: str, *args: Any, **kwargs: Any) -> Any:
         """The library's dispatch, synchronous for "message"."""
         if event == "message":
             kwargs["run_async"] = False
         return original(event, *args, **kwargs)
 
-    _trigger_event.qs_in_order = True
+    _mark(_trigger_event, qs_in_order=True)
     eio._trigger_event = _trigger_event

@@ -30,7 +30,7 @@ def ensure_epoch(client: redis.Redis) -> str:
 async def aensure_epoch(client: redis.asyncio.Redis) -> str:
     """ensure_epoch on an asyncio client."""
     await client.set(EPOCH_KEY, new_epoch(), nx=True)
-    return await client.get(EPOCH_KEY)
+    return cast(str, await client.get(EPOCH_KEY))  # set just above; a decoded client (make_async_redis) replies str
 
 
 def cursor(client: redis.Redis) -> tuple[str | None, int]:
@@ -42,7 +42,7 @@ def cursor(client: redis.Redis) -> tuple[str | None, int]:
 async def acursor(client: redis.asyncio.Redis) -> tuple[str | None, int]:
     """cursor on an asyncio client."""
     epoch, seq = await client.mget(EPOCH_KEY, SEQ_KEY)
-    return epoch, int(seq or 0)
+    return cast(str | None, epoch), int(seq or 0)  # a decoded client (make_async_redis) replies str
 
 
 def decode_entry(fields: Mapping[Any, Any] | None) -> dict[str, Any] | None:

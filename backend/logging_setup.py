@@ -79,7 +79,7 @@ class BoundedLogFilter(logging.Filter):
             if len(self._buckets) > 1000:  # kinds are code sites, but keep the table bounded anyway
                 self._buckets.clear()
             self._buckets[key] = [tokens - 1, now, 0]
-            return suppressed
+            return int(suppressed)  # kept as a float in the bucket list; counted in whole lines
 
 
 # uvicorn logs every connection and websocket handshake at INFO on "uvicorn.error": a line per stranger.

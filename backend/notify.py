@@ -16,9 +16,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from backend.settings import ConfigError, Settings
 from backend.signal_schema import (
@@ -56,7 +58,7 @@ class Destination:
         """A stable short name of the URL: what tasks and dead letters carry instead of the URL and its secrets."""
         return hashlib.sha256(self.url.encode()).hexdigest()[:12]
 
-    def matches(self, signal: Mapping) -> bool:
+    def matches(self, signal: Mapping[str, Any]) -> bool:
         """True when SIGNAL passes every filter; a strategy filter matches the full spec or its name."""
         if self.symbols and signal.get("symbol") not in self.symbols:
             return False
@@ -111,7 +113,8 @@ def parse_destination(url: str, where: str, filters: Mapping[str, Iterable[str]]
                 "(https://github.com/caronc/apprise/wiki)"
             )
         # Apprise's own privacy form keeps what identifies the service and masks tokens.
-        kind, label = APPRISE, plugin.url(privacy=True).split("?", 1)[0]
+        # Apprise marks some of its modules typed, but leaves URLBase.url unannotated.
+        kind, label = APPRISE, plugin.url(privacy=True).split("?", 1)[0]  # type: ignore[no-untyped-call]
         if getattr(plugin, "redirects", False):
             raise ConfigError(
                 f"{where}={label}: redirect=yes is not allowed; notifications never follow redirects, "
@@ -190,7 +193,7 @@ def plain_text(value: object) -> str:
     return _CONTROL_RE.sub(lambda m: " " if _SPACE_RE.match(m.group()) else "", str(value))
 
 
-def message(signal: Mapping) -> str:
+def message(signal: Mapping[str, Any]) -> str:
     """The human form: `BUY BTCUSDT @ 60012.5 · sma_cross 9/21 · 1m · 16:42 UTC`, then the reason on its own line.
 
     Every field goes through plain_text: the message's only line break is the one before the reason.
@@ -243,8 +246,9 @@ def count(client: redis.Redis, kind: str, outcome: str) -> None:
 
 def stats(client: redis.Redis) -> dict[tuple[str, str], int]:
     """{(kind, outcome): count}."""
-    found = {}
-    for key, value in client.hgetall(NOTIFY_STATS_KEY).items():
+    found: dict[tuple[str, str], int] = {}
+    counts = cast(dict[str, str], client.hgetall(NOTIFY_STATS_KEY))  # a decoded client (make_redis) replies str
+    for key, value in counts.items():
         kind, _, outcome = key.partition(":")
         found[(kind, outcome)] = int(value)
     return found
@@ -254,7 +258,7 @@ def add_dead_letter(
     client: redis.Redis, destination_id: str, kind: str, label: str, raw: str, error: str, attempts: int
 ) -> str:
     """Keep a delivery that gave up (the newest NOTIFY_DEAD_MAXLEN are kept) and count it; return its id."""
-    fields = {
+    fields: dict[FieldT, EncodableT] = {
         "dest": destination_id,
         "kind": kind,
         "target": label,
@@ -269,14 +273,16 @@ def add_dead_letter(
     return pipe.execute()[0]
 
 
-def dead_letters(client: redis.Redis) -> list[dict]:
+def dead_letters(client: redis.Redis) -> list[dict[str, str]]:
     """Every kept dead letter, oldest first, each with its `id`."""
-    return [{"id": entry_id, **fields} for entry_id, fields in client.xrange(NOTIFY_DEAD_KEY)]
+    # A decoded client (make_redis) replies [(id, {field: value})] in str, [] when there is no stream.
+    entries = cast(list[tuple[str, dict[str, str]]], client.xrange(NOTIFY_DEAD_KEY))
+    return [{"id": entry_id, **fields} for entry_id, fields in entries]
 
 
 def resend(client: redis.Redis, ids: Iterable[str] | None = None) -> list[str]:
     """Put the dead letters IDS (all when None) back for the dispatcher to deliver again; return the ids moved."""
-    moved = []
+    moved: list[str] = []
     for letter in dead_letters(client):
         if ids is not None and letter["id"] not in ids:
             continue

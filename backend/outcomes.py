@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -72,7 +72,7 @@ def stats_entry(
 
 
 def stats_of(
-    signals: Sequence[dict[str, Any]], open_time: Sequence[int], close: Sequence[float], horizons: Sequence[int]
+    signals: Sequence[Mapping[str, Any]], open_time: Sequence[int], close: Sequence[float], horizons: Sequence[int]
 ) -> dict[str, tuple[int, dict[int, Tally]]]:
     """{strategy: (signals, {h: Tally})} of SIGNALS on the bars (OPEN_TIME, CLOSE), as the live scan counts them."""
     from bisect import bisect_left
@@ -90,7 +90,7 @@ def stats_of(
     return found
 
 
-def signal_bar_ms(signal: dict[str, Any]) -> int | None:
+def signal_bar_ms(signal: Mapping[str, Any]) -> int | None:
     """Epoch ms of the signal's bar_time, None when it has no valid one."""
     return signal_ms(signal.get("bar_time"))
 

@@ -51,7 +51,7 @@ def make_redis(url: str, **overrides: Any) -> redis.Redis:
     return redis.Redis.from_url(strip_tls_query(url), **options)
 
 
-def make_async_redis(url: str, **overrides) -> redis.asyncio.Redis:
+def make_async_redis(url: str, **overrides: Any) -> redis.asyncio.Redis:
     """An asyncio Redis client for URL, with make_redis's options; string replies decoded as UTF-8."""
     options = {**redis_options(url), "decode_responses": True, **overrides}
     return redis.asyncio.Redis.from_url(strip_tls_query(url), **options)

@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import Any, Literal
 
 from backend.signal_schema import CHANNEL_DEFAULT, valid_symbol
 
@@ -93,8 +93,10 @@ class MarketSourceSpec:
     @classmethod
     def parse(cls, text: str) -> MarketSourceSpec:
         """The spec of "binance", "ccxt:ID", "simulated" or "csv:PATH"; raise ConfigError for anything else."""
-        if text in ("binance", "simulated"):
-            return cls(text)
+        if text == "binance":
+            return cls("binance")
+        if text == "simulated":
+            return cls("simulated")
         if text.startswith("ccxt:"):
             if not _EXCHANGE_ID.match(text[5:]):
                 raise ConfigError(
@@ -237,7 +239,8 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and check every setting; raise ConfigError naming the bad one."""
         env = os.environ if env is None else env
-        default = {f.name: f.default for f in fields(cls)}
+        # Every field has a plain default (no default_factory), so none of these is MISSING.
+        default: dict[str, Any] = {f.name: f.default for f in fields(cls)}
         source = _text(env, "MARKET_SOURCE", str(default["market_source"]))
         return cls(
             redis_url=_redis_url(env, default["redis_url"]),

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 from backend import compat
 
@@ -77,7 +78,7 @@ def _shutdown(sock: socket.socket) -> None:
         pass
 
 
-def _on_audit(event: str, args: tuple) -> None:
+def _on_audit(event: str, args: tuple[Any, ...]) -> None:
     if event != "socket.connect":
         return
     deadline = _current.get()

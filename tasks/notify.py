@@ -14,9 +14,11 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 import redis
 import requests
+from celery import Task
 from redis.lock import Lock
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
@@ -37,6 +39,9 @@ from backend.signal_schema import (
 from tasks.attempt_deadline import attempt_deadline
 from tasks.celery import app
 from tasks.config import worker_config
+
+# A history entry as a decoded client (make_redis) reads it: (id, {field: value}).
+Entry = tuple[str, dict[str, str]]
 
 log = logging.getLogger(__name__)
 # Apprise's own lines can quote a service's tokens (a chat id, a webhook path); ours name the redacted label.
@@ -83,7 +88,7 @@ def _session() -> requests.Session:
     return _local.session
 
 
-def _emitted(signal: dict) -> float | None:
+def _emitted(signal: dict[str, Any]) -> float | None:
     try:
         return datetime.fromisoformat(str(signal.get("emitted_at"))).timestamp()
     except ValueError:
@@ -118,9 +123,13 @@ def _create_group(client: redis.Redis) -> None:
             raise
 
 
-def _read_new(client: redis.Redis) -> list:
+def _read_new(client: redis.Redis) -> list[Entry]:
     try:
-        reply = client.xreadgroup(NOTIFY_GROUP, CONSUMER, {HISTORY_KEY: ">"}, count=BATCH)
+        # RESP2 on a decoded client (make_redis): [[stream, [(id, {field: value})]]] in str, or None.
+        reply = cast(
+            list[tuple[str, list[Entry]]] | None,
+            client.xreadgroup(NOTIFY_GROUP, CONSUMER, {HISTORY_KEY: ">"}, count=BATCH),
+        )
     except redis.ResponseError as exc:
         if "NOGROUP" not in str(exc):
             raise
@@ -129,7 +138,7 @@ def _read_new(client: redis.Redis) -> list:
     return list(reply[0][1]) if reply else []
 
 
-def _claim_stale(client: redis.Redis) -> list:
+def _claim_stale(client: redis.Redis) -> list[Entry]:
     try:
         reply = client.xautoclaim(HISTORY_KEY, NOTIFY_GROUP, CONSUMER, CLAIM_IDLE_MS, "0-0", count=BATCH)
     except redis.ResponseError as exc:
@@ -144,7 +153,7 @@ def _claim_stale(client: redis.Redis) -> list:
     return list(reply[1])
 
 
-def _enqueue(client: redis.Redis, entries: list) -> int:
+def _enqueue(client: redis.Redis, entries: list[Entry]) -> int:
     config = worker_config()
     max_age = config.settings.notify_max_age_s
     queued, ids = 0, []
@@ -290,7 +299,7 @@ def _attempt(client: redis.Redis, destination: Destination, raw: str) -> Outcome
         return Outcome(False, retry=True, error="an attempt to this destination is in flight", busy=True)
     done = threading.Event()
 
-    def watch():  # still waiting after SLOW_AFTER_S: mark the destination slow; keep the lease while it runs
+    def watch() -> None:  # still waiting after SLOW_AFTER_S: mark the destination slow; keep the lease while it runs
         while not done.wait(SLOW_AFTER_S):
             try:
                 client.set(slow_key, 1, ex=NOTIFY_SLOW_TTL_S)
@@ -321,7 +330,12 @@ def _attempt(client: redis.Redis, destination: Destination, raw: str) -> Outcome
 
 @app.task(name="tasks.notify.deliver", bind=True, ignore_result=True, max_retries=None, acks_late=True)
 def deliver(
-    self, destination_id: str, raw: str, since: float, not_before: float = 0.0, failures: int | None = None
+    self: Task[Any, Any],
+    destination_id: str,
+    raw: str,
+    since: float,
+    not_before: float = 0.0,
+    failures: int | None = None,
 ) -> None:
     """Deliver one stored signal to one destination; retry until NOTIFY_MAX_AGE_S after SINCE, then dead-letter.
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import socketio
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend import compat
 from backend.logging_setup import peer_logger
@@ -27,11 +28,11 @@ RESTART_PAUSE_S = 1.0
 class WebApp:
     """The ASGI app a server runs; `.state` (the WebState) and `.api` (the FastAPI app) are there for tests."""
 
-    def __init__(self, asgi, state: WebState, api: FastAPI):
+    def __init__(self, asgi: ASGIApp, state: WebState, api: FastAPI) -> None:
         """Serve ASGI (the outermost middleware); STATE and API are what it was built from."""
         self.asgi, self.state, self.api = asgi, state, api
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Hand the connection to the middleware chain."""
         await self.asgi(scope, receive, send)
 
@@ -56,17 +57,25 @@ def create_app(settings: Settings | None = None) -> WebApp:
         engineio_logger=peer_logger("engineio.server"),
     )
     client = make_redis(settings.redis_url)
-    state = WebState(settings=settings, redis=client, aredis=make_async_redis(settings.redis_url), sio=sio)
+    aredis = make_async_redis(settings.redis_url)
     # FAST_BROADCAST: live signals framed once and written to idle websockets; with it on or off, a client
     # that falls behind past SLOW_CLIENT_MAX_PACKETS / _BYTES is cut (backend/web/broadcast.py).
     broadcaster = Broadcaster.from_settings(sio, settings)
-    state.relay = Relay(sio, settings, state.aredis, broadcaster)
-    state.namespace = SignalsNamespace(state.relay, state.aredis, settings.auth_tokens, settings.subscribe_rate_limit)
-    sio.register_namespace(state.namespace)
-    state.publisher = Publisher.from_settings(settings, client)
-    state.publish_limit = rate_limits.PublishLimit(settings, client)
-    state.signals_cache = api.BodyCache()
-    state.sweeper = connection_limits.SessionSweeper(sio, settings.connect_timeout)
+    relay = Relay(sio, settings, aredis, broadcaster)
+    namespace = SignalsNamespace(relay, aredis, settings.auth_tokens, settings.subscribe_rate_limit)
+    sio.register_namespace(namespace)
+    state = WebState(
+        settings=settings,
+        redis=client,
+        aredis=aredis,
+        sio=sio,
+        relay=relay,
+        namespace=namespace,
+        publisher=Publisher.from_settings(settings, client),
+        publish_limit=rate_limits.PublishLimit(settings, client),
+        sweeper=connection_limits.SessionSweeper(sio, settings.connect_timeout),
+        signals_cache=api.BodyCache(),
+    )
 
     fastapi_app = FastAPI(
         title="Quantum Signals",
@@ -92,11 +101,11 @@ def create_app(settings: Settings | None = None) -> WebApp:
     return WebApp(served, state, fastapi_app)
 
 
-def _lifespan(state: WebState):
+def _lifespan(state: WebState) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """The lifespan: the relay and the session sweeper run while the app serves; Redis clients close after."""
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks = [
             asyncio.create_task(supervise("relay", state.relay.run), name="qs-relay"),
             asyncio.create_task(supervise("session sweeper", state.sweeper.run), name="qs-session-sweeper"),

@@ -21,11 +21,13 @@ import struct
 import time
 from collections import Counter
 
+import socketio
 from engineio import packet as eio_packet
 from prometheus_client import Counter as PromCounter
 from socketio import packet as sio_packet
 
 from backend import compat
+from backend.settings import Settings
 from backend.web import metrics
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,9 @@ def text_frame(payload: bytes) -> bytes:
 class Broadcaster:
     """Emits an event to this process's clients in some rooms, each once, and cuts those that fell behind."""
 
-    def __init__(self, sio, fast: bool = True, max_packets: int = 1000, max_bytes: int = 1 << 20):
+    def __init__(
+        self, sio: socketio.AsyncServer, fast: bool = True, max_packets: int = 1000, max_bytes: int = 1 << 20
+    ) -> None:
         """SIO is the AsyncServer; FAST writes pre-framed bytes where it may; MAX_* bound a client's backlog."""
         self.sio = sio
         self.fast = fast
@@ -63,11 +67,11 @@ class Broadcaster:
         compat.engineio_websocket_protocols()
 
     @classmethod
-    def from_settings(cls, sio, settings) -> Broadcaster:
+    def from_settings(cls, sio: socketio.AsyncServer, settings: Settings) -> Broadcaster:
         """The broadcaster SETTINGS ask for: FAST_BROADCAST, SLOW_CLIENT_MAX_PACKETS, SLOW_CLIENT_MAX_BYTES."""
         return cls(sio, settings.fast_broadcast, settings.slow_client_max_packets, settings.slow_client_max_bytes)
 
-    async def emit(self, event: str, data, rooms: list[str]) -> None:
+    async def emit(self, event: str, data: object, rooms: list[str]) -> None:
         """Send EVENT with DATA to the clients in ROOMS (each once), in order behind what each has queued.
 
         The recipients are fixed before the first await, as AsyncServer.emit fixes them (backend/web/relay.py).

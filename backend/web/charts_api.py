@@ -4,6 +4,7 @@ Redis only (the worker writes them: docs/architecture.md, "Charts and outcomes")
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import redis
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -108,7 +109,7 @@ def stats(
     strategy: str | None = Query(None, description="Only this strategy spec"),
     symbol: str | None = SYMBOL_QUERY,
     state: WebState = Depends(get_state),
-) -> dict:
+) -> dict[str, Any]:
     """Outcome counts per strategy (per symbol when asked) in the current epoch."""
     wanted_strategy = _strategy(strategy)
     wanted = parse_symbol(symbol)
@@ -127,7 +128,7 @@ def outcomes(
         None, description=f"How many of the latest signals (1..{OUTCOMES_MAX}, {OUTCOMES_DEFAULT})"
     ),
     state: WebState = Depends(get_state),
-) -> dict:
+) -> dict[str, Any]:
     """Every known outcome of the latest `limit` signals (of symbol, or all)."""
     wanted = parse_symbol(symbol)
     count = parse_int("limit", limit, 1, OUTCOMES_MAX) or OUTCOMES_DEFAULT

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs
 
 import redis
@@ -47,25 +48,25 @@ def rooms_for(symbols: frozenset[str] | None) -> set[str]:
     return {ALL_ROOM} if symbols is None else {symbol_room(s) for s in symbols}
 
 
-def query_params(environ: dict) -> dict[str, str]:
+def query_params(environ: dict[str, Any]) -> dict[str, str]:
     """The connect URL's query parameters (the first value of each), as python-engineio's environ carries them."""
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     return {name: values[0] for name, values in query.items()}
 
 
-class SignalsNamespace(socketio.AsyncNamespace):
+class SignalsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # python-socketio ships no types
     """The `/` namespace: its handlers bring each client from its cursor to the live stream."""
 
     def __init__(
         self, relay: Relay, client: redis.asyncio.Redis, tokens: tuple[str, ...], subscribe_rate: str = "5/second"
-    ):
+    ) -> None:
         """Bind to the relay whose cursor is authoritative and the history reader; register with register_namespace."""
         super().__init__(NAMESPACE)
         self.relay = relay
         self.redis = client
         self.tokens = tokens
         self.clients: dict[str, ClientState] = {}
-        self._tasks: set[asyncio.Task] = set()  # attach tasks, held so none is collected while it runs
+        self._tasks: set[asyncio.Task[None]] = set()  # attach tasks, held so none is collected while it runs
         # Each subscribe moves the client between up to MAX_SYMBOLS rooms: cheap once, not a thousand times.
         self._subscribe_rate = parse_many(subscribe_rate)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
@@ -77,7 +78,7 @@ class SignalsNamespace(socketio.AsyncNamespace):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def trigger_event(self, event, *args):
+    async def trigger_event(self, event: object, *args: Any) -> Any:
         """Dispatch EVENT to its on_ method; any other name a client sends is not handled (and gets no ack).
 
         A set lookup, as python-socketio's own handler table does: an unhashable name (a list) still fails
@@ -102,7 +103,7 @@ class SignalsNamespace(socketio.AsyncNamespace):
         )
         return True
 
-    async def on_connect(self, sid, environ=None, auth=None):
+    async def on_connect(self, sid: str, environ: Any = None, auth: Any = None) -> None:
         """Check the token, read the cursor and filter, then attach the client in the background.
 
         ENVIRON is optional: a forged `42["connect"]` arrives with the sid alone, and must reach _reserved.
@@ -112,7 +113,8 @@ class SignalsNamespace(socketio.AsyncNamespace):
         auth = auth if isinstance(auth, dict) else {}
         args = query_params(environ) if isinstance(environ, dict) else {}
 
-        def param(name):
+        def param(name: str) -> object:
+            """The connect auth's NAME, else the query string's."""
             return auth.get(name, args.get(name))
 
         if not token_ok(param("token"), self.tokens):
@@ -132,13 +134,15 @@ class SignalsNamespace(socketio.AsyncNamespace):
         task.add_done_callback(self._tasks.discard)
         return None
 
-    async def on_disconnect(self, sid, *_reason):
+    async def on_disconnect(self, sid: str, *_reason: object) -> None:
         """Forget the client."""
         if self._reserved("disconnect", sid):
             return
         self.clients.pop(sid, None)
 
-    async def on_subscribe(self, sid, data=None, *_extra):  # a stranger may send more arguments than one
+    async def on_subscribe(
+        self, sid: str, data: object = None, *_extra: object
+    ) -> dict[str, object]:  # a stranger may send more arguments than one
         """Change the client's symbol filter; answers {"symbols": [...]} or {"error": ...}."""
         state = self.clients.get(sid)
         if state is None:
@@ -161,7 +165,7 @@ class SignalsNamespace(socketio.AsyncNamespace):
         state.rooms, state.symbols = new_rooms, symbols
         return {"symbols": sorted(symbols) if symbols else None}
 
-    async def _send(self, sid: str, event: str, data: dict) -> None:
+    async def _send(self, sid: str, event: str, data: dict[str, Any]) -> None:
         await self.server.emit(event, data, to=sid, namespace=NAMESPACE)
 
     def _queued(self, sid: str) -> int:

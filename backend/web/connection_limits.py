@@ -14,6 +14,9 @@ import asyncio
 import logging
 import time
 
+import socketio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from backend import compat
 from backend.web import metrics
 from backend.web.security import header, respond
@@ -38,12 +41,12 @@ class ConnectionLimits:
 
     def __init__(
         self,
-        app,
+        app: ASGIApp,
         max_per_ip: int,
         max_body_bytes: int,
         body_timeout_s: float,
         body_limits: dict[str, int] | None = None,
-    ):
+    ) -> None:
         """Wrap APP; MAX_PER_IP 0 means no cap; BODY_LIMITS: a larger body limit for some paths."""
         self.app = app
         self.max_per_ip = max_per_ip
@@ -53,7 +56,7 @@ class ConnectionLimits:
         # One event loop runs every request and nothing awaits between reading and writing a count.
         self.active: dict[str, int] = {}
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Count the request against its address for as long as it runs (a websocket: its whole life)."""
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
@@ -65,11 +68,12 @@ class ConnectionLimits:
         try:
             if scope["type"] == "http":
                 try:
-                    receive = await self.read_body(scope, receive)
+                    body_receive = await self.read_body(scope, receive)
                 except Refusal as refusal:
                     return await self.refuse(scope, send, refusal)
-                if receive is None:
+                if body_receive is None:
                     return None  # the client left before its body arrived: nobody to answer
+                receive = body_receive
             await self.app(scope, receive, send)
         finally:
             left = self.active.get(address, 1) - 1
@@ -78,7 +82,7 @@ class ConnectionLimits:
             else:
                 self.active.pop(address, None)
 
-    async def read_body(self, scope, receive):
+    async def read_body(self, scope: Scope, receive: Receive) -> Receive | None:
         """The request body read into memory within the deadline, as a new RECEIVE; None when the client left.
 
         Raises Refusal for a body over its limit (unread when Content-Length says so) or too slow.
@@ -94,7 +98,8 @@ class ConnectionLimits:
         too_large = Refusal("body_too_large", 413, f"request body larger than {limit} bytes\n")
         if length > limit:
             raise too_large
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         try:
             async with asyncio.timeout(self.body_timeout_s):
                 while True:
@@ -116,7 +121,7 @@ class ConnectionLimits:
         body = b"".join(chunks)
         replayed = False
 
-        async def replay():
+        async def replay() -> Message:
             """The whole body once, then what the server says next (a disconnect)."""
             nonlocal replayed
             if not replayed:
@@ -127,7 +132,7 @@ class ConnectionLimits:
         return replay
 
     @staticmethod
-    async def refuse(scope, send, refusal: Refusal) -> None:
+    async def refuse(scope: Scope, send: Send, refusal: Refusal) -> None:
         """Answer the refusal in plain text, count it, and have the server close the connection (body unread)."""
         metrics.CONNECTIONS_REFUSED.labels(refusal.reason).inc()
         headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
@@ -137,7 +142,7 @@ class ConnectionLimits:
 class SessionSweeper:
     """Closes Engine.IO sessions that have not connected the `/` namespace within CONNECT_TIMEOUT seconds."""
 
-    def __init__(self, sio, connect_timeout_s: float):
+    def __init__(self, sio: socketio.AsyncServer, connect_timeout_s: float) -> None:
         """Sweep the sessions of SIO (a socketio.AsyncServer); run() is the loop the app's lifespan runs."""
         self.sio = sio
         self.connect_timeout_s = connect_timeout_s

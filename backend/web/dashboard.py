@@ -4,9 +4,10 @@ its files under /static (the vendored libraries come from `make install`)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -25,7 +26,7 @@ class RevalidatedStaticFiles(StaticFiles):
     The file names carry no version, so a cached copy must never outlive a deploy.
     """
 
-    def file_response(self, *args, **kwargs):
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
         """Starlette's file answer, with Cache-Control: no-cache."""
         response = super().file_response(*args, **kwargs)
         response.headers["Cache-Control"] = "no-cache"

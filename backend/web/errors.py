@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 import redis
 from fastapi import Request, Response
@@ -36,7 +37,7 @@ class JsonErrorRoute(APIRoute):
     contract's shape is `{"error": …}` (docs/architecture.md, "REST").
     """
 
-    def get_route_handler(self) -> Callable:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """The library's handler, with the project's refusals turned into answers."""
         handler = super().get_route_handler()
 

@@ -1,8 +1,10 @@
 """Prometheus metrics of the web process, and the notification counts the workers keep in Redis."""
 
+from collections.abc import Iterator
+
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from backend import notify
 from backend.signal_schema import NOTIFY_DEAD_KEY
@@ -43,7 +45,7 @@ class NotifyCollector:
         """Read through CLIENT."""
         self.client = client
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         """The families; nothing when Redis does not answer (the scrape still gets the process's own metrics)."""
         try:
             counts, dead = notify.stats(self.client), self.client.xlen(NOTIFY_DEAD_KEY)

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from backend.signal_schema import LAST_SCAN_KEY
 from backend.web.metrics import notify_metrics
-from backend.web.relay import HEARTBEAT_STALE_S
+from backend.web.relay import HEARTBEAT_STALE_S, Relay
 from backend.web.state import WebState, get_state
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def _error_type(detail: str | None) -> str:
     return head if re.fullmatch(r"\w{1,64}", head) else "error"
 
 
-def relay_state(relay) -> str:
+def relay_state(relay: Relay) -> str:
     """The relay as readiness sees it: a loop that stopped beating is stalled, whatever it last said."""
     if not relay.alive():
         return f"stalled (no heartbeat for over {HEARTBEAT_STALE_S:g} s)"
@@ -76,11 +76,11 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-def readyz(state: WebState = Depends(get_state)):
+def readyz(state: WebState = Depends(get_state)) -> JSONResponse:
     """200 when Redis answers and the relay is subscribed; 503 with the reason otherwise."""
     relay = state.relay
-    body = {"relay": relay_state(relay), "epoch": relay.epoch, "seq": relay.last_seq}
-    reasons = []
+    body: dict[str, object] = {"relay": relay_state(relay), "epoch": relay.epoch, "seq": relay.last_seq}
+    reasons: list[str] = []
     try:
         state.redis.ping()
         body["redis"] = "ok"

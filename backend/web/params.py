@@ -35,7 +35,7 @@ def parse_int(name: str, value: object, lo: int, hi: int | None = None) -> int |
     if isinstance(value, str) and not INTEGER_RE.fullmatch(value):
         raise BadRequest(f"{name}={value[:40]!r} is not an integer; write it in the digits 0-9 only")
     try:
-        number = int(value)
+        number = int(value)  # type: ignore[call-overload]  # any JSON value: what int() cannot take is caught
     except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity, which JSON auth may carry
         raise BadRequest(f"{name}={value!r} is not an integer") from None
     if number < lo or (hi is not None and number > hi):
@@ -59,7 +59,7 @@ def parse_symbol(value: object) -> str | None:
     if _absent(value):
         return None
     symbol = value.upper() if isinstance(value, str) and value.isascii() else value
-    if not valid_symbol(symbol):
+    if not isinstance(symbol, str) or not valid_symbol(symbol):  # valid_symbol refuses a non-str as well
         raise BadRequest(f"symbol={symbol!r} is not a symbol such as BTCUSDT")
     return symbol
 

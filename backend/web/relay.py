@@ -6,9 +6,12 @@ import asyncio
 import logging
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import redis
 import redis.asyncio
+import socketio
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -27,6 +30,9 @@ from backend.signal_schema import (
     parse_signal,
 )
 from backend.web import metrics
+
+if TYPE_CHECKING:
+    from backend.web.broadcast import Broadcaster
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +57,13 @@ def symbol_room(symbol: str) -> str:
 class Relay:
     """Subscribes to the channel in a background task and emits each signal to this process's clients."""
 
-    def __init__(self, sio, settings: Settings, client: redis.asyncio.Redis, broadcaster=None):
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        settings: Settings,
+        client: redis.asyncio.Redis,
+        broadcaster: Broadcaster | None = None,
+    ) -> None:
         """SIO is the AsyncServer; CLIENT serves history reads; BROADCASTER, if any, takes the live emits.
 
         BROADCASTER.emit(event, data, rooms) is a coroutine; like AsyncServer.emit it must pick its recipients
@@ -133,7 +145,7 @@ class Relay:
         reader = None
         try:
             await pubsub.subscribe(self.settings.signal_channel, self.outcome_channel)
-            messages = asyncio.Queue(READ_AHEAD)
+            messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue(READ_AHEAD)
             # A task of its own reads the subscription with no timeout: a read cut short by one (a large message
             # half-arrived) would lose the connection, and with it the unnumbered messages published meanwhile.
             reader = asyncio.create_task(_read(pubsub, messages), name="qs-relay-reader")
@@ -177,7 +189,7 @@ class Relay:
             if reader is not None:
                 reader.cancel()
                 await asyncio.gather(reader, return_exceptions=True)
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves PubSub.aclose unannotated
             await raw_client.aclose()
 
     async def _adopt_epoch(self, epoch: str) -> None:
@@ -294,14 +306,14 @@ class Relay:
         channel = channel or self.settings.signal_channel
         log.warning("dropped a message on %s: %s", channel, reason, extra={"rate_limited": True})
 
-    async def _emit_safely(self, signal: dict) -> None:
+    async def _emit_safely(self, signal: dict[str, Any]) -> None:
         """Emit SIGNAL; a failure drops this one signal, never the relay."""
         try:
             await self.emit(signal)
         except Exception as exc:  # noqa: BLE001 - whatever one message does, the next must still go out
             self._drop(f"could not be sent ({type(exc).__name__}: {str(exc)[:100]})")
 
-    async def emit(self, signal: dict) -> None:
+    async def emit(self, signal: dict[str, Any]) -> None:
         """Send SIGNAL to this process's clients in the all-room and its symbol's room."""
         rooms = [ALL_ROOM]
         symbol = signal.get("symbol")
@@ -316,7 +328,7 @@ class Relay:
         _observe_lag(signal)
 
 
-async def _read(pubsub, messages: asyncio.Queue) -> None:
+async def _read(pubsub: PubSub, messages: asyncio.Queue[dict[str, Any]]) -> None:
     """Move every message of PUBSUB to MESSAGES, waiting as long as it takes; end with the connection's error."""
     while True:
         message = await pubsub.get_message(timeout=None)
@@ -324,7 +336,9 @@ async def _read(pubsub, messages: asyncio.Queue) -> None:
             await messages.put(message)
 
 
-async def _next_message(messages: asyncio.Queue, reader: asyncio.Task, wait: float):
+async def _next_message(
+    messages: asyncio.Queue[dict[str, Any]], reader: asyncio.Task[None], wait: float
+) -> dict[str, Any] | None:
     """The next message the reader took, waiting up to WAIT; raises the reader's error once it has ended."""
     if not messages.empty():
         return messages.get_nowait()
@@ -342,7 +356,7 @@ async def _next_message(messages: asyncio.Queue, reader: asyncio.Task, wait: flo
     return None
 
 
-def _observe_lag(signal: dict) -> None:
+def _observe_lag(signal: dict[str, Any]) -> None:
     emitted_at = signal.get("emitted_at")
     if isinstance(emitted_at, str):
         try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 # lightweight-charts adds this <style> for its TradingView attribution logo (its licence asks for the
 # attribution); allowing exactly this text by hash keeps 'unsafe-inline' out of style-src.
 CHART_LOGO_STYLE_HASH = "'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY='"
@@ -64,11 +66,11 @@ class HostCheck:
     (made outside FastAPI) get the headers too.
     """
 
-    def __init__(self, app, allowed: tuple[str, ...]):
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...]) -> None:
         """Wrap APP; ALLOWED holds lower-case host patterns (empty: any host)."""
         self.app, self.allowed = app, allowed
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass allowed requests through; answer the others here, before any of the app runs."""
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
@@ -81,7 +83,7 @@ class HostCheck:
         await respond(scope, send, 400, [(b"content-type", b"application/json")], body)
 
 
-def header(scope, name: bytes) -> str:
+def header(scope: Scope, name: bytes) -> str:
     """The first NAME header of SCOPE as text ('' when absent)."""
     for key, value in scope["headers"]:
         if key == name:
@@ -89,7 +91,7 @@ def header(scope, name: bytes) -> str:
     return ""
 
 
-async def respond(scope, send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+async def respond(scope: Scope, send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
     """Answer STATUS with BODY (and the security headers) on an HTTP request or a websocket handshake."""
     headers = [*headers, (b"content-length", str(len(body)).encode()), *RAW_SECURITY_HEADERS]
     if scope["type"] == "http":
@@ -102,10 +104,10 @@ async def respond(scope, send, status: int, headers: list[tuple[bytes, bytes]], 
         await send({"type": "websocket.close", "code": 1008})
 
 
-def with_security_headers(send):
+def with_security_headers(send: Send) -> Send:
     """SEND adding whichever security headers a response (or a websocket's denial) lacks."""
 
-    async def send_with_headers(message):
+    async def send_with_headers(message: Message) -> None:
         """Complete the headers of a response start, then send it."""
         if message["type"] in ("http.response.start", "websocket.http.response.start"):
             present = {name.lower() for name, _ in message.get("headers", [])}

@@ -6,6 +6,7 @@ import logging
 import resource
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from backend import compat
 from backend.logging_setup import configure_logging
@@ -28,7 +29,7 @@ def raise_open_file_limit() -> int:
     return soft
 
 
-def uvicorn_config(app, settings: Settings, host: str = "0.0.0.0", port: int | None = None) -> uvicorn.Config:
+def uvicorn_config(app: ASGIApp, settings: Settings, host: str = "0.0.0.0", port: int | None = None) -> uvicorn.Config:
     """How uvicorn serves APP with SETTINGS on HOST:PORT (PORT: settings.port); tests serve through it too."""
     return uvicorn.Config(
         app,
