@@ -10,6 +10,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from backend import asyncapi
+from backend.contract import SYMBOL_PATTERN, TIMEFRAME_PATTERN
 from backend.web.errors import JsonErrorRoute
 from backend.web.rate_limits import limit_address
 from backend.web.state import WebState, get_state
@@ -39,8 +41,17 @@ def dashboard(request: Request, state: WebState = Depends(get_state)) -> HTMLRes
     context = {
         "scan_symbols": " ".join(settings.symbols),
         "scan_timeframes": " ".join(settings.timeframe.split(",")),
+        # The page's symbol and timeframe rules are the contract's, not a copy in app.js.
+        "symbol_pattern": SYMBOL_PATTERN,
+        "timeframe_pattern": TIMEFRAME_PATTERN,
     }
     return templates.TemplateResponse(request, "index.html", context)
+
+
+@router.get("/api/asyncapi.json", include_in_schema=False)
+def asyncapi_document() -> dict:
+    """The AsyncAPI 3.0 document of the channels, Socket.IO events and webhooks (backend/asyncapi.py)."""
+    return asyncapi.build()
 
 
 def mount_static(app: FastAPI) -> None:
