@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 
 from backend import asyncapi
 from backend.contract import SYMBOL_PATTERN, TIMEFRAME_PATTERN
+from backend.signal_schema import SYMBOL_RE
 from backend.web.errors import JsonErrorRoute
 from backend.web.rate_limits import limit_address
 from backend.web.state import WebState, get_state
@@ -44,8 +45,16 @@ def dashboard(request: Request, state: WebState = Depends(get_state)) -> HTMLRes
         # The page's symbol and timeframe rules are the contract's, not a copy in app.js.
         "symbol_pattern": SYMBOL_PATTERN,
         "timeframe_pattern": TIMEFRAME_PATTERN,
+        "symbol_input_pattern": symbol_input_pattern(),
     }
     return templates.TemplateResponse(request, "index.html", context)
+
+
+def symbol_input_pattern() -> str:
+    """The contract's symbol rule for the filter's <input pattern>: any case (upper-cased when added), and `/` and
+    a literal `-` escaped, as browsers compile the attribute with the `v` flag."""
+    body = SYMBOL_RE.pattern.replace("A-Z", "A-Za-z").replace("/", "\\/")
+    return body.replace("_-]", "_\\-]")
 
 
 @router.get("/api/asyncapi.json", include_in_schema=False)
