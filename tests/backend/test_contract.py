@@ -62,7 +62,7 @@ def test_the_signal_typeddict_has_the_models_fields():
 
 
 def test_the_intake_takes_the_incoming_models_fields():
-    assert intake.FIELDS == tuple(contract.IncomingSignal.model_fields)
+    assert tuple(contract.IncomingSignal.model_fields) == intake.FIELDS
     with pytest.raises(InvalidSignal, match="a signal has only type, price, symbol"):
         intake.normalize_signal({"type": "BUY", "price": 1, "colour": "red"}, "test")
 
