@@ -173,7 +173,7 @@ class SignalType(StrEnum):
 
 
 class Signal(TypedDict, total=False):
-    """A signal's fields: type and price always; seq and epoch once published; the rest from the scan."""
+    """A signal's fields for type checkers: backend/contract.py's Signal model (tests/backend/test_contract.py)."""
 
     v: int
     id: str
