@@ -191,6 +191,11 @@ class Signal(TypedDict, total=False):
     indicators: dict[str, float | None]  # null where the indicator is undefined (JSON has no NaN)
 
 
+# The optional fields that are text when present (null allowed): backend/contract.py's Signal, whose agreement
+# with these checks tests/backend/test_contract.py proves.
+TEXT_FIELDS = ("symbol", "timeframe", "strategy", "bar_time", "reason", "id", "source", "emitted_at")
+
+
 class InvalidSignal(ValueError):
     """A message on the channel that is not a signal; the message says what was wrong."""
 
@@ -228,9 +233,16 @@ def validate_signal(signal: object) -> dict:
         raise InvalidSignal(f'signal "price" must be a JSON number, got {type(price).__name__}')
     if not 0 < price <= sys.float_info.max:  # NaN, ±inf, and ints a float (a browser) cannot hold
         raise InvalidSignal(f'signal "price" must be finite and > 0, got {shorten(price)}')
-    symbol = signal.get("symbol")
-    if symbol is not None and not isinstance(symbol, str):
-        raise InvalidSignal(f'signal "symbol" must be a string, got {type(symbol).__name__}')
+    for name in TEXT_FIELDS:
+        value = signal.get(name)
+        if value is not None and not isinstance(value, str):
+            raise InvalidSignal(f'signal "{name}" must be a string, got {type(value).__name__}')
+    version = signal.get("v")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        raise InvalidSignal(f'signal "v" must be an integer, got {shorten(version)}')
+    indicators = signal.get("indicators")
+    if indicators is not None and not _numbers_or_null(indicators):
+        raise InvalidSignal(f'signal "indicators" must be an object of numbers or null, got {shorten(indicators)}')
     seq = signal.get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_SEQ):
         raise InvalidSignal(f'signal "seq" must be a positive integer up to 2**63-1, got {shorten(seq)}')
@@ -239,6 +251,13 @@ def validate_signal(signal: object) -> dict:
         raise InvalidSignal(f'signal "epoch" must be 1-64 letters, digits or ._:-, got {shorten(epoch)}')
     _check_values(signal)
     return signal
+
+
+def _numbers_or_null(value: object) -> bool:
+    """True for an object whose values are all JSON numbers or null (the contract's indicators)."""
+    return isinstance(value, dict) and all(
+        item is None or (isinstance(item, (int, float)) and not isinstance(item, bool)) for item in value.values()
+    )
 
 
 def _check_values(signal: dict) -> None:

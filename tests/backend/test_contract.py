@@ -33,6 +33,14 @@ CASES = [
     ({"type": "BUY", "price": 1, "epoch": "a b"}, False),
     ({"type": "BUY", "price": 1, "epoch": "x" * 65}, False),
     ({"type": "BUY", "price": 1, "symbol": 5}, False),
+    ({"type": "BUY", "price": 1, "reason": 5}, False),
+    ({"type": "BUY", "price": 1, "id": ["x"]}, False),
+    ({"type": "BUY", "price": 1, "v": "1"}, False),
+    ({"type": "BUY", "price": 1, "v": True}, False),
+    ({"type": "BUY", "price": 1, "indicators": {"rsi": "50"}}, False),
+    ({"type": "BUY", "price": 1, "indicators": {"rsi": False}}, False),
+    ({"type": "BUY", "price": 1, "indicators": [1]}, False),
+    ({"type": "BUY", "price": 1, "reason": None, "indicators": None, "v": 1}, True),
 ]
 
 
@@ -59,6 +67,13 @@ def test_the_signal_typeddict_has_the_models_fields():
     # __required_keys__ misses Required[] under `from __future__ import annotations` (Python < 3.14): read the hints.
     marked = {name for name, hint in hints.items() if typing.get_origin(hint) is typing.Required}
     assert marked == required == {"type", "price"}
+
+
+def test_the_fast_checks_text_fields_are_the_models():
+    fields = contract.Signal.model_fields.items()
+    # epoch is text too, with a pattern of its own that parse_signal checks apart.
+    text = {name for name, field in fields if field.annotation == str | None and not field.metadata}
+    assert set(signal_schema.TEXT_FIELDS) == text
 
 
 def test_the_intake_takes_the_incoming_models_fields():
