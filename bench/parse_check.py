@@ -6,9 +6,13 @@ median and spread of REPEAT ratios to parse_signal in the same run."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
+import subprocess
+import tempfile
 import timeit
+from pathlib import Path
 
 from backend.contract import Signal
 from backend.signal_schema import _check_values, decode_json, parse_signal
@@ -43,12 +47,41 @@ def model_check(raw: bytes) -> dict:
     return signal
 
 
+def baseline_parse(rev: str):
+    """parse_signal as backend/signal_schema.py was at git revision REV (the check before a change)."""
+    source = subprocess.run(
+        ["git", "show", f"{rev}:backend/signal_schema.py"], capture_output=True, text=True, check=True
+    ).stdout
+    path = Path(tempfile.mkdtemp()) / "baseline_signal_schema.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("baseline_signal_schema", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.parse_signal
+
+
+def compare(rev: str, pairs: int) -> None:
+    """Ratio of parse_signal now to parse_signal at REV: PAIRS interleaved pairs, each the best of 20 x 2000."""
+    before, ratios = baseline_parse(rev), []
+    for _ in range(pairs):
+        old = min(timeit.repeat(lambda: before(MESSAGE, MAX_BYTES), number=2000, repeat=20))
+        new = min(timeit.repeat(lambda: parse_signal(MESSAGE, MAX_BYTES), number=2000, repeat=20))
+        ratios.append(new / old)
+    print(
+        f"parse_signal now / at {rev}: median {statistics.median(ratios):.3f}, "
+        f"min {min(ratios):.3f}, max {max(ratios):.3f} ({pairs} pairs)"
+    )
+
+
 def main() -> None:
     """Time both checks REPEAT times, interleaved, and print each one's per-message time and the ratios."""
     parser = argparse.ArgumentParser(prog="python -m bench.parse_check", description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--number", type=int, default=20000)
+    parser.add_argument("--baseline-rev", help="also compare parse_signal with itself at this git revision")
     args = parser.parse_args()
+    if args.baseline_rev:
+        compare(args.baseline_rev, args.repeat)
     fast, model, ratios, both = [], [], [], []
     for _ in range(args.repeat):
         a = timeit.timeit(lambda: parse_signal(MESSAGE, MAX_BYTES), number=args.number) / args.number
