@@ -27,6 +27,7 @@ SCHEMA_REF = "#/components/schemas/{model}"
 
 
 def _ref(path: str) -> dict[str, str]:
+    """A JSON reference to PATH."""
     return {"$ref": path}
 
 
@@ -37,6 +38,7 @@ def _schemas() -> dict[str, Any]:
 
 
 def _message(name: str, summary: str, schema: str, **extra: Any) -> dict[str, Any]:
+    """A message whose payload is the components schema SCHEMA."""
     return {"name": name, "summary": summary, "payload": _ref(SCHEMA_REF.format(model=schema)), **extra}
 
 
@@ -103,6 +105,7 @@ def build() -> dict[str, Any]:
     }
 
     def op(action: str, channel: str, *names: str, **extra: Any) -> dict[str, Any]:
+        """An operation: ACTION (send or receive) of the messages NAMES on CHANNEL."""
         refs = [_ref(f"#/channels/{channel}/messages/{name}") for name in names]
         return {"action": action, "channel": _ref(f"#/channels/{channel}"), "messages": refs, **extra}
 
