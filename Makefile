@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 VENDOR := backend/web/static/vendor
 
-.PHONY: install system-deps run lint test test-fast chaos bench clean
+.PHONY: install system-deps run lint test test-fast chaos bench contract clean
 
 install: $(STAMP) $(VENDOR)/.stamp
 
@@ -58,6 +58,11 @@ chaos: system-deps install
 
 bench: install
 	$(PY) -m bench
+
+# The published contract, docs/openapi.json and docs/asyncapi.json, from backend/contract.py's models; a test
+# fails while the committed copies are stale.
+contract: install
+	$(PY) -m backend.contract_docs
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDOR)

@@ -1,7 +1,8 @@
 """`quantum-signals`, the project's console command: publish a signal by hand, tail the live channel, and
 list or resend the dead-lettered notifications (docs/architecture.md, "CLI").
 
-It needs only the settings, Redis and the backend modules: no web app.
+It needs only the settings, Redis and the backend modules: no web app. `signals tail` follows the web process
+through the bot client (clients/python, installed by `make install`), as any bot would.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import time
 import click
 import redis
 
-from backend import history, notify
+from backend import notify
 from backend.intake import normalize_signal
 from backend.publisher import Publisher
 from backend.redis_client import make_redis
 from backend.settings import ConfigError, Settings, load_settings
-from backend.signal_schema import InvalidSignal, decode_json, parse_signal, utc_iso
+from backend.signal_schema import InvalidSignal, decode_json, utc_iso
 
 DEFAULT_SYMBOL = "BTCUSDT"
 MERGED_EXIT = 3  # `signals publish`: the signal's id was published before; nothing new was published
@@ -102,26 +103,34 @@ def _json_fields(extra: str | None, settings: Settings) -> dict:
 
 @signals_cli.command("tail")
 @click.option("--since", type=int, default=None, help="First print retained signals with seq > SINCE.")
-def tail_command(since: int | None) -> None:
-    """Print signals as they are published, one JSON object per line."""
+@click.option("--url", default=None, help="The web process to follow [default: http://127.0.0.1:$PORT].")
+@click.option("--token", default=None, help="A SIGNALS_AUTH_TOKEN token [default: the first of SIGNALS_AUTH_TOKEN].")
+def tail_command(since: int | None, url: str | None, token: str | None) -> None:
+    """Print signals as the web process relays them, one JSON object per line (through the bot client)."""
+    try:
+        from quantum_signals_client import Client, ClientError, Resync, Signal
+    except ImportError:
+        raise SystemExit(
+            "the bot client quantum_signals_client is not installed: run `make install` "
+            "(or pip install -e ./clients/python)"
+        ) from None
     settings = _settings()
-    client = make_redis(settings.redis_url)
-    pubsub = make_redis(settings.redis_url, decode_responses=False).pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(settings.signal_channel)
-    last = since or 0
-    if since is not None:
-        for signal in history.read_range(client, since, count=100_000):
-            click.echo(json.dumps(signal))
-            last = signal["seq"]
-    for message in pubsub.listen():
-        try:
-            signal = parse_signal(message["data"], settings.max_signal_bytes)
-        except InvalidSignal as exc:
-            click.echo(f"# dropped malformed message: {exc}", err=True)
-            continue
-        if isinstance(signal.get("seq"), int) and signal["seq"] <= last:
-            continue
-        click.echo(json.dumps(signal), nl=True)
+    url = url or f"http://127.0.0.1:{settings.port}"
+    token = token or (settings.auth_tokens[0] if settings.auth_tokens else None)
+    if since is not None and since < 0:
+        raise click.BadParameter(f"--since must be a seq (0 or more), not {since}", param_hint="--since")
+    # No cursor file: a tail starts where --since says (or live), each run afresh.
+    try:
+        with Client(url, token=token, cursor=None, since=since) as client:
+            for event in client:
+                if isinstance(event, Signal):
+                    click.echo(json.dumps(event.raw))
+                elif isinstance(event, Resync):
+                    click.echo(f"# history restarted: epoch {event.epoch}", err=True)
+    except ClientError as exc:
+        raise SystemExit(f"signals tail: {exc}") from None
+    except KeyboardInterrupt:
+        pass
 
 
 @main.group("notify")

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from backend.contract import IncomingSignal
 from backend.signal_schema import (
     InvalidSignal,
     outside_id,
@@ -23,7 +24,8 @@ from backend.signal_schema import (
     valid_symbol,
 )
 
-FIELDS = ("type", "price", "symbol", "timeframe", "strategy", "bar_time", "reason", "indicators", "id", "source")
+# The fields an outside signal may have: the contract's IncomingSignal (POST /api/signals's body), in its order.
+FIELDS = tuple(IncomingSignal.model_fields)
 # Longest text of each label field: enough for any timeframe, strategy spec or id, short enough to log.
 LABEL_CHARS = {"timeframe": 32, "strategy": 128, "id": 256, "source": 64}
 # A decimal number as text, as TradingView renders {{close}} inside quotes; float() alone would also take

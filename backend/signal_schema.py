@@ -173,7 +173,7 @@ class SignalType(StrEnum):
 
 
 class Signal(TypedDict, total=False):
-    """A signal's fields: type and price always; seq and epoch once published; the rest from the scan."""
+    """A signal's fields for type checkers: backend/contract.py's Signal model (tests/backend/test_contract.py)."""
 
     v: int
     id: str
@@ -191,6 +191,13 @@ class Signal(TypedDict, total=False):
     indicators: dict[str, float | None]  # null where the indicator is undefined (JSON has no NaN)
 
 
+# The optional fields that are text when present (null allowed): backend/contract.py's Signal, whose agreement
+# with these checks tests/backend/test_contract.py proves.
+TEXT_FIELDS = ("symbol", "timeframe", "strategy", "bar_time", "reason", "id", "source", "emitted_at")
+_TEXT_TYPES = frozenset({str, type(None)})
+_NUMBER_TYPES = frozenset({int, float, type(None)})
+
+
 class InvalidSignal(ValueError):
     """A message on the channel that is not a signal; the message says what was wrong."""
 
@@ -201,7 +208,10 @@ def parse_signal(raw: bytes | str, max_bytes: int) -> dict:
         raw = raw.encode("utf-8", "surrogatepass")
     if len(raw) > max_bytes:
         raise InvalidSignal(f"message of {len(raw)} bytes exceeds MAX_SIGNAL_BYTES={max_bytes}")
-    return validate_signal(decode_json(raw, "message"))
+    # Valid UTF-8 cannot hold a lone surrogate: only a JSON escape (backslash, u, D800-DFFF) makes one, so a
+    # message with no such escape skips the per-string check (the relay's hot path).
+    escapes = b"\\ud" in raw or b"\\uD" in raw
+    return validate_signal(decode_json(raw, "message"), check_text=escapes)
 
 
 def decode_json(raw: bytes, what: str) -> object:
@@ -216,8 +226,8 @@ def decode_json(raw: bytes, what: str) -> object:
         raise InvalidSignal(f"{what} is not JSON: {shorten(str(exc), 120)}") from None
 
 
-def validate_signal(signal: object) -> dict:
-    """Check the required fields of a signal object; return it unchanged."""
+def validate_signal(signal: object, check_text: bool = True) -> dict:
+    """Check the required fields of a signal object; return it unchanged (CHECK_TEXT: look for lone surrogates)."""
     if not isinstance(signal, dict):
         raise InvalidSignal(f"signal must be a JSON object, got {type(signal).__name__}")
     kind = signal.get("type")
@@ -237,11 +247,35 @@ def validate_signal(signal: object) -> dict:
     epoch = signal.get("epoch")
     if epoch is not None and not (isinstance(epoch, str) and EPOCH_RE.fullmatch(epoch)):
         raise InvalidSignal(f'signal "epoch" must be 1-64 letters, digits or ._:-, got {shorten(epoch)}')
-    _check_values(signal)
+    _check_values(signal, check_text)
+    # After the walk, whose refusals (nesting, values) come first. One C-level pass over the fields (the relay's
+    # hot path); the loop runs only to name what is wrong.
+    if not set(map(type, map(signal.get, TEXT_FIELDS))) <= _TEXT_TYPES:
+        for name in TEXT_FIELDS:
+            value = signal.get(name)
+            if value is not None and not isinstance(value, str):
+                raise InvalidSignal(f'signal "{name}" must be a string, got {type(value).__name__}')
+    version = signal.get("v")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        raise InvalidSignal(f'signal "v" must be an integer, got {shorten(version)}')
+    indicators = signal.get("indicators")
+    if indicators is not None and not _numbers_or_null(indicators):
+        raise InvalidSignal(f'signal "indicators" must be an object of numbers or null, got {shorten(indicators)}')
     return signal
 
 
-def _check_values(signal: dict) -> None:
+def _numbers_or_null(value: object) -> bool:
+    """True for an object whose values are all JSON numbers or null (the contract's indicators)."""
+    if not isinstance(value, dict):
+        return False
+    if set(map(type, value.values())) <= _NUMBER_TYPES:
+        return True
+    return all(
+        item is None or (isinstance(item, (int, float)) and not isinstance(item, bool)) for item in value.values()
+    )
+
+
+def _check_values(signal: dict, check_text: bool = True) -> None:
     """Reject nesting deeper than MAX_DEPTH, non-JSON values and text that is not valid Unicode (iteratively)."""
     stack: list[tuple[object, int]] = [(signal, 1)]
     while stack:
@@ -253,12 +287,14 @@ def _check_values(signal: dict) -> None:
                 for key, item in value.items():
                     if not isinstance(key, str):
                         raise InvalidSignal(f"signal keys must be strings, got {type(key).__name__}")
-                    _check_text(key)
+                    if check_text:
+                        _check_text(key)
                     stack.append((item, depth + 1))
             else:
                 stack.extend((item, depth + 1) for item in value)
         elif isinstance(value, str):
-            _check_text(value)
+            if check_text:
+                _check_text(value)
         elif isinstance(value, float):
             if not math.isfinite(value):
                 raise InvalidSignal(f"signal holds {value!r}, which is not valid JSON")

@@ -14,6 +14,7 @@ import pytest
 import redis as redis_py
 
 from backend.embedded_redis import EmbeddedRedis
+from tests.harness import contract
 from tests.harness.clients import RecordingClient
 from tests.harness.exchange import NOW_MS, ExchangeServer
 from tests.harness.processes import CeleryProcess, WebServer
@@ -38,6 +39,15 @@ PROCESS_FIXTURES = frozenset(
     }
 )
 CHAOS_DIR = Path(__file__).parent / "chaos"
+
+
+@pytest.fixture(autouse=True)
+def payloads_follow_the_contract():
+    """Fail a test whose Socket.IO clients or webhook receivers got a payload docs/asyncapi.json does not allow."""
+    contract.take()
+    yield
+    violations = contract.take()
+    assert not violations, "payloads that break docs/asyncapi.json:\n" + "\n".join(violations[:10])
 
 
 def pytest_collection_modifyitems(config, items):

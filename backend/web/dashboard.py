@@ -11,6 +11,9 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from backend import asyncapi
+from backend.contract import SYMBOL_PATTERN, TIMEFRAME_PATTERN
+from backend.signal_schema import SYMBOL_RE
 from backend.web.errors import JsonErrorRoute
 from backend.web.rate_limits import limit_address
 from backend.web.state import WebState, get_state
@@ -40,8 +43,25 @@ def dashboard(request: Request, state: WebState = Depends(get_state)) -> HTMLRes
     context = {
         "scan_symbols": " ".join(settings.symbols),
         "scan_timeframes": " ".join(settings.timeframe.split(",")),
+        # The page's symbol and timeframe rules are the contract's, not a copy in app.js.
+        "symbol_pattern": SYMBOL_PATTERN,
+        "timeframe_pattern": TIMEFRAME_PATTERN,
+        "symbol_input_pattern": symbol_input_pattern(),
     }
     return templates.TemplateResponse(request, "index.html", context)
+
+
+def symbol_input_pattern() -> str:
+    """The contract's symbol rule for the filter's <input pattern>: any case (upper-cased when added), and `/` and
+    a literal `-` escaped, as browsers compile the attribute with the `v` flag."""
+    body = SYMBOL_RE.pattern.replace("A-Z", "A-Za-z").replace("/", "\\/")
+    return body.replace("_-]", "_\\-]")
+
+
+@router.get("/api/asyncapi.json", include_in_schema=False)
+def asyncapi_document() -> dict:
+    """The AsyncAPI 3.0 document of the channels, Socket.IO events and webhooks (backend/asyncapi.py)."""
+    return asyncapi.build()
 
 
 def mount_static(app: FastAPI) -> None:

@@ -2,53 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from backend.contract import IncomingSignal, Outcome, Signal
+
+__all__ = ["IncomingSignal", "Outcome", "Signal"]  # the contract's, named here for the routes
 
 
 class ErrorBody(BaseModel):
     """Every refusal: what was wrong and what to do."""
 
     error: str = Field(examples=["limit=0 is out of range (1..1000)"])
-
-
-class Signal(BaseModel):
-    """A signal of the contract as stored and relayed (docs/architecture.md, "Signal contract")."""
-
-    model_config = ConfigDict(extra="allow")
-
-    seq: int | None = Field(None, description="Position in the history of its epoch (numbered signals)")
-    epoch: str | None = Field(None, description="The history this seq belongs to")
-    type: Literal["BUY", "SELL"]
-    price: float
-    symbol: str | None = None
-    timeframe: str | None = None
-    strategy: str | None = None
-    bar_time: str | None = Field(None, description="ISO-8601 UTC open time of the bar, with Z")
-    reason: str | None = None
-    indicators: dict[str, float | None] | None = Field(None, description="null where an indicator is undefined")
-    id: str | None = Field(None, description="Stable id: a retry with the same id is not published again")
-    source: str | None = None
-    v: int | None = Field(None, description="Schema version")
-    emitted_at: str | None = None
-
-
-class IncomingSignal(BaseModel):
-    """A signal sent to POST /api/signals (JSON, or text/plain holding JSON: TradingView's webhooks)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: str = Field(description="BUY or SELL, any case", examples=["buy"])
-    price: float | str = Field(description="A number, or a decimal number as text", examples=["60000.5"])
-    symbol: str | None = Field(None, examples=["BTCUSDT"])
-    timeframe: str | None = Field(None, examples=["60"])
-    strategy: str | None = Field(None, examples=["tradingview"])
-    bar_time: str | None = Field(None, description="ISO-8601 with a time zone", examples=["2026-11-25T16:42:00Z"])
-    reason: str | None = None
-    indicators: dict[str, float | str | None] | None = None
-    id: str | None = Field(None, description="Derived from symbol, strategy, timeframe, bar_time and type if absent")
-    source: str | None = Field(None, description='"webhook" if absent')
 
 
 class SignalsPage(BaseModel):
@@ -109,21 +73,6 @@ class StatsPage(BaseModel):
     stats: list[StatsEntry]
     max_entries: int = Field(description="STATS_MAX_ENTRIES: at most this many entries are kept")
     not_counted: int = Field(description="Signals left out of the stats because the cap was reached")
-
-
-class Outcome(BaseModel):
-    """The signed return r of signal (epoch, seq) h bars after its bar; also the `signal_outcome` event.
-
-    A signal emitted after its first horizon's bar closed is not scored: one item with `unscored` (the reason)
-    and no `h` or `r`.
-    """
-
-    epoch: str
-    seq: int
-    id: str | None
-    h: int | None = None
-    r: float | None = None
-    unscored: str | None = Field(None, description="Why this signal is not scored (late)")
 
 
 class OutcomesPage(BaseModel):

@@ -146,18 +146,41 @@ def test_a_bad_setting_or_no_redis_is_one_line(base_env):
     assert len(no_redis.stderr.strip().splitlines()) == 1
 
 
-def test_tail_prints_history_then_live_signals(base_env, publisher, tmp_path):
+def test_tail_prints_history_then_live_signals_through_the_web(base_env, web, publisher, tmp_path):
     before = publisher.publish_signal({"type": "BUY", "price": 1, "id": "t1"})
-    tail = ServerProcess([str(COMMAND), "signals", "tail", "--since", "0"], base_env, "tail", tmp_path).start()
+    command = [str(COMMAND), "signals", "tail", "--since", "0", "--url", web.url]
+    tail = ServerProcess(command, base_env, "tail", tmp_path).start()
     try:
         tail.wait_for(lambda: tail.log().count("\n") >= 1, 15, "the retained signal")
-        # Subscribed before it read history: a signal published now is printed live, once.
+        # The client joined live right after its replay: a signal published now is printed live, once.
         after = publisher.publish_signal({"type": "SELL", "price": 2, "id": "t2"})
         tail.wait_for(lambda: tail.log().count("\n") >= 2, 15, "the live signal")
     finally:
         tail.stop()
 
     assert [json.loads(line) for line in tail.log().splitlines()] == [before, after]
+
+
+def test_tail_sends_the_token_and_names_a_refusal(base_env, start_web):
+    web = start_web(SIGNALS_AUTH_TOKEN="s3cret")
+    env = {**base_env, "SIGNALS_AUTH_TOKEN": "s3cret"}
+    wrong = run(env, "signals", "tail", "--url", web.url, "--token", "wrong")
+
+    assert wrong.returncode == 1 and wrong.stdout == ""
+    assert wrong.stderr.startswith("signals tail: ") and len(wrong.stderr.strip().splitlines()) == 1
+
+
+def test_tail_without_the_bot_client_says_how_to_install_it(base_env):
+    hide = "import sys; sys.modules['quantum_signals_client'] = None; from backend.cli import main; main()"
+    missing = subprocess.run(
+        [sys.executable, "-c", hide, "signals", "tail"], cwd=ROOT, env=base_env, capture_output=True, text=True
+    )
+
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr == (
+        "the bot client quantum_signals_client is not installed: run `make install` "
+        "(or pip install -e ./clients/python)\n"
+    )
 
 
 def test_notify_commands_list_and_resend_dead_letters(base_env, redis_client):

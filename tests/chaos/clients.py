@@ -13,6 +13,7 @@ import socketio
 
 from backend import compat
 from tests.chaos.ledger import ClientRecord, Key
+from tests.harness import contract
 from tests.harness.polling import wait_until
 from tests.harness.processes import ROOT
 
@@ -97,18 +98,21 @@ class ReconnectingClient:
             self.connects += 1
 
     def _on_welcome(self, data):
+        contract.check_event("welcome", data)  # against docs/asyncapi.json
         with self.lock:
             if self.epoch is None and isinstance(data, dict):
                 self.epoch, self.seq = data.get("epoch"), int(data.get("seq") or 0)
                 self.start_cursor = (self.epoch, self.seq)
 
     def _on_resync(self, data):
+        contract.check_event("resync", data)  # against docs/asyncapi.json
         with self.lock:
             self.resyncs += 1
             if isinstance(data, dict) and data.get("epoch"):
                 self.epoch, self.seq = data["epoch"], 0
 
     def _on_signal(self, data):
+        contract.check_event("new_signal", data)  # against docs/asyncapi.json
         with self.lock:
             if not isinstance(data, dict) or not isinstance(data.get("seq"), int) or not data.get("epoch"):
                 self.other.append(data)

@@ -9,6 +9,7 @@ import threading
 import socketio
 
 from backend import compat
+from tests.harness import contract
 from tests.harness.polling import wait_until
 from tests.harness.processes import ROOT
 
@@ -31,6 +32,7 @@ class RecordingClient:
         self.sio.connect(url, auth=auth, transports=list(transports), wait_timeout=10, **connect_kwargs)
 
     def _record(self, event, data=None):
+        contract.check_event(event, data)  # against docs/asyncapi.json: a bad payload fails the test
         with self.lock:
             self.events.append((event, data))
 

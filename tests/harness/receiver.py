@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.harness import contract
+
 
 @dataclass(frozen=True)
 class Received:
@@ -46,6 +48,7 @@ class Receiver:
             def do_POST(self):
                 at = time.time()
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                contract.check_webhook(dict(self.headers.items()), body)  # against docs/asyncapi.json
                 path = self.path.split("?", 1)[0]
                 with receiver.lock:
                     hang = path in receiver.hanging

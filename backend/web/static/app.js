@@ -13,8 +13,10 @@ const STORE = {
 const MAX_SIGNALS = 1000; // kept in memory and listed; older ones drop off the bottom
 const HISTORY_LIMIT = 500;
 const BULK_RENDER = 40; // more new rows than this in one batch: rebuild the table
-const SYMBOL_RE = /^[A-Z0-9][A-Z0-9/:._-]{0,31}$/; // the contract's symbol rule: the filter's chips, the chart
-const TIMEFRAME_RE = /^[0-9]{1,3}[smhdwM]$/;
+// The contract's symbol and timeframe rules, as the server renders them (backend/contract.py): no copy here.
+const RULES = document.querySelector(".chart-section").dataset;
+const SYMBOL_RE = new RegExp(RULES.symbolPattern); // the filter's chips, the chart
+const TIMEFRAME_RE = new RegExp(RULES.timeframePattern);
 const CANDLE_LIMIT = 300;
 const CANDLE_POLL_MS = 3000; // candles re-fetched (ETag: mostly a 304) this often while the chart shows some
 const CANDLE_RETRY_MS = 15000; // and this often while the scan does not cover the pair

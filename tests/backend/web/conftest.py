@@ -16,6 +16,7 @@ import uvicorn
 from starlette.testclient import TestClient
 
 from backend.settings import Settings
+from tests.harness import contract
 from tests.harness.clients import RecordingClient
 from tests.harness.polling import wait_until
 from tests.harness.ports import free_port
@@ -121,8 +122,11 @@ class LiveSocket(RecordingClient):
         return wait_until(lambda: len(self.of(event)) >= count and self.of(event), timeout, message=f"{count} {event}")
 
     def emit(self, event: str, data) -> object:
-        """Emit EVENT and return the server's acknowledgement."""
-        return self.sio.call(event, data, timeout=5)
+        """Emit EVENT and return the server's acknowledgement (a subscribe's, checked against the contract)."""
+        answer = self.sio.call(event, data, timeout=5)
+        if event == "subscribe":
+            contract.record("subscribe_ack", answer)
+        return answer
 
 
 @pytest.fixture
