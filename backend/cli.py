@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import click
 import redis
@@ -35,7 +36,7 @@ def _settings() -> Settings:
 class _Commands(click.Group):
     """The command group whose Redis failures end the command in one line, not a traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         """Run the command; a Redis failure becomes a one-line error."""
         try:
             return super().invoke(ctx)
@@ -85,7 +86,7 @@ def publish_command(kind: str, price: str, symbol: str | None, extra: str | None
         raise SystemExit(MERGED_EXIT)
 
 
-def _json_fields(extra: str | None, settings: Settings) -> dict:
+def _json_fields(extra: str | None, settings: Settings) -> dict[str, Any]:
     """The fields of --json EXTRA, a JSON object no larger than a signal may be."""
     if extra is None:
         return {}

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from backend.contract import IncomingSignal
 from backend.signal_schema import (
@@ -41,7 +42,7 @@ ID_FIELDS = ("symbol", "strategy", "timeframe", "bar_time", "type")
 
 def normalize_signal(
     body: object, default_source: str, defaults: Mapping[str, object] | None = None, now_ms: int | None = None
-) -> dict:
+) -> dict[str, Any]:
     """The contract signal of an outside BODY; raise InvalidSignal naming what is wrong.
 
     Its id comes only from BODY: `ext:` + the id sent, else `ext:` + the id derived from the five ID_FIELDS
@@ -74,7 +75,7 @@ def normalize_signal(
     signal.setdefault("source", default_source)  # the publisher runs the contract's full check
     if "id" in signal:
         given = signal["id"]
-    elif all(name in signal for name in ID_FIELDS):
+    elif bar_ms is not None and all(name in signal for name in ID_FIELDS):  # bar_time is one of them
         given = signal_id(signal["symbol"], signal["strategy"], signal["timeframe"], bar_ms, signal["type"])
     else:  # nothing the publisher gave names it: a signal of its own, never merged with another
         given = uuid.uuid4().hex
@@ -84,10 +85,12 @@ def normalize_signal(
     return signal
 
 
-def _not_ahead(signal: dict, bar_ms: int, now_ms: int) -> None:
+def _not_ahead(signal: dict[str, Any], bar_ms: int, now_ms: int) -> None:
     """Refuse a bar_time more than one timeframe (FUTURE_TOLERANCE_S without a known one) after NOW_MS."""
     timeframe = signal.get("timeframe")
     try:
+        if not isinstance(timeframe, str):
+            raise ValueError("no timeframe")
         bound_ms = timeframe_ms(timeframe)
         allowed = f"at most one timeframe ({timeframe}: {bound_ms // 1000} s) ahead is allowed"
     except ValueError:

@@ -13,7 +13,7 @@ import secrets
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Required, TypedDict
+from typing import Any, Required, TypedDict
 
 CHANNEL_DEFAULT = "quantum_signals"
 SCHEMA_VERSION = 1
@@ -202,7 +202,7 @@ class InvalidSignal(ValueError):
     """A message on the channel that is not a signal; the message says what was wrong."""
 
 
-def parse_signal(raw: bytes | str, max_bytes: int) -> dict:
+def parse_signal(raw: bytes | str, max_bytes: int) -> dict[str, Any]:
     """Decode and validate one channel message; raise InvalidSignal with the reason."""
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
@@ -226,7 +226,7 @@ def decode_json(raw: bytes, what: str) -> object:
         raise InvalidSignal(f"{what} is not JSON: {shorten(str(exc), 120)}") from None
 
 
-def validate_signal(signal: object, check_text: bool = True) -> dict:
+def validate_signal(signal: object, check_text: bool = True) -> dict[str, Any]:
     """Check the required fields of a signal object; return it unchanged (CHECK_TEXT: look for lone surrogates)."""
     if not isinstance(signal, dict):
         raise InvalidSignal(f"signal must be a JSON object, got {type(signal).__name__}")
@@ -275,7 +275,7 @@ def _numbers_or_null(value: object) -> bool:
     )
 
 
-def _check_values(signal: dict, check_text: bool = True) -> None:
+def _check_values(signal: dict[str, Any], check_text: bool = True) -> None:
     """Reject nesting deeper than MAX_DEPTH, non-JSON values and text that is not valid Unicode (iteratively)."""
     stack: list[tuple[object, int]] = [(signal, 1)]
     while stack:

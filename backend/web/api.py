@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["signals"], route_class=JsonErrorRoute, dependencies=[Depends(limit_address)])
 
 CACHE_ENTRIES = 256
+# (epoch, seq, since, symbol, limit): an answer stays right until the history's cursor moves.
+CacheKey = tuple[str | None, int, int, str | None, int]
 CACHE_BYTES = 64 * 1024 * 1024  # a 1,000-signal body is ~0.5 MB; the count cap alone could hold 100+ MB
 
 
@@ -35,17 +37,17 @@ class BodyCache:
     def __init__(self, max_entries: int = CACHE_ENTRIES, max_bytes: int = CACHE_BYTES):
         """An empty cache."""
         self.max_entries, self.max_bytes = max_entries, max_bytes
-        self.entries: OrderedDict[tuple, bytes] = OrderedDict()
+        self.entries: OrderedDict[CacheKey, bytes] = OrderedDict()
         self.size = 0
 
-    def get(self, key: tuple) -> bytes | None:
+    def get(self, key: CacheKey) -> bytes | None:
         """The body stored under KEY (now the most recently used), or None."""
         body = self.entries.get(key)
         if body is not None:
             self.entries.move_to_end(key)
         return body
 
-    def put(self, key: tuple, body: bytes) -> None:
+    def put(self, key: CacheKey, body: bytes) -> None:
         """Store BODY under KEY, evicting the least recently used beyond the caps."""
         if len(body) > self.max_bytes // 4:
             return
@@ -127,7 +129,7 @@ async def publish_signal(
     # ?token= because TradingView's webhooks cannot set headers. No URL is logged (uvicorn's access log is off
     # in server.py; the log filter masks token= in any line), so the token stays out of the logs.
     token = bearer_token(request.headers.get("Authorization")) or token
-    if not token_ok(token, settings.publish_tokens):
+    if token is None or not token_ok(token, settings.publish_tokens):
         raise ApiError(
             401, "unauthorized: send Authorization: Bearer <token> or ?token=<token> (SIGNALS_PUBLISH_TOKEN)"
         )

@@ -59,7 +59,7 @@ def symbol_input_pattern() -> str:
 
 
 @router.get("/api/asyncapi.json", include_in_schema=False)
-def asyncapi_document() -> dict:
+def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI 3.0 document of the channels, Socket.IO events and webhooks (backend/asyncapi.py)."""
     return asyncapi.build()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.contract import IncomingSignal, Outcome, Signal
@@ -85,7 +87,7 @@ class OutcomesPage(BaseModel):
     outcomes: list[Outcome]
 
 
-def answers(*statuses: int) -> dict:
+def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The `responses` of a route for the error STATUSES it may answer, each with ErrorBody.
 
     With "4XX" among them FastAPI lists no 422 of its own: query parameters are parsed by backend/web/params.py,
@@ -101,5 +103,7 @@ def answers(*statuses: int) -> dict:
         429: "Over a rate limit (Retry-After says when to retry)",
         503: "Redis does not answer",
     }
-    refusals = {status: {"model": ErrorBody, "description": reasons[status]} for status in statuses}
+    refusals: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorBody, "description": reasons[status]} for status in statuses
+    }
     return {**refusals, "4XX": {"model": ErrorBody, "description": "Refused: the error says what to change"}}
