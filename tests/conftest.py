@@ -14,10 +14,12 @@ import pytest
 import redis as redis_py
 
 from backend.embedded_redis import EmbeddedRedis
+from tests.harness import alone
 from tests.harness.clients import RecordingClient
 from tests.harness.exchange import NOW_MS, ExchangeServer
 from tests.harness.processes import CeleryProcess, WebServer
 from tests.harness.redis import make_publisher
+from tests.harness.table import ChaosTable
 
 # A test that requests any of these (itself or through another fixture) starts a process of the project,
 # a browser or a whole stack: it belongs to the slow layer.
@@ -39,13 +41,37 @@ PROCESS_FIXTURES = frozenset(
     }
 )
 CHAOS_DIR = Path(__file__).parent / "chaos"
+# Under pytest-xdist (`make test`: --dist loadgroup) every test that uses one of these stacks, kept for a module or
+# the session, runs on one worker, so that the stack starts once rather than once per worker.
+XDIST_GROUPS = {"_shared_stack": "shared_stack", "attacked_stack": "attacked_stack"}
 
 
+def pytest_configure(config):
+    """The chaos table, printed by the process that reports (under pytest-xdist: the controller, not a worker)."""
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(ChaosTable(), "chaos-table")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns the xdist_group marks into its work units
 def pytest_collection_modifyitems(config, items):
-    """Mark `processes` every test that starts processes: by the fixtures it uses, or by living in tests/chaos."""
+    """Mark `processes` every test that starts processes (by its fixtures, or living in tests/chaos); group stacks."""
     for item in items:
         if CHAOS_DIR in item.path.parents or PROCESS_FIXTURES.intersection(item.fixturenames):
             item.add_marker(pytest.mark.processes)
+        for fixture, group in XDIST_GROUPS.items():
+            if fixture in item.fixturenames:
+                item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture(autouse=True)
+def _alone(request, tmp_path_factory):
+    """Under pytest-xdist a test marked `alone` (it asserts latencies) runs while no other test runs."""
+    if not hasattr(request.config, "workerinput"):
+        yield
+        return
+    # The workers' temp folders share their parent: the controller's, one per run.
+    with alone.hold(tmp_path_factory.getbasetemp().parent, request.node.get_closest_marker("alone") is not None):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -54,6 +54,7 @@ def worker_log(stack) -> str:
     return "".join(worker.log() for worker in stack.workers)
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("full", PROFILES)
 def test_destination_down_then_back(full, stack_factory, hooks, chaos_rows):
     down_s = 30.0 if full else 3.0
@@ -133,6 +134,7 @@ def test_429_retry_after_is_honoured(full, stack_factory, hooks, chaos_rows):
     assert min(gaps) >= 2.0, f"Retry-After: 2 not honoured: {sorted(gaps)[:5]}"
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("full", PROFILES)
 def test_a_hanging_destination_delays_neither_others_nor_clients(
     full, stack_factory, hooks, clients, auditors, chaos_rows
@@ -293,6 +295,7 @@ def flood_request(url: str, n: int) -> tuple[str, dict, bytes]:
     return "201", good, body.encode()
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("full", PROFILES)
 def test_intake_flood(full, stack_factory, hooks, clients, auditors, chaos_rows):
     total, burst = (2000, 200) if full else (200, 50)
