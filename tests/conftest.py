@@ -41,9 +41,11 @@ PROCESS_FIXTURES = frozenset(
     }
 )
 CHAOS_DIR = Path(__file__).parent / "chaos"
-# Under pytest-xdist (`make test`: --dist loadgroup) every test that uses one of these stacks, kept for a module or
-# the session, runs on one worker, so that the stack starts once rather than once per worker.
-XDIST_GROUPS = {"_shared_stack": "shared_stack", "attacked_stack": "attacked_stack"}
+# Tests that assert latencies, marked `alone` here rather than in their modules (the web tier's tests are being
+# rewritten): under pytest-xdist their call runs while no other test runs.
+ALONE = (
+    "tests/backend/web/test_fast_broadcast.py::test_a_stalled_reader_slows_nobody_and_its_frames_never_interleave",
+)
 
 
 def pytest_configure(config):
@@ -52,26 +54,40 @@ def pytest_configure(config):
         config.pluginmanager.register(ChaosTable(), "chaos-table")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns the xdist_group marks into its work units
 def pytest_collection_modifyitems(config, items):
-    """Mark `processes` every test that starts processes (by its fixtures, or living in tests/chaos); group stacks."""
+    """Mark `processes` every test that starts processes (by its fixtures, or living in tests/chaos); mark ALONE."""
     for item in items:
         if CHAOS_DIR in item.path.parents or PROCESS_FIXTURES.intersection(item.fixturenames):
             item.add_marker(pytest.mark.processes)
-        for fixture, group in XDIST_GROUPS.items():
-            if fixture in item.fixturenames:
-                item.add_marker(pytest.mark.xdist_group(group))
+        if item.nodeid.startswith(ALONE):
+            item.add_marker(pytest.mark.alone)
+
+
+TURNS = pytest.StashKey[alone.Turns]()
 
 
 @pytest.fixture(autouse=True)
-def _alone(request, tmp_path_factory):
-    """Under pytest-xdist a test marked `alone` (it asserts latencies) runs while no other test runs."""
+def _turn(request, tmp_path_factory):
+    """Under pytest-xdist, hold the run's lock shared through the test (see pytest_runtest_call for `alone`)."""
     if not hasattr(request.config, "workerinput"):
         yield
         return
     # The workers' temp folders share their parent: the controller's, one per run.
-    with alone.hold(tmp_path_factory.getbasetemp().parent, request.node.get_closest_marker("alone") is not None):
+    turns = request.node.stash[TURNS] = alone.Turns(tmp_path_factory.getbasetemp().parent).share()
+    try:
         yield
+    finally:
+        turns.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A test marked `alone` (it asserts latencies) runs its call while no other test runs."""
+    turns = item.stash.get(TURNS, None)
+    if turns is None or item.get_closest_marker("alone") is None:
+        return (yield)
+    with turns.alone():
+        return (yield)
 
 
 @pytest.fixture(scope="session")

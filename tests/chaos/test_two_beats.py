@@ -10,11 +10,7 @@ from tests.chaos.harness import FULL, SHORT, Scenario
 from tests.chaos.ledger import missed_bars
 from tests.harness.polling import wait_until
 
-# The short run asks for the shared stack at run time: its xdist_group puts it on that stack's worker.
-PROFILES = [
-    pytest.param(SHORT, marks=pytest.mark.xdist_group("shared_stack")),
-    pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)]),
-]
+PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 SENT = re.compile(
     r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] Scheduler: Sending due task scan-market"
 )
