@@ -54,7 +54,6 @@ def worker_log(stack) -> str:
     return "".join(worker.log() for worker in stack.workers)
 
 
-@pytest.mark.alone
 @pytest.mark.parametrize("full", PROFILES)
 def test_destination_down_then_back(full, stack_factory, hooks, chaos_rows):
     down_s = 30.0 if full else 3.0
@@ -295,7 +294,6 @@ def flood_request(url: str, n: int) -> tuple[str, dict, bytes]:
     return "201", good, body.encode()
 
 
-@pytest.mark.alone
 @pytest.mark.parametrize("full", PROFILES)
 def test_intake_flood(full, stack_factory, hooks, clients, auditors, chaos_rows):
     total, burst = (2000, 200) if full else (200, 50)

@@ -87,7 +87,6 @@ def no_body_post(web) -> None:
         )
 
 
-@pytest.mark.alone
 @pytest.mark.parametrize("profile", PROFILES, ids=["short", "full"])
 def test_no_body_polling_posts(profile, attacked_stack, clients, auditors, chaos_rows):
     stack, count = attacked_stack, 2000 if profile.full else 200
@@ -124,7 +123,6 @@ def test_no_body_polling_posts(profile, attacked_stack, clients, auditors, chaos
     assert set(stack.ready_codes()) == {200}
 
 
-@pytest.mark.alone
 @pytest.mark.parametrize("profile", PROFILES, ids=["short", "full"])
 def test_slowloris_connections(profile, attacked_stack, clients, auditors, chaos_rows):
     stack, count = attacked_stack, 2000 if profile.full else 200

@@ -24,7 +24,6 @@ def relay_seq(web) -> int:
     return requests.get(web.url + "/readyz", timeout=5).json()["seq"]
 
 
-@pytest.mark.alone
 @pytest.mark.parametrize("profile", PROFILES, ids=["short", "full"])
 def test_stalled_clients_do_not_stall_others_or_grow_memory(profile, shared_stack, clients, auditors, chaos_rows):
     stack = shared_stack

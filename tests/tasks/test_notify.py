@@ -181,7 +181,6 @@ def test_retries_backoff_retry_after_and_dead_letters(notify_stack, publisher, r
     assert notify.stats(redis_client) == {("webhook", "sent"): 3, ("webhook", "retried"): 4, ("webhook", "dead"): 1}
 
 
-@pytest.mark.alone
 def test_a_hanging_destination_delays_no_other_from_its_start(notify_stack, publisher, redis_client, receiver):
     receiver.hang("/hang")
     # Two worker processes, as the Procfile's default: the hanging destination may hold at most one, from its
