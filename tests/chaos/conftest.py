@@ -23,7 +23,7 @@ from tests.harness.table import CHAOS_ROW
 
 @pytest.fixture
 def chaos_rows(request) -> list[Row]:
-    """This scenario's rows: handed to the table (tests/conftest.py) through the test's report, so that under
+    """This scenario's rows: handed to the table (tests/harness/table.py) through the test's report, so that under
     pytest-xdist a row recorded in a worker process reaches the controller that prints the table."""
     rows: list[Row] = []
     yield rows
