@@ -44,9 +44,13 @@ lint: install
 system-deps:
 	@bash .ci/system-deps
 
-# Everything: lint, then every layer (the full chaos scenarios excepted: pyproject's addopts, `make chaos`).
+# Everything: lint, then every layer (the full chaos scenarios excepted: pyproject's addopts, `make chaos`), on
+# TEST_WORKERS pytest-xdist workers: most tests wait on processes and I/O, so more workers than cores pay off
+# (measured: 3 on 2 cores; 4 made latency tests flake). Each worker has its own Redis and its own shared chaos stack;
+# tests marked `alone` run while no other test does (tests/harness/alone.py).
+TEST_WORKERS ?= 3
 test: system-deps lint
-	$(PY) -m pytest --durations=20
+	$(PY) -m pytest -n $(TEST_WORKERS) --durations=20
 
 # The in-process layer only: pure code and the web app in this process on the suite's Redis (no processes
 # of the project, no browser, no stack); tests/conftest.py marks the rest `processes`.

@@ -14,11 +14,12 @@ import pytest
 import redis as redis_py
 
 from backend.embedded_redis import EmbeddedRedis
-from tests.harness import contract
+from tests.harness import alone, contract
 from tests.harness.clients import RecordingClient
 from tests.harness.exchange import NOW_MS, ExchangeServer
 from tests.harness.processes import CeleryProcess, WebServer
 from tests.harness.redis import make_publisher
+from tests.harness.table import ChaosTable
 
 # A test that requests any of these (itself or through another fixture) starts a process of the project,
 # a browser or a whole stack: it belongs to the slow layer.
@@ -41,6 +42,12 @@ PROCESS_FIXTURES = frozenset(
 CHAOS_DIR = Path(__file__).parent / "chaos"
 
 
+def pytest_configure(config):
+    """The chaos table, printed by the process that reports (under pytest-xdist: the controller, not a worker)."""
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(ChaosTable(), "chaos-table")
+
+
 @pytest.fixture(autouse=True)
 def payloads_follow_the_contract():
     """Fail a test whose Socket.IO clients or webhook receivers got a payload docs/asyncapi.json does not allow."""
@@ -55,6 +62,33 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if CHAOS_DIR in item.path.parents or PROCESS_FIXTURES.intersection(item.fixturenames):
             item.add_marker(pytest.mark.processes)
+
+
+TURNS = pytest.StashKey[alone.Turns]()
+
+
+@pytest.fixture(autouse=True)
+def _turn(request, tmp_path_factory):
+    """Under pytest-xdist, hold the run's lock shared through the test (see pytest_runtest_call for `alone`)."""
+    if not hasattr(request.config, "workerinput"):
+        yield
+        return
+    # The workers' temp folders share their parent: the controller's, one per run.
+    turns = request.node.stash[TURNS] = alone.Turns(tmp_path_factory.getbasetemp().parent).share()
+    try:
+        yield
+    finally:
+        turns.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A test marked `alone` (it asserts latencies) runs its call while no other test runs."""
+    turns = item.stash.get(TURNS, None)
+    if turns is None or item.get_closest_marker("alone") is None:
+        return (yield)
+    with turns.alone():
+        return (yield)
 
 
 @pytest.fixture(scope="session")

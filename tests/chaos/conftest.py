@@ -9,6 +9,8 @@ duplicated, and the recovery time. CHAOS_SOAK_S and CHAOS_SOAK_CLIENTS stretch t
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
 from tests.chaos.clients import NodePool, PythonPool
@@ -16,50 +18,16 @@ from tests.chaos.harness import Row
 from tests.chaos.ledger import Auditor
 from tests.chaos.stack import ChaosStack
 from tests.harness.polling import wait_until
-
-ROWS = pytest.StashKey[list]()
-
-
-def pytest_configure(config):
-    """The session's table."""
-    config.stash[ROWS] = []
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """Print one table of every scenario that ran."""
-    rows: list[Row] = config.stash.get(ROWS, [])
-    if not rows:
-        return
-    header = ("scenario", "produced", "expected", "delivered", "lost", "duplicated", "recovery", "notes")
-    lines = [
-        (
-            r.scenario,
-            str(r.produced),
-            str(r.expected),
-            str(r.delivered),
-            str(r.lost),
-            str(r.duplicated),
-            "-" if r.recovery_s is None else f"{r.recovery_s:.2f} s",
-            r.notes,
-        )
-        for r in rows
-    ]
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-
-    def fmt(cells):
-        return " | ".join(c.ljust(w) if i in (0, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
-    terminalreporter.write_sep("=", "chaos: signals from production to every client")
-    terminalreporter.write_line(fmt(header))
-    terminalreporter.write_line("-+-".join("-" * w for w in widths))
-    for line in lines:
-        terminalreporter.write_line(fmt(line))
+from tests.harness.table import CHAOS_ROW
 
 
 @pytest.fixture
 def chaos_rows(request) -> list[Row]:
-    """The session's summary table; a scenario appends its row."""
-    return request.config.stash[ROWS]
+    """This scenario's rows: handed to the table (tests/harness/table.py) through the test's report, so that under
+    pytest-xdist a row recorded in a worker process reaches the controller that prints the table."""
+    rows: list[Row] = []
+    yield rows
+    request.node.user_properties.extend((CHAOS_ROW, asdict(row)) for row in rows)
 
 
 @pytest.fixture

@@ -367,6 +367,8 @@ def _run_with(kind: str, name: str, value: str, log_dir) -> tuple[int | None, st
     if kind == "beat":
         args += ["--pidfile", str(log_dir / f"beat-{name}.pid"), "--schedule", str(log_dir / f"beat-{name}.db")]
     try:
+        # A bad value exits at start-up within seconds; the deadline is only for one that keeps running, and is long
+        # because on a loaded machine (a parallel suite) importing the app alone can take tens of seconds.
         done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired as exc:  # run() kills it
         return None, (exc.stdout or b"").decode(errors="replace") + (exc.stderr or b"").decode(errors="replace")

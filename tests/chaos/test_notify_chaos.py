@@ -135,6 +135,7 @@ def test_429_retry_after_is_honoured(full, stack_factory, hooks, chaos_rows):
     assert min(gaps) >= 2.0, f"Retry-After: 2 not honoured: {sorted(gaps)[:5]}"
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("full", PROFILES)
 def test_a_hanging_destination_delays_neither_others_nor_clients(
     full, stack_factory, hooks, clients, auditors, chaos_rows

@@ -222,6 +222,7 @@ def publish(publisher, n: int) -> dict:
     )
 
 
+@pytest.mark.alone
 def test_nginx_spreads_clients_over_web_processes_exactly_once_and_recovers(start_web, nginx, clients, publisher):
     # Behind a proxy every client has nginx's address: the per-address limits are nginx's (deploy/README.md).
     env = {"MAX_CONNECTIONS_PER_IP": "0", "HTTP_RATE_LIMIT": "100000/second"}

@@ -115,6 +115,7 @@ def read_signals(ws, count: int, timeout: float = 30.0) -> list[dict]:
     return signals
 
 
+@pytest.mark.alone  # it asserts latencies, or moves 20 MB: under pytest-xdist, no other test runs meanwhile
 @pytest.mark.parametrize("fast", ["1", "0"], ids=["fast", "queued"])
 def test_a_stalled_reader_slows_nobody_and_its_frames_never_interleave(start_web, connect, publisher, fast):
     web = start_web(FAST_BROADCAST=fast)
@@ -179,6 +180,7 @@ def read_until_cut(ws) -> tuple[dict, list[int]]:
                 seqs.append(data["seq"])
 
 
+@pytest.mark.alone  # it asserts latencies, or moves 20 MB: under pytest-xdist, no other test runs meanwhile
 @pytest.mark.parametrize("fast", ["1", "0"], ids=["fast", "queued"])
 def test_a_client_past_the_bound_is_cut_counted_and_recovers_by_since(start_web, connect, publisher, fast):
     web = start_web(FAST_BROADCAST=fast, SLOW_CLIENT_MAX_PACKETS="250")  # the lowest it may be
