@@ -47,7 +47,7 @@ system-deps:
 # Everything: lint, then every layer (the full chaos scenarios excepted: pyproject's addopts, `make chaos`), on
 # TEST_WORKERS pytest-xdist workers: most tests wait on processes and I/O, so more workers than cores pay off
 # (measured: 3 on 2 cores; 4 made latency tests flake). Each worker has its own Redis and its own shared chaos stack;
-# tests marked `alone` run while no other test does (tests/harness/alone.py).
+# tests marked `alone` run while no other test does (harness/alone.py).
 TEST_WORKERS ?= 3
 test: system-deps lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --durations=20

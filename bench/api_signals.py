@@ -19,8 +19,8 @@ from backend.embedded_redis import EmbeddedRedis
 from backend.publisher import Publisher
 from backend.redis_client import make_redis
 from bench.procs import Child, stop_all
-from tests.harness.polling import wait_until
-from tests.harness.ports import free_port
+from harness.polling import wait_until
+from harness.ports import free_port
 
 # asgi.py with the cache switched off: the same settings, the same server configuration.
 SERVE_UNCACHED = """

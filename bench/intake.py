@@ -54,7 +54,7 @@ def post_at(url: str, rate: float, seconds: float, prefix: str) -> tuple[int, in
 def publish_at(redis_url: str, rate: float, seconds: float, prefix: str) -> tuple[int, int]:
     """The baseline, in a poster process: the same signals through the project's publisher straight into Redis."""
     from backend.redis_client import make_redis
-    from tests.harness.redis import make_publisher
+    from harness.redis import make_publisher
 
     publisher = make_publisher(make_redis(redis_url))
     start, sent = time.monotonic(), 0

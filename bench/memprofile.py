@@ -14,8 +14,8 @@ import time
 import tracemalloc
 
 from bench.fanout import LoadGen, private_redis
-from tests.harness.polling import wait_until
-from tests.harness.ports import free_port
+from harness.polling import wait_until
+from harness.ports import free_port
 
 
 def _short(filename: str) -> str:

@@ -1,6 +1,6 @@
 """`python -m bench.notify_answer_memory`: what a destination answering 300 MB costs one notification attempt.
 
-Each case runs in a fresh Python process against a hostile receiver on 127.0.0.1 (tests/harness/hostile_receiver.py,
+Each case runs in a fresh Python process against a hostile receiver on 127.0.0.1 (harness/hostile_receiver.py,
 the 300 MB body streamed, never allocated) and reports the growth of its peak RSS and the bytes the receiver got
 to send. The baseline, in the same run: `requests.post` as the attempt used it before (the body read whole). Cases:
 `post_webhook` (the body never read) and `send_apprise` to json:// (at most MAX_APPRISE_ANSWER_BYTES read).
@@ -15,13 +15,13 @@ import statistics
 import subprocess
 import sys
 
-from tests.harness.processes import ROOT
+from harness.processes import ROOT
 
 CASES = ("baseline", "webhook", "apprise")
 _PROBE = r"""
 import json, resource, sys
 from backend import notify
-from tests.harness.hostile_receiver import HostileReceiver, wait_closed
+from harness.hostile_receiver import HostileReceiver, wait_closed
 case = sys.argv[1]
 raw = json.dumps({"type": "BUY", "price": 1, "symbol": "X", "epoch": "e", "seq": 1})
 with HostileReceiver() as server:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from backend.embedded_redis import EmbeddedRedis
 from backend.redis_client import make_redis
-from tests.harness.polling import wait_until
-from tests.harness.processes import CeleryProcess
-from tests.harness.receiver import Receiver
-from tests.harness.redis import make_publisher
+from harness.polling import wait_until
+from harness.processes import CeleryProcess
+from harness.receiver import Receiver
+from harness.redis import make_publisher
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -206,12 +206,12 @@ def rss_bytes(pids: list[int]) -> int:
 
 @contextlib.contextmanager
 def loopback_exchange(latency_ms: float):
-    """`python -m tests.harness.exchange` answering klines after LATENCY_MS; yields its URL, stops it by PID."""
-    from tests.harness.ports import free_port
+    """`python -m harness.exchange` answering klines after LATENCY_MS; yields its URL, stops it by PID."""
+    from harness.ports import free_port
 
     port = free_port()
     exchange = Child(
-        [sys.executable, "-m", "tests.harness.exchange", "--port", str(port), "--latency-ms", str(latency_ms)],
+        [sys.executable, "-m", "harness.exchange", "--port", str(port), "--latency-ms", str(latency_ms)],
         "exchange",
     ).start()
     try:

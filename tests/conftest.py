@@ -14,12 +14,12 @@ import pytest
 import redis as redis_py
 
 from backend.embedded_redis import EmbeddedRedis
-from tests.harness import alone, contract
-from tests.harness.clients import RecordingClient
-from tests.harness.exchange import NOW_MS, ExchangeServer
-from tests.harness.processes import CeleryProcess, WebServer
-from tests.harness.redis import make_publisher
-from tests.harness.table import ChaosTable
+from harness import alone, contract
+from harness.clients import RecordingClient
+from harness.exchange import NOW_MS, ExchangeServer
+from harness.processes import CeleryProcess, WebServer
+from harness.redis import make_publisher
+from harness.table import ChaosTable
 
 # A test that requests any of these (itself or through another fixture) starts a process of the project,
 # a browser or a whole stack: it belongs to the slow layer.

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 
 from bench.procs import ROOT, Child, log_dir, wait_http_ok
-from tests.harness.ports import free_port
+from harness.ports import free_port
 
 PEERS_DIR = Path(__file__).resolve().parent
 
@@ -155,7 +155,7 @@ class NginxProjectPeer(ProjectPeer):
 
     def start(self, redis_url: str) -> Peer:
         """The web processes, then nginx in front of them; ready once nginx proxies /readyz."""
-        from tests.deploy.test_nginx import CONF, render  # the test's renderer: one place knows the file's shape
+        from harness.nginx import CONF, render  # the tests' renderer too: one place knows the file's shape
 
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         if not Path(binary).exists():

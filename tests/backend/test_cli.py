@@ -12,8 +12,8 @@ import pytest
 from backend import history, notify
 from backend.cli import MERGED_EXIT
 from backend.signal_schema import signal_id, utc_iso
-from tests.harness.ports import free_port
-from tests.harness.processes import ROOT, ServerProcess
+from harness.ports import free_port
+from harness.processes import ROOT, ServerProcess
 
 COMMAND = Path(sys.executable).parent / "quantum-signals"
 

@@ -17,9 +17,9 @@ import pytest
 import socketio
 
 from backend import compat
-from tests.harness import loops
-from tests.harness.loops import run as run_loop
-from tests.harness.polling import wait_until
+from harness import loops
+from harness.loops import run as run_loop
+from harness.polling import wait_until
 
 
 def require(condition, hook: str, what: str) -> None:
@@ -269,7 +269,7 @@ def test_socketio_client_events_in_order():
     require(callable(getattr(engineio_client.Client, "_trigger_event", None)), hook, "Client._trigger_event is gone")
     import uvicorn
 
-    from tests.harness.ports import free_port
+    from harness.ports import free_port
 
     server = async_server()
 
@@ -318,7 +318,7 @@ def test_header_deadline_protocol():
     hook = "header_deadline_protocol"
     import uvicorn
 
-    from tests.harness.ports import free_port, is_closed
+    from harness.ports import free_port, is_closed
 
     protocol = call(hook, compat.header_deadline_protocol, 1.0)
     port = free_port()
@@ -376,7 +376,7 @@ class FastPathServer:
         """Serve on a free loopback port; start() returns once it accepts connections."""
         import uvicorn
 
-        from tests.harness.ports import free_port
+        from harness.ports import free_port
 
         compat.engineio_websocket_protocols()
         self.sio = socketio.AsyncServer(async_mode="asgi")
@@ -558,7 +558,7 @@ def test_websocket_protocol_class_fails_bad_utf8_quietly(caplog):
     import uvicorn
     import websocket
 
-    from tests.harness.ports import free_port
+    from harness.ports import free_port
 
     port = free_port()
     config = uvicorn.Config(
@@ -591,8 +591,8 @@ def test_requests_bodies_capped():
     hook = "requests_bodies_capped"
     import requests
 
+    from harness.hostile_receiver import HostileReceiver, wait_closed
     from tasks.attempt_deadline import attempt_deadline, current_answer_bytes  # the hook's one user
-    from tests.harness.hostile_receiver import HostileReceiver, wait_closed
 
     call(hook, compat.requests_bodies_capped, current_answer_bytes)
     call(hook, compat.requests_bodies_capped, current_answer_bytes)  # a second install changes nothing

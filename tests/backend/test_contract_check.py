@@ -1,9 +1,9 @@
-"""The suite's payload check (tests/harness/contract.py) refuses what docs/asyncapi.json does not allow."""
+"""The suite's payload check (harness/contract.py) refuses what docs/asyncapi.json does not allow."""
 
 from __future__ import annotations
 
 from backend import notify
-from tests.harness import contract
+from harness import contract
 
 
 def test_a_payload_off_the_contract_is_recorded_for_the_test_that_received_it():

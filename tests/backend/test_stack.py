@@ -6,10 +6,10 @@ import sys
 
 import requests
 
-from tests.harness.clients import RecordingClient
-from tests.harness.polling import wait_until
-from tests.harness.ports import free_port
-from tests.harness.processes import ServerProcess
+from harness.clients import RecordingClient
+from harness.polling import wait_until
+from harness.ports import free_port
+from harness.processes import ServerProcess
 
 
 def test_make_run_stack_with_embedded_redis_serves_simulated_signals(base_env, tmp_path):

@@ -12,10 +12,10 @@ from pathlib import Path
 import socketio
 
 from backend import compat
+from harness import contract
+from harness.polling import wait_until
+from harness.processes import ROOT
 from tests.chaos.ledger import ClientRecord, Key
-from tests.harness import contract
-from tests.harness.polling import wait_until
-from tests.harness.processes import ROOT
 
 
 class ReconnectingClient:

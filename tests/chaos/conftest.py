@@ -13,17 +13,17 @@ from dataclasses import asdict
 
 import pytest
 
+from harness.polling import wait_until
+from harness.table import CHAOS_ROW
 from tests.chaos.clients import NodePool, PythonPool
 from tests.chaos.harness import Row
 from tests.chaos.ledger import Auditor
 from tests.chaos.stack import ChaosStack
-from tests.harness.polling import wait_until
-from tests.harness.table import CHAOS_ROW
 
 
 @pytest.fixture
 def chaos_rows(request) -> list[Row]:
-    """This scenario's rows: handed to the table (tests/harness/table.py) through the test's report, so that under
+    """This scenario's rows: handed to the table (harness/table.py) through the test's report, so that under
     pytest-xdist a row recorded in a worker process reaches the controller that prints the table."""
     rows: list[Row] = []
     yield rows

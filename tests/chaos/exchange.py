@@ -1,6 +1,6 @@
 """The loopback exchange with a consistent market history: a symbol's bar k is the same whenever it is asked for.
 
-tests/harness/exchange.py anchors a fixed series to "now", so yesterday's bars change every second; here a symbol
+harness/exchange.py anchors a fixed series to "now", so yesterday's bars change every second; here a symbol
 is `zigzag` (the close alternates around a level every bar, so SMA(1)/SMA(2) crosses on EVERY bar: one signal
 per symbol per bar, each bar's signal fixed forever) or `flat` (nothing ever crosses). Faults, latency and the
 frozen clock of ExchangeServer still apply. Run: `python -m tests.chaos.exchange --port N`;
@@ -14,7 +14,7 @@ import signal
 import threading
 import zlib
 
-from tests.harness.exchange import ExchangeServer
+from harness.exchange import ExchangeServer
 
 STRATEGY = "sma_cross:fast=1,slow=2"
 

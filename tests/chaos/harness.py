@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from harness.polling import wait_until
 from tests.chaos.ledger import Auditor, Tally, republished_ids, tally
 from tests.chaos.stack import ChaosStack
-from tests.harness.polling import wait_until
 
 
 @dataclass

@@ -10,7 +10,7 @@ import time
 import requests
 import websocket
 
-from tests.harness.redis import make_publisher
+from harness.redis import make_publisher
 
 
 def raw_socketio(url: str, auth: dict | None = None, rcvbuf: int | None = None, timeout: float = 5):

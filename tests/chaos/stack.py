@@ -11,10 +11,10 @@ import requests
 
 from backend.embedded_redis import EmbeddedRedis
 from backend.redis_client import make_redis
+from harness.exchange import ExchangeProcess
+from harness.processes import CeleryProcess, ServerProcess, WebServer
+from harness.redis import TlsRedis
 from tests.chaos.exchange import STRATEGY
-from tests.harness.exchange import ExchangeProcess
-from tests.harness.processes import CeleryProcess, ServerProcess, WebServer
-from tests.harness.redis import TlsRedis
 
 BAR_MS = 1000  # TIMEFRAME=1s: with the zigzag market every symbol fires once a second
 

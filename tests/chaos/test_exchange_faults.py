@@ -8,9 +8,9 @@ from datetime import datetime
 
 import pytest
 
+from harness.exchange import FAULTS
+from harness.polling import wait_until
 from tests.chaos.harness import FULL, SHORT, Scenario
-from tests.harness.exchange import FAULTS
-from tests.harness.polling import wait_until
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 SHORT_FAULTS = [

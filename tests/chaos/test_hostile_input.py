@@ -18,11 +18,11 @@ import requests
 import socketio
 import websocket
 
+from harness.polling import wait_until
+from harness.processes import ROOT, procfile_command
 from tests.chaos.exchange import STRATEGY
 from tests.chaos.harness import FULL, SHORT, Row, Scenario
 from tests.chaos.hostile import metric, raw_socketio
-from tests.harness.polling import wait_until
-from tests.harness.processes import ROOT, procfile_command
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 

@@ -14,6 +14,9 @@ import psutil
 import pytest
 import requests
 
+from harness.hostile_receiver import HostileReceiver
+from harness.polling import wait_until
+from harness.receiver import Receiver
 from tests.chaos.harness import Scenario
 from tests.chaos.webhooks import (
     Expected,
@@ -26,9 +29,6 @@ from tests.chaos.webhooks import (
     wait_all_delivered,
     wait_dispatching,
 )
-from tests.harness.hostile_receiver import HostileReceiver
-from tests.harness.polling import wait_until
-from tests.harness.receiver import Receiver
 
 FULL = [pytest.mark.chaos, pytest.mark.timeout(900)]
 PROFILES = [pytest.param(False, id="short"), pytest.param(True, id="full", marks=FULL)]

@@ -10,9 +10,9 @@ import json
 import pytest
 import requests
 
+from harness.polling import wait_until
 from tests.chaos.harness import FULL, SHORT, Scenario
 from tests.chaos.hostile import metric, raw_socketio
-from tests.harness.polling import wait_until
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 

@@ -5,11 +5,11 @@ import time
 
 import pytest
 
+from harness.polling import wait_until
+from harness.redis import wipe_redis_data
 from tests.chaos.harness import FULL, SHORT, Scenario
 from tests.chaos.ledger import missed_bars
 from tests.chaos.stack import BAR_MS
-from tests.harness.polling import wait_until
-from tests.harness.redis import wipe_redis_data
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 

@@ -11,16 +11,16 @@ import pytest
 import requests
 
 from backend.signal_schema import EPOCH_KEY
+from harness.exchange import ExchangeServer
+from harness.polling import wait_until
+from harness.processes import ROOT
+from harness.redis import make_publisher
 from tasks.market import MarketDataError
 from tasks.market.exchange import CcxtSource
 from tasks.scanner import MarketScanner
 from tasks.strategies import parse_strategies
 from tests.chaos.clients import PythonPool
 from tests.chaos.exchange import STRATEGY, ConsistentExchange
-from tests.harness.exchange import ExchangeServer
-from tests.harness.polling import wait_until
-from tests.harness.processes import ROOT
-from tests.harness.redis import make_publisher
 
 
 def test_forged_seq_on_the_channel_does_not_silence_the_relay(stack_factory):

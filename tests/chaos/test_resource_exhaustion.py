@@ -17,10 +17,10 @@ import pytest
 import requests
 
 from backend.web.server import raise_open_file_limit
+from harness.polling import wait_until
+from harness.ports import is_closed
 from tests.chaos.harness import FULL, SHORT, Scenario
 from tests.chaos.stack import ChaosStack
-from tests.harness.polling import wait_until
-from tests.harness.ports import is_closed
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 SOCKET_TIMEOUT_S = 3

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import requests
 
+from harness.polling import wait_until
 from tests.chaos.clients import ReconnectingClient
 from tests.chaos.harness import FULL, SHORT, Scenario
 from tests.chaos.hostile import SteadyPublisher, fill_history, metric, raw_socketio
 from tests.chaos.stack import rss_mb
-from tests.harness.polling import wait_until
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 HISTORY, HISTORY_REASON_BYTES = 8000, 4000  # 32 MB of history: a copy per non-reader would be costly

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
+from harness.polling import wait_until
 from tests.chaos.harness import FULL, SHORT, Scenario
-from tests.harness.polling import wait_until
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 

@@ -7,9 +7,9 @@ import signal
 import psutil
 import pytest
 
+from harness.polling import wait_until
 from tests.chaos.harness import FULL, SHORT, Scenario
 from tests.chaos.ledger import missed_bars
-from tests.harness.polling import wait_until
 
 PROFILES = [SHORT, pytest.param(FULL, marks=[pytest.mark.chaos, pytest.mark.timeout(900)])]
 SLOW_EXCHANGE_MS = 600

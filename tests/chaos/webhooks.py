@@ -13,10 +13,10 @@ import numpy as np
 
 from backend import notify
 from backend.signal_schema import HISTORY_KEY
+from harness.polling import wait_until
+from harness.receiver import Received, Receiver
 from tests.chaos.harness import Row
 from tests.chaos.stack import ChaosStack
-from tests.harness.polling import wait_until
-from tests.harness.receiver import Received, Receiver
 
 SECRET = "chaos-webhook-secret-0123456789"
 
@@ -240,7 +240,7 @@ class Stream:
 
     def __init__(self, stack: ChaosStack, expected: Expected, rate: float, prefix: str, limit: int | None = None):
         """Start publishing (at most LIMIT signals)."""
-        from tests.harness.redis import make_publisher
+        from harness.redis import make_publisher
 
         self.publisher = make_publisher(stack.client(socket_connect_timeout=1, socket_timeout=2))
         self.expected, self.rate, self.prefix, self.limit = expected, rate, prefix, limit

@@ -6,14 +6,14 @@ from __future__ import annotations
 import threading
 
 import pytest
-from quantum_signals_client import Client, Signal
 
 from backend.embedded_redis import EmbeddedRedis
 from backend.publisher import Publisher
 from backend.redis_client import make_redis
-from tests.harness.polling import wait_until
-from tests.harness.processes import WebServer
-from tests.harness.redis import make_publisher
+from harness.polling import wait_until
+from harness.processes import WebServer
+from harness.redis import make_publisher
+from quantum_signals_client import Client, Signal
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from quantum_signals_client import Cursor, CursorFile
 
+from harness.polling import wait_until
+from harness.processes import ROOT
+from quantum_signals_client import Cursor, CursorFile
 from tests.clients_python.conftest import publish_many
-from tests.harness.polling import wait_until
-from tests.harness.processes import ROOT
 
 README = ROOT / "clients" / "python" / "README.md"
 SLOW_BOT = Path(__file__).with_name("slow_bot.py")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from quantum_signals_client import Client, Cursor, CursorFile, CursorFileError
 
 

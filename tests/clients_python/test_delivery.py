@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 
+from harness.loops import run as run_loop
+from harness.polling import wait_until
+from harness.processes import WebServer
+from harness.redis import redis_cli_publish, wipe_redis_data
 from quantum_signals_client import AsyncClient, Cursor, CursorFile, Resync, Signal
-
 from tests.clients_python.conftest import publish_many, seqs
-from tests.harness.loops import run as run_loop
-from tests.harness.polling import wait_until
-from tests.harness.processes import WebServer
-from tests.harness.redis import redis_cli_publish, wipe_redis_data
 
 
 def test_a_burst_of_1000_arrives_in_order_none_missing(signals_web, own_publisher, collect, tmp_path):

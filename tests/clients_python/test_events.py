@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from quantum_signals_client import Backoff, Client, ClientError, ConnectionRefused, Outcome, ProtocolError, Signal
 
 from backend.outcomes import announcement, encode_number
 from backend.redis_client import make_redis
 from backend.signal_schema import outcome_key
+from harness.polling import wait_until
+from quantum_signals_client import Backoff, Client, ClientError, ConnectionRefused, Outcome, ProtocolError, Signal
 from tests.clients_python.conftest import publish_many
-from tests.harness.polling import wait_until
 
 
 def test_outcomes_are_yielded_when_asked(signals_web, own_redis, own_publisher, collect):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.harness.processes import ROOT
+from harness.processes import ROOT
 
 # It runs pip in a new venv (and needs the package index): the slow layer, not `make test-fast`.
 pytestmark = pytest.mark.processes

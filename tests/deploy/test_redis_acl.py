@@ -16,8 +16,8 @@ import redis
 import requests
 
 from backend.embedded_redis import EmbeddedRedis
-from tests.harness.polling import wait_until
-from tests.harness.receiver import Receiver
+from harness.polling import wait_until
+from harness.receiver import Receiver
 
 DOC = Path(__file__).resolve().parents[2] / "deploy" / "redis-acl.md"
 CHANNEL = "quantum_signals"

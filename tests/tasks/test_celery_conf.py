@@ -11,7 +11,7 @@ from celery import Celery
 
 from backend.embedded_redis import EmbeddedRedis
 from backend.signal_schema import HISTORY_KEY
-from tests.harness.polling import wait_until
+from harness.polling import wait_until
 
 USER, PASSWORD = "qs", "s3cret-redis-pass-0123"
 

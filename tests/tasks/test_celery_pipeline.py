@@ -9,10 +9,10 @@ from celery import Celery
 from backend import history
 from backend.embedded_redis import EmbeddedRedis
 from backend.redis_client import make_redis
-from tests.harness.clients import RecordingClient
-from tests.harness.exchange import CROSS_UP, ExchangeServer
-from tests.harness.polling import wait_until
-from tests.harness.processes import WebServer
+from harness.clients import RecordingClient
+from harness.exchange import CROSS_UP, ExchangeServer
+from harness.polling import wait_until
+from harness.processes import WebServer
 
 
 @pytest.fixture

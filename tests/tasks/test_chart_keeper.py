@@ -7,8 +7,8 @@ import pytest
 from backend import charts, history
 from backend.outcomes import read_stats, stats_limits
 from backend.signal_schema import OUTCOME_CHANNEL_SUFFIX, chart_key, outcome_key, utc_iso
+from harness.bars import open_ms, replay, scan, start_now, wave_closes, write_bars_csv
 from tasks.strategies import parse_strategies
-from tests.harness.bars import open_ms, replay, scan, start_now, wave_closes, write_bars_csv
 
 HORIZONS = (1, 5, 20)
 SPECS = "sma_cross:fast=3,slow=5;sma_cross:fast=5,slow=12"

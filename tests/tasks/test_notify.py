@@ -15,9 +15,9 @@ import requests
 
 from backend import notify
 from backend.signal_schema import EPOCH_KEY, HISTORY_KEY, NOTIFY_GROUP, NOTIFY_QUEUE
-from tests.harness.polling import wait_until
-from tests.harness.processes import ROOT
-from tests.harness.receiver import Receiver
+from harness.polling import wait_until
+from harness.processes import ROOT
+from harness.receiver import Receiver
 
 SECRET = "test-webhook-secret-0123456789"
 

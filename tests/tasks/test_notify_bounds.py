@@ -11,10 +11,10 @@ import time
 import pytest
 
 from backend import notify
+from harness.hostile_receiver import HostileReceiver, wait_closed
+from harness.polling import wait_until
+from harness.receiver import Receiver
 from tasks import notify as notify_tasks
-from tests.harness.hostile_receiver import HostileReceiver, wait_closed
-from tests.harness.polling import wait_until
-from tests.harness.receiver import Receiver
 
 SECRET = "bounds-webhook-secret-0123456789"
 TIMEOUT_S = 2.0

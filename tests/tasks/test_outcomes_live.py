@@ -11,10 +11,10 @@ from celery import Celery
 
 from backend.embedded_redis import EmbeddedRedis
 from backend.redis_client import make_redis
-from tests.harness.bars import replay, wave_closes, write_bars_csv
-from tests.harness.polling import wait_until
-from tests.harness.processes import ROOT, WebServer
-from tests.harness.redis import make_publisher, wipe_redis_data
+from harness.bars import replay, wave_closes, write_bars_csv
+from harness.polling import wait_until
+from harness.processes import ROOT, WebServer
+from harness.redis import make_publisher, wipe_redis_data
 
 SPECS = ["sma_cross:fast=3,slow=5", "sma_cross:fast=5,slow=12"]
 

@@ -3,10 +3,10 @@
 import pytest
 
 from backend import history
+from harness.exchange import CROSS_UP, NOW_MS, ExchangeServer
 from tasks.market.exchange import CcxtSource
 from tasks.scanner import MarketScanner
 from tasks.strategies import parse_strategies
-from tests.harness.exchange import CROSS_UP, NOW_MS, ExchangeServer
 
 LAST_CLOSED_OPEN_MS = 1_764_000_000_000 - 60_000
 # SMA(3) a hair below SMA(5) on the last closed bar; only the still-open bar (last * 1.01) would cross.

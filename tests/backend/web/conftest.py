@@ -16,11 +16,11 @@ import uvicorn
 from starlette.testclient import TestClient
 
 from backend.settings import Settings
-from tests.harness import contract
-from tests.harness.clients import RecordingClient
-from tests.harness.polling import wait_until
-from tests.harness.ports import free_port
-from tests.harness.processes import WebServer
+from harness import contract
+from harness.clients import RecordingClient
+from harness.polling import wait_until
+from harness.ports import free_port
+from harness.processes import WebServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -4,8 +4,8 @@ import requests
 import socketio
 import websocket
 
-from tests.harness.clients import NodeClient
-from tests.harness.polling import wait_until
+from harness.clients import NodeClient
+from harness.polling import wait_until
 
 
 def refusal(url: str, auth: dict) -> str:

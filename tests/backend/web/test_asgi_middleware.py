@@ -6,7 +6,7 @@ import pytest
 
 from backend.web.connection_limits import ConnectionLimits
 from backend.web.security import SECURITY_HEADERS, HostCheck
-from tests.harness import loops
+from harness import loops
 
 
 class Recorder:

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from socketio import packet as sio_packet
 
 from backend.signal_schema import HISTORY_KEY, InvalidSignal, parse_signal, valid_symbol
+from harness.clients import RecordingClient
+from harness.polling import wait_until
 from tests.chaos.hostile import metric
 from tests.fuzz_strategies import (
     ANY_CHAR,
@@ -30,8 +32,6 @@ from tests.fuzz_strategies import (
     deep_values,
     json_text,
 )
-from tests.harness.clients import RecordingClient
-from tests.harness.polling import wait_until
 
 MAX_BYTES = 65536  # the web process's MAX_SIGNAL_BYTES (its default)
 MAX_SEQ_HTTP = 2**64 - 1

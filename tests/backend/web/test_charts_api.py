@@ -10,8 +10,8 @@ import talib
 
 from backend import history
 from backend.signal_schema import outcome_key
-from tests.harness.bars import open_ms, replay, scan, wave_closes, write_bars_csv
-from tests.harness.polling import wait_until
+from harness.bars import open_ms, replay, scan, wave_closes, write_bars_csv
+from harness.polling import wait_until
 
 SPECS = "sma_cross:fast=3,slow=5;rsi:period=14,lower=30,upper=70"
 SMA = "sma_cross:fast=3,slow=5"

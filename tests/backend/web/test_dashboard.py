@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.harness.redis import redis_cli_publish
+from harness.redis import redis_cli_publish
 
 pytestmark = pytest.mark.browser
 

@@ -9,8 +9,8 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from harness.polling import wait_until
 from tests.backend.web.test_dashboard import REPORT_VIOLATIONS
-from tests.harness.polling import wait_until
 
 pytestmark = pytest.mark.browser
 

@@ -6,8 +6,8 @@ import json
 import pytest
 from playwright.sync_api import expect
 
+from harness.redis import redis_cli_publish
 from tests.backend.web.test_dashboard import LIVE_S, row_keys, rows, signal
-from tests.harness.redis import redis_cli_publish
 
 pytestmark = pytest.mark.browser
 

@@ -7,9 +7,9 @@ import pytest
 import requests
 from starlette.testclient import TestClient
 
-from tests.harness.polling import wait_until
-from tests.harness.ports import free_port
-from tests.harness.processes import ServerProcess
+from harness.polling import wait_until
+from harness.ports import free_port
+from harness.processes import ServerProcess
 
 
 def test_start_logs_no_deprecation_warning(web):

@@ -17,8 +17,8 @@ import requests
 import websocket
 
 from backend.web.broadcast import text_frame
+from harness.polling import wait_until
 from tests.chaos.hostile import metric, raw_socketio
-from tests.harness.polling import wait_until
 
 BURSTS, BURST_SIZE = 8, 40
 

@@ -7,8 +7,8 @@ import pytest
 import requests
 
 from backend.redis_client import redact_url
-from tests.harness.polling import wait_until
-from tests.harness.ports import free_port
+from harness.polling import wait_until
+from harness.ports import free_port
 
 HEADERS = {
     "X-Content-Type-Options": "nosniff",

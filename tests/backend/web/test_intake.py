@@ -14,6 +14,7 @@ from backend.intake import NUMBER_RE
 from backend.logging_setup import BoundedLogFilter
 from backend.settings import ConfigError, Settings
 from backend.signal_schema import outside_id, signal_id
+from harness.polling import wait_until
 from tests.fuzz_strategies import (
     JSON_VALUES,
     KEYS,
@@ -25,7 +26,6 @@ from tests.fuzz_strategies import (
     assert_contract,
     json_text,
 )
-from tests.harness.polling import wait_until
 
 TOKEN = "alpha-7f3c"
 # TradingView's alert message template as it renders: {{strategy.order.action}} is lower case, {{close}} is

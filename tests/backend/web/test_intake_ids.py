@@ -9,8 +9,8 @@ import requests
 
 from backend import history
 from backend.signal_schema import SCHEMA_VERSION, signal_id, utc_iso
-from tests.harness.crowd import from_processes, publish_by_cli, publish_by_http
-from tests.harness.polling import wait_until
+from harness.crowd import from_processes, publish_by_cli, publish_by_http
+from harness.polling import wait_until
 
 TOKEN = "ids-7c2e91"
 SCAN_STRATEGY = "sma_cross:fast=9,slow=21"

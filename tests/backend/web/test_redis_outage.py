@@ -6,8 +6,8 @@ import requests
 from backend.embedded_redis import EmbeddedRedis
 from backend.publisher import Publisher
 from backend.redis_client import make_redis
-from tests.harness.polling import wait_until
-from tests.harness.processes import WebServer
+from harness.polling import wait_until
+from harness.processes import WebServer
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ import json
 import pytest
 import requests
 
-from tests.harness.clients import NodeClient
-from tests.harness.polling import wait_until
-from tests.harness.redis import redis_cli_publish
+from harness.clients import NodeClient
+from harness.polling import wait_until
+from harness.redis import redis_cli_publish
 
 
 @pytest.fixture(params=["1", "0"], ids=["fast", "queued"])

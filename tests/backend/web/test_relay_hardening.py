@@ -9,8 +9,8 @@ import websocket
 
 from backend.signal_schema import HISTORY_KEY, InvalidSignal
 from backend.web.relay import HEARTBEAT_STALE_S
+from harness.polling import wait_until
 from tests.chaos.hostile import metric, raw_socketio
-from tests.harness.polling import wait_until
 
 DEEP = '{"type":"BUY","price":5,"indicators":' + "[" * 600 + "]" * 600 + "}"
 

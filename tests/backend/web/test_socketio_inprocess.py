@@ -1,6 +1,6 @@
 """Socket.IO in this process (a real uvicorn in a thread, python-socketio clients) on the suite's real Redis."""
 
-from tests.harness.polling import wait_until
+from harness.polling import wait_until
 
 
 def publish(publisher, symbol: str = "BTCUSDT", n: int = 0) -> dict:

@@ -8,8 +8,8 @@ from playwright.sync_api import expect
 
 from backend import history
 from backend.signal_schema import utc_iso
+from harness.bars import open_ms, replay, scan, start_now, wave_closes, write_bars_csv
 from tests.backend.test_history import command_calls
-from tests.harness.bars import open_ms, replay, scan, start_now, wave_closes, write_bars_csv
 
 TOKEN = "publish-5e1d"
 SMA = "sma_cross:fast=3,slow=5"

@@ -12,9 +12,9 @@ import pytest
 import requests
 import websocket
 
+from harness.polling import wait_until
+from harness.ports import is_closed
 from tests.chaos.hostile import metric
-from tests.harness.polling import wait_until
-from tests.harness.ports import is_closed
 
 FD_SLACK = 3  # Redis pool connections may come and go; a leak here is one descriptor per request
 

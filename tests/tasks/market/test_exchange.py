@@ -2,9 +2,9 @@
 
 import pytest
 
+from harness.exchange import CROSS_UP, ENDPOINTS, NOW_MS
 from tasks.market import Candles, MarketDataError, UnknownMarket, fetch_many
 from tasks.market.exchange import CcxtSource, WeightBudget, parse_ohlcv, rebase_urls
-from tests.harness.exchange import CROSS_UP, ENDPOINTS, NOW_MS
 
 LAST_CLOSED_OPEN_MS = 1_764_000_000_000 - 60_000
 

@@ -14,9 +14,9 @@ REPO = Path(__file__).resolve().parents[3]
 
 @pytest.fixture
 def exchange_process():
-    """`python -m tests.harness.exchange` on a free port; yields its URL."""
+    """`python -m harness.exchange` on a free port; yields its URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.harness.exchange", "--port", "0", "--latency-ms", "5"],
+        [sys.executable, "-m", "harness.exchange", "--port", "0", "--latency-ms", "5"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

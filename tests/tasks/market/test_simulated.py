@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.exchange import NOW_MS
 from tasks.market import MarketDataError, SimulatedSource
-from tests.harness.exchange import NOW_MS
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from backend.signal_schema import SignalType
+from harness.exchange import CROSS_UP
 from tasks.market.candles import Candles
 from tasks.strategies import CandleStrategy, StrategyError, parse_strategies, parse_strategy
-from tests.harness.exchange import CROSS_UP
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "docs" / "examples"
 

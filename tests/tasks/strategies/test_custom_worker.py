@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from backend import history
-from tests.harness.exchange import CROSS_UP, ExchangeServer
-from tests.harness.polling import wait_until
+from harness.exchange import CROSS_UP, ExchangeServer
+from harness.polling import wait_until
 from tests.tasks.test_celery_pipeline import send_scan
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "docs" / "examples"

@@ -9,7 +9,7 @@ In a test (or the `exchange` fixture: one frozen at NOW_MS):
         exchange.set_fault("http_500", times=1)           # the next request fails once
         CcxtSource("binance", exchange.url).fetch("BTCUSDT", "1m", 3)
 
-As a process (benchmarks, fault suites; ExchangeProcess runs it): `python -m tests.harness.exchange --port 8900
+As a process (benchmarks, fault suites; ExchangeProcess runs it): `python -m harness.exchange --port 8900
 --latency-ms 50` prints `listening on http://127.0.0.1:8900`; `POST /_control` with JSON such as
 `{"series": {"BTCUSDT": [100, 101]}, "fault": {"mode": "rate_limit_429", "retry_after": 1, "times": 2},
 "latency_ms": 50, "now_ms": null, "reset_counts": true}` changes it at runtime; `GET /_control` shows
@@ -41,8 +41,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from tests.harness.ports import free_port
-from tests.harness.processes import ServerProcess
+from harness.ports import free_port
+from harness.processes import ServerProcess
 
 FAULTS = (
     "http_500",  # HTTP 500 with Binance's error body
@@ -490,7 +490,7 @@ class _Handler(BaseHTTPRequestHandler):
 class ExchangeProcess(ServerProcess):
     """`python -m MODULE --port N` (this module, or a subclass's such as tests.chaos.exchange) as its own process."""
 
-    def __init__(self, log_dir: Path, module: str = "tests.harness.exchange", latency_ms: float = 0.0):
+    def __init__(self, log_dir: Path, module: str = "harness.exchange", latency_ms: float = 0.0):
         """Pick the port; start() runs it."""
         self.port = free_port()
         args = [sys.executable, "-m", module, "--port", str(self.port)]
@@ -525,7 +525,7 @@ class ExchangeProcess(ServerProcess):
 
 def main(argv: list[str] | None = None) -> None:
     """Run the server until SIGINT/SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m tests.harness.exchange", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.exchange", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before every API answer")

@@ -130,7 +130,7 @@ class HostileReceiver:
 
 def wait_closed(exchange: Exchange, timeout: float) -> float:
     """Poll until EXCHANGE's connection is over (the client hung up); return when (time.monotonic())."""
-    from tests.harness.polling import wait_until
+    from harness.polling import wait_until
 
     wait_until(lambda: exchange.done, timeout, 0.01, f"the client hanging up on {exchange.path}")
     return time.monotonic()

@@ -12,7 +12,7 @@ from backend.embedded_redis import EmbeddedRedis
 from backend.publisher import Publisher
 from backend.redis_client import make_redis
 from backend.settings import Settings
-from tests.harness.ports import free_port
+from harness.ports import free_port
 
 
 def make_publisher(client: redis.Redis, settings: Settings | None = None) -> Publisher:

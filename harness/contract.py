@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from tests.harness.processes import ROOT
+from harness.processes import ROOT
 
 ASYNCAPI_PATH = ROOT / "docs" / "asyncapi.json"
 CHECKED_EVENTS = ("new_signal", "welcome", "resync", "signal_outcome")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import requests
 
-from tests.harness.polling import wait_until
-from tests.harness.ports import free_port
+from harness.polling import wait_until
+from harness.ports import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def procfile_command(kind: str, env: dict[str, str]) -> list[str]:

@@ -1,6 +1,6 @@
 """A notification receiver on 127.0.0.1: records every POST; answers each path by a plan, or hangs.
 
-`python -m tests.harness.receiver --port 8099` prints what it gets (the `make run` demo of NOTIFY_URLS).
+`python -m harness.receiver --port 8099` prints what it gets (the `make run` demo of NOTIFY_URLS).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.harness import contract
+from harness import contract
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def _print(received: Received) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Print every notification received until SIGINT/SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m tests.harness.receiver", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.receiver", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8099)
     args = parser.parse_args(argv)
     done = threading.Event()

@@ -9,9 +9,9 @@ import threading
 import socketio
 
 from backend import compat
-from tests.harness import contract
-from tests.harness.polling import wait_until
-from tests.harness.processes import ROOT
+from harness import contract
+from harness.polling import wait_until
+from harness.processes import ROOT
 
 
 class RecordingClient:
