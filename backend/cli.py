@@ -14,7 +14,7 @@ from typing import Any
 import click
 import redis
 
-from backend import notify
+from backend import destinations
 from backend.intake import normalize_signal
 from backend.publisher import Publisher
 from backend.redis_client import make_redis
@@ -142,7 +142,7 @@ def notify_cli() -> None:
 @notify_cli.command("dead")
 def dead_command() -> None:
     """List the dead-lettered notifications, oldest first, one per line."""
-    letters = notify.dead_letters(make_redis(_settings().redis_url))
+    letters = destinations.dead_letters(make_redis(_settings().redis_url))
     if not letters:
         click.echo("no dead letters")
     for letter in letters:
@@ -165,7 +165,7 @@ def resend_command(everything: bool, ids: tuple[str, ...]) -> None:
     if not everything and not ids:
         raise click.UsageError("give dead-letter ids (see `quantum-signals notify dead`) or --all")
     # Back on the durable list the dispatcher drains: this command never imports or queues Celery tasks itself.
-    moved = notify.resend(make_redis(_settings().redis_url), None if everything else set(ids))
+    moved = destinations.resend(make_redis(_settings().redis_url), None if everything else set(ids))
     click.echo(f"queued {len(moved)} dead letter(s) for delivery again")
     missing = sorted(set(ids) - set(moved))
     if missing:

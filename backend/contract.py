@@ -17,7 +17,7 @@ from backend.signal_schema import EPOCH_RE, MAX_SEQ, SYMBOL_RE, TIMEFRAME_RE
 SYMBOL_PATTERN = f"^{SYMBOL_RE.pattern}$"
 EPOCH_PATTERN = f"^{EPOCH_RE.pattern}$"
 TIMEFRAME_PATTERN = f"^{TIMEFRAME_RE.pattern}$"
-# Quantum-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")> (backend/notify.py).
+# Quantum-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")> (backend/destinations.py).
 SIGNATURE_PATTERN = r"^t=[0-9]+,v1=[0-9a-f]{64}$"
 # Idempotency-Key: <epoch>:<seq> of the signal delivered.
 IDEMPOTENCY_PATTERN = r"^[A-Za-z0-9._:-]{1,64}:[1-9][0-9]*$"

@@ -228,7 +228,7 @@ class Settings:
     slow_client_max_bytes: int = 1 << 20
     publish_tokens: tuple[str, ...] = field(default=(), repr=False)
     publish_rate_limit: str = "120/minute"
-    # Parsed by the worker (tasks/config.py, backend/notify.py); the web only reads the dead letters and counts.
+    # Parsed by the worker (tasks/config.py, backend/destinations.py); the web only reads the dead letters and counts.
     notify_urls: tuple[str, ...] = field(default=(), repr=False)
     notify_webhook_secret: str = field(default="", repr=False)
     notify_config: str = ""

@@ -20,15 +20,15 @@ from harness.processes import ROOT
 CASES = ("baseline", "webhook", "apprise")
 _PROBE = r"""
 import json, resource, sys
-from backend import notify
+from backend import destinations
 from harness.hostile_receiver import HostileReceiver, wait_closed
 case = sys.argv[1]
 raw = json.dumps({"type": "BUY", "price": 1, "symbol": "X", "epoch": "e", "seq": 1})
 with HostileReceiver() as server:
     import requests
     from tasks import notify as tasks_notify
-    webhook = notify.parse_destination(server.url("/huge"), "X")
-    apprise = notify.parse_destination(server.url("/huge", "json"), "X")  # Apprise's plugins loaded before
+    webhook = destinations.parse_destination(server.url("/huge"), "X")
+    apprise = destinations.parse_destination(server.url("/huge", "json"), "X")  # Apprise's plugins loaded before
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if case == "baseline":
         requests.post(server.url("/huge"), data=raw, timeout=10).close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from backend.notify import Destination, load_destinations
+from backend.destinations import Destination, load_destinations
 from backend.settings import ConfigError, Settings, load_settings
 from tasks.strategies import Strategy, StrategyError, parse_strategies
 

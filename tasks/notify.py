@@ -23,9 +23,9 @@ from redis.lock import Lock
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
-from backend import notify
+from backend import destinations
+from backend.destinations import Destination
 from backend.history import decode_entry
-from backend.notify import Destination
 from backend.redis_client import make_redis
 from backend.signal_schema import (
     HISTORY_KEY,
@@ -215,8 +215,8 @@ def post_webhook(destination: Destination, raw: str, secret: str, timeout: float
     signal = json.loads(raw)
     headers = {
         "Content-Type": "application/json",
-        notify.IDEMPOTENCY_HEADER: f"{signal.get('epoch')}:{signal.get('seq')}",
-        notify.SIGNATURE_HEADER: notify.signature_header(secret, body),
+        destinations.IDEMPOTENCY_HEADER: f"{signal.get('epoch')}:{signal.get('seq')}",
+        destinations.SIGNATURE_HEADER: destinations.signature_header(secret, body),
         "User-Agent": "quantum-signals-notify/1",
     }
     with attempt_deadline(timeout) as deadline:
@@ -239,7 +239,7 @@ def post_webhook(destination: Destination, raw: str, secret: str, timeout: float
         return Outcome(True)
     if 300 <= status < 400:
         # Not retried: the same URL answers the same way until the operator configures where it points.
-        where = notify.redact_notify_url(answer.headers.get("Location") or "")
+        where = destinations.redact_notify_url(answer.headers.get("Location") or "")
         return Outcome(False, error=f"HTTP {status} redirect to {where} not followed; set the destination's final URL")
     error = f"HTTP {status}"
     if status >= 500 or status in RETRY_STATUSES:
@@ -258,7 +258,7 @@ def send_apprise(destination: Destination, raw: str, timeout: float) -> Outcome:
     sender.add(destination.url)
     with attempt_deadline(timeout, answer_bytes=MAX_APPRISE_ANSWER_BYTES) as deadline:
         # Apprise's own call timeout returns on time; the deadline ends the thread it would leave reading.
-        result = sender.notify(body=notify.message(json.loads(raw)), timeout=timeout)
+        result = sender.notify(body=destinations.message(json.loads(raw)), timeout=timeout)
         expired = deadline.expired.is_set()
     if result:
         return Outcome(True)
@@ -287,7 +287,7 @@ def _lease(client: redis.Redis, destination: Destination) -> Lock:
 
 
 def _attempt(client: redis.Redis, destination: Destination, raw: str) -> Outcome:
-    """One attempt, if no other is in flight to DESTINATION; else a retry outcome without holding this process."""
+    """One attempt, if no other is in flight to DESTINATION; else a retry result without holding this process."""
     settings = worker_config().settings
     slow_key = NOTIFY_SLOW_PREFIX + destination.id
     # One attempt in flight per destination, always (not only once it is known slow): a destination that starts
@@ -310,10 +310,10 @@ def _attempt(client: redis.Redis, destination: Destination, raw: str) -> Outcome
     watcher = threading.Thread(target=watch, name="notify-lease", daemon=True)
     watcher.start()
     try:
-        if destination.kind == notify.WEBHOOK:
-            outcome = post_webhook(destination, raw, settings.notify_webhook_secret, settings.notify_timeout_s)
+        if destination.kind == destinations.WEBHOOK:
+            result = post_webhook(destination, raw, settings.notify_webhook_secret, settings.notify_timeout_s)
         else:
-            outcome = send_apprise(destination, raw, settings.notify_timeout_s)
+            result = send_apprise(destination, raw, settings.notify_timeout_s)
     finally:
         done.set()
         watcher.join()
@@ -321,11 +321,11 @@ def _attempt(client: redis.Redis, destination: Destination, raw: str) -> Outcome
             lease.release()
         except redis.RedisError:  # expired with Redis's data, or Redis away: it lapses after LEASE_TTL_S
             pass
-    if outcome.slow:
+    if result.slow:
         client.set(slow_key, 1, ex=NOTIFY_SLOW_TTL_S)
-    elif outcome.ok:
+    elif result.ok:
         client.delete(slow_key)
-    return outcome
+    return result
 
 
 @app.task(name="tasks.notify.deliver", bind=True, ignore_result=True, max_retries=None, acks_late=True)
@@ -351,31 +351,33 @@ def deliver(
     attempts = failures + 1
     destination = config.destination(destination_id)
     if destination is None:
-        notify.add_dead_letter(client, destination_id, "unknown", "?", raw, "destination no longer configured", 1)
+        destinations.add_dead_letter(client, destination_id, "unknown", "?", raw, "destination no longer configured", 1)
         log.warning("notification for destination %s dead-lettered: no longer configured", destination_id)
         return
-    outcome = _attempt(client, destination, raw)
-    if outcome.ok:
-        notify.count(client, destination.kind, "sent")
+    result = _attempt(client, destination, raw)
+    if result.ok:
+        destinations.count(client, destination.kind, "sent")
         return
-    error = outcome.error
-    if outcome.retry:
-        if outcome.busy:
+    error = result.error
+    if result.retry:
+        if result.busy:
             delay = _busy_wait(self.request.retries - failures)
-        elif outcome.retry_after is not None:
-            delay = outcome.retry_after
+        elif result.retry_after is not None:
+            delay = result.retry_after
         else:
             delay = _backoff(failures)
         if time.time() + delay <= since + config.settings.notify_max_age_s:
-            if outcome.busy:  # not a failure: no count, no backoff step
+            if result.busy:  # not a failure: no count, no backoff step
                 log.debug("notification to %s waits %.2f s: %s", destination.label, delay, error)
                 raise self.retry(countdown=delay, kwargs={"failures": failures})
-            notify.count(client, destination.kind, "retried")
+            destinations.count(client, destination.kind, "retried")
             log.info("notification to %s failed (%s); retry %d in %.1f s", destination.label, error, attempts, delay)
             later = {"not_before": time.time() + delay, "failures": attempts}
             raise self.retry(countdown=min(delay, MAX_COUNTDOWN_S), kwargs=later)
         error += f"; gave up {config.settings.notify_max_age_s} s (NOTIFY_MAX_AGE_S) after the signal"
-    letter = notify.add_dead_letter(client, destination.id, destination.kind, destination.label, raw, error, attempts)
+    letter = destinations.add_dead_letter(
+        client, destination.id, destination.kind, destination.label, raw, error, attempts
+    )
     log.warning(
         "notification to %s dead-lettered as %s after %d attempts: %s", destination.label, letter, attempts, error
     )

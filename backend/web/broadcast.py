@@ -85,18 +85,18 @@ class Broadcaster:
             return
         eio = sio.eio
         eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        outcomes: Counter[str] = Counter()
+        paths: Counter[str] = Counter()
         if self.fast:
             frame, now = text_frame(eio_pkt.encode().encode("utf-8")), time.time()
             late = []
             for _sid, eio_sid in recipients:
-                outcome = compat.websocket_fast_send(eio, eio_sid, frame, now)
-                outcomes[outcome] += 1
-                if outcome not in ("sent", "gone"):
+                path = compat.websocket_fast_send(eio, eio_sid, frame, now)
+                paths[path] += 1
+                if path not in ("sent", "gone"):
                     late.append(eio_sid)
-            # one increment per outcome and signal, not per client: the per-delivery cost is what this saves
-            for outcome, count in outcomes.items():
-                metrics.BROADCAST_DELIVERIES.labels(path=outcome).inc(count)
+            # one increment per path and signal, not per client: the per-delivery cost is what this saves
+            for path, count in paths.items():
+                metrics.BROADCAST_DELIVERIES.labels(path=path).inc(count)
         else:
             late = [eio_sid for _sid, eio_sid in recipients]
         for eio_sid in late:

@@ -6,7 +6,7 @@ import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from backend import notify
+from backend import destinations
 from backend.signal_schema import NOTIFY_DEAD_KEY
 
 SIGNALS_RELAYED = Counter("qs_signals_relayed_total", "Signals emitted to Socket.IO clients by this relay")
@@ -48,16 +48,17 @@ class NotifyCollector:
     def collect(self) -> Iterator[Metric]:
         """The families; nothing when Redis does not answer (the scrape still gets the process's own metrics)."""
         try:
-            counts, dead = notify.stats(self.client), self.client.xlen(NOTIFY_DEAD_KEY)
+            counts, dead = destinations.stats(self.client), self.client.xlen(NOTIFY_DEAD_KEY)
         except redis.RedisError:
             return
         deliveries = CounterMetricFamily(
             "qs_notify_deliveries",
-            "Notification attempts by destination kind and outcome (sent, retried, dead), across all workers",
+            "Notification attempts by destination kind and result (sent, retried, dead; the label keeps its name), "
+            "across all workers",
             labels=["kind", "outcome"],
         )
-        for (kind, outcome), value in sorted(counts.items()):
-            deliveries.add_metric([kind, outcome], value)
+        for (kind, result), value in sorted(counts.items()):
+            deliveries.add_metric([kind, result], value)
         yield deliveries
         yield GaugeMetricFamily(
             "qs_notify_dead_letters", "Dead-lettered notifications kept (listed by the CLI's `notify dead`)", dead

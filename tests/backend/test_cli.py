@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backend import history, notify
+from backend import destinations, history
 from backend.cli import MERGED_EXIT
 from backend.signal_schema import signal_id, utc_iso
 from harness.ports import free_port
@@ -185,9 +185,9 @@ def test_tail_without_the_bot_client_says_how_to_install_it(base_env):
 
 def test_notify_commands_list_and_resend_dead_letters(base_env, redis_client):
     empty = run(base_env, "notify", "dead")
-    notify.add_dead_letter(redis_client, "ab12cd34ef56", "webhook", "https://hooks.example", "{}", "HTTP 400", 3)
+    destinations.add_dead_letter(redis_client, "ab12cd34ef56", "webhook", "https://hooks.example", "{}", "HTTP 400", 3)
     listed = run(base_env, "notify", "dead")
-    (letter,) = notify.dead_letters(redis_client)
+    (letter,) = destinations.dead_letters(redis_client)
     nothing = run(base_env, "notify", "resend")
     unknown = run(base_env, "notify", "resend", "0-1")
     resent = run(base_env, "notify", "resend", "--all")
@@ -197,4 +197,4 @@ def test_notify_commands_list_and_resend_dead_letters(base_env, redis_client):
     assert nothing.returncode == 2 and "give dead-letter ids (see `quantum-signals notify dead`)" in nothing.stderr
     assert unknown.returncode == 1 and "no dead letter 0-1" in unknown.stderr
     assert resent.returncode == 0 and resent.stdout == "queued 1 dead letter(s) for delivery again\n"
-    assert notify.dead_letters(redis_client) == []
+    assert destinations.dead_letters(redis_client) == []

@@ -103,9 +103,9 @@ def test_the_asyncapi_document_names_each_message_with_its_models_schema():
 
 
 def test_the_webhook_headers_pattern_takes_what_the_worker_sends():
-    from backend import notify
+    from backend import destinations
 
-    header = notify.signature_header("secret", b'{"type":"BUY"}', 1700000000)
+    header = destinations.signature_header("secret", b'{"type":"BUY"}', 1700000000)
     headers = contract.WebhookHeaders.model_validate({"Quantum-Signature": header, "Idempotency-Key": "e-1:42"})
     assert headers.signature == header
     with pytest.raises(ValidationError, match="Idempotency-Key"):

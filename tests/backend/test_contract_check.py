@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend import notify
+from backend import destinations
 from harness import contract
 
 
@@ -22,7 +22,7 @@ def test_a_payload_off_the_contract_is_recorded_for_the_test_that_received_it():
 
 def test_a_signed_webhook_is_checked_and_an_apprise_post_is_not():
     body = b'{"type": "SELL", "price": 2.5, "epoch": "e-1", "seq": 7}'
-    headers = {"Quantum-Signature": notify.signature_header("s", body), "Idempotency-Key": "e-1:7"}
+    headers = {"Quantum-Signature": destinations.signature_header("s", body), "Idempotency-Key": "e-1:7"}
     contract.check_webhook(headers, body)
     contract.check_webhook({}, b'{"title": "BUY", "message": "not ours"}')
     assert contract.take() == []

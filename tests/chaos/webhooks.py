@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backend import notify
+from backend import destinations
 from backend.signal_schema import HISTORY_KEY
 from harness.polling import wait_until
 from harness.receiver import Received, Receiver
@@ -64,7 +64,7 @@ class Webhooks:
         return status, {**extra, "Connection": "close"}
 
     def _record(self, received: Received) -> None:
-        ok = notify.verify_signature(SECRET, received.body, received.headers.get("Quantum-Signature", ""))
+        ok = destinations.verify_signature(SECRET, received.body, received.headers.get("Quantum-Signature", ""))
         with self.lock:
             self.log.append(received)
             if not ok:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from backend import notify
+from backend import destinations
 from backend.signal_schema import EPOCH_KEY, HISTORY_KEY, NOTIFY_GROUP, NOTIFY_QUEUE
 from harness.polling import wait_until
 from harness.processes import ROOT
@@ -129,7 +129,7 @@ def test_an_entry_read_by_a_dispatcher_that_died_is_delivered(notify_stack, publ
 
 
 def test_apprise_and_filters_from_the_config_file(notify_stack, publisher, redis_client, receiver, tmp_path):
-    config = tmp_path / "notify.toml"
+    config = tmp_path / "destinations.toml"
     config.write_text(
         f'[[destination]]\nurl = "{receiver.url("/sells")}"\ntypes = ["SELL"]\n\n'
         f'[[destination]]\nurl = "json://127.0.0.1:{receiver.port}/apprise"\n'
@@ -165,7 +165,7 @@ def test_retries_backoff_retry_after_and_dead_letters(notify_stack, publisher, r
     first, second = receiver.received("/busy")
     assert second.at - first.at >= 2.0, "Retry-After: 2 not honoured"
 
-    [letter] = wait_until(lambda: notify.dead_letters(redis_client), 10, message="a dead letter")
+    [letter] = wait_until(lambda: destinations.dead_letters(redis_client), 10, message="a dead letter")
     assert [r.status for r in receiver.received("/broken")] == [400]
     listed = quantum_signals("notify", "dead", env=base_env)
     assert listed.returncode == 0, listed.stderr
@@ -176,9 +176,13 @@ def test_retries_backoff_retry_after_and_dead_letters(notify_stack, publisher, r
     assert resent.returncode == 0, resent.stderr
     wait_until(lambda: [r.status for r in receiver.received("/broken")] == [400, 200], 15, message="the resend")
     assert receiver.received("/broken")[1].body == receiver.received("/broken")[0].body
-    assert notify.dead_letters(redis_client) == []
-    wait_until(lambda: notify.stats(redis_client).get(("webhook", "sent")) == 3, 5, message="counts")
-    assert notify.stats(redis_client) == {("webhook", "sent"): 3, ("webhook", "retried"): 4, ("webhook", "dead"): 1}
+    assert destinations.dead_letters(redis_client) == []
+    wait_until(lambda: destinations.stats(redis_client).get(("webhook", "sent")) == 3, 5, message="counts")
+    assert destinations.stats(redis_client) == {
+        ("webhook", "sent"): 3,
+        ("webhook", "retried"): 4,
+        ("webhook", "dead"): 1,
+    }
 
 
 def test_a_hanging_destination_delays_no_other_from_its_start(notify_stack, publisher, redis_client, receiver):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from backend import notify
+from backend import destinations
 from harness.hostile_receiver import HostileReceiver, wait_closed
 from harness.polling import wait_until
 from harness.receiver import Receiver
@@ -45,13 +45,13 @@ def stored_signal(**fields) -> str:
 
 def attempt(url: str, raw: str | None = None) -> tuple[list, threading.Thread]:
     """Start one attempt to URL in a thread, as a worker runs it; the list gets (outcome, seconds) when it ends."""
-    destination = notify.parse_destination(url, "NOTIFY_URLS")
+    destination = destinations.parse_destination(url, "NOTIFY_URLS")
     raw = raw or stored_signal()
     result: list = []
 
     def run():
         began = time.monotonic()
-        if destination.kind == notify.WEBHOOK:
+        if destination.kind == destinations.WEBHOOK:
             outcome = notify_tasks.post_webhook(destination, raw, SECRET, TIMEOUT_S)
         else:
             outcome = notify_tasks.send_apprise(destination, raw, TIMEOUT_S)
@@ -122,8 +122,8 @@ def test_an_apprise_redirect_is_not_followed(hostile):
 
 
 def test_an_apprise_url_that_turns_redirects_on_is_refused():
-    with pytest.raises(notify.ConfigError, match="redirect=yes is not allowed"):
-        notify.parse_destination("json://127.0.0.1:9/x?redirect=yes", "NOTIFY_URLS")
+    with pytest.raises(destinations.ConfigError, match="redirect=yes is not allowed"):
+        destinations.parse_destination("json://127.0.0.1:9/x?redirect=yes", "NOTIFY_URLS")
 
 
 def test_control_characters_never_reach_an_apprise_message():

@@ -239,18 +239,18 @@ def verify_signature(secret: str, body: bytes, header: str, tolerance_s: int = 3
     return hmac.compare_digest(signature(secret, body, timestamp), fields.get("v1", ""))
 
 
-def count(client: redis.Redis, kind: str, outcome: str) -> None:
+def count(client: redis.Redis, kind: str, result: str) -> None:
     """Add one to the KIND:OUTCOME count (sent, retried, dead) that the web's /metrics exports."""
-    client.hincrby(NOTIFY_STATS_KEY, f"{kind}:{outcome}", 1)
+    client.hincrby(NOTIFY_STATS_KEY, f"{kind}:{result}", 1)
 
 
 def stats(client: redis.Redis) -> dict[tuple[str, str], int]:
-    """{(kind, outcome): count}."""
+    """{(kind, result): count}: sent, retried, dead."""
     found: dict[tuple[str, str], int] = {}
     counts = cast(dict[str, str], client.hgetall(NOTIFY_STATS_KEY))  # a decoded client (make_redis) replies str
     for key, value in counts.items():
-        kind, _, outcome = key.partition(":")
-        found[(kind, outcome)] = int(value)
+        kind, _, result = key.partition(":")
+        found[(kind, result)] = int(value)
     return found
 
 

@@ -1,4 +1,4 @@
-"""backend/notify.py: destinations and their errors, filters, the message, signatures, dead letters."""
+"""backend/destinations.py: destinations and their errors, filters, the message, signatures, dead letters."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from backend import notify
+from backend import destinations
 from backend.settings import ConfigError, Settings
 from backend.signal_schema import NOTIFY_RESEND_KEY
 
@@ -30,12 +30,12 @@ def settings(**changes) -> Settings:
 
 
 def test_urls_and_config_file_are_merged(tmp_path):
-    path = tmp_path / "notify.toml"
+    path = tmp_path / "destinations.toml"
     path.write_text(
         '[[destination]]\nurl = "tgram://123456789:abcdefgh/456"\nsymbols = ["ethusdt"]\ntypes = ["sell"]\n'
     )
 
-    found = notify.load_destinations(
+    found = destinations.load_destinations(
         settings(
             notify_urls=("https://hooks.example.com/secret-path", "json://127.0.0.1:9/x"),
             notify_config=str(path),
@@ -61,12 +61,15 @@ def test_urls_and_config_file_are_merged(tmp_path):
             {"notify_urls": ("json://h/x", "json://h/x")},
             "listed twice",
         ),
-        ({"notify_config": "/nonexistent/notify.toml"}, "NOTIFY_CONFIG='/nonexistent/notify.toml': cannot read it"),
+        (
+            {"notify_config": "/nonexistent/destinations.toml"},
+            "NOTIFY_CONFIG='/nonexistent/destinations.toml': cannot read it",
+        ),
     ],
 )
 def test_bad_destinations_are_config_errors_naming_the_variable(changes, words):
     with pytest.raises(ConfigError) as error:
-        notify.load_destinations(settings(**changes))
+        destinations.load_destinations(settings(**changes))
     assert words in str(error.value)
     assert "token" not in str(error.value)
 
@@ -83,17 +86,17 @@ def test_bad_destinations_are_config_errors_naming_the_variable(changes, words):
     ],
 )
 def test_a_bad_config_file_names_notify_config(tmp_path, text, words):
-    path = tmp_path / "notify.toml"
+    path = tmp_path / "destinations.toml"
     path.write_text(text)
 
     with pytest.raises(ConfigError) as error:
-        notify.load_destinations(settings(notify_config=str(path)))
+        destinations.load_destinations(settings(notify_config=str(path)))
     assert str(error.value).startswith(f"NOTIFY_CONFIG={str(path)!r}") and words in str(error.value)
 
 
 def test_filters_match_symbol_type_and_strategy_name_or_spec():
     def dest(**filters):
-        return notify.parse_destination("json://h/x", "test", filters)
+        return destinations.parse_destination("json://h/x", "test", filters)
 
     assert dest().matches(SIGNAL)
     assert dest(symbols=["btcusdt"], types=["BUY"], strategies=["sma_cross"]).matches(SIGNAL)
@@ -105,31 +108,33 @@ def test_filters_match_symbol_type_and_strategy_name_or_spec():
 
 def test_the_message_is_short_and_human():
     assert (
-        notify.message(SIGNAL)
+        destinations.message(SIGNAL)
         == "BUY BTCUSDT @ 60012.5 · sma_cross 9/21 · 1m · 16:42 UTC\nSMA(9) crossed above SMA(21)"
     )
-    assert notify.message({"type": "SELL", "price": 61000}) == "SELL @ 61000"
+    assert destinations.message({"type": "SELL", "price": 61000}) == "SELL @ 61000"
 
 
 def test_signatures_verify_and_refuse_tampering_and_old_timestamps():
     body = b'{"seq":1}'
-    header = notify.signature_header("secret", body)
+    header = destinations.signature_header("secret", body)
 
-    assert notify.verify_signature("secret", body, header)
-    assert not notify.verify_signature("secret", b'{"seq":2}', header)
-    assert not notify.verify_signature("other", body, header)
-    assert not notify.verify_signature("secret", body, notify.signature_header("secret", body, int(time.time()) - 3600))
-    assert not notify.verify_signature("secret", body, "garbage")
+    assert destinations.verify_signature("secret", body, header)
+    assert not destinations.verify_signature("secret", b'{"seq":2}', header)
+    assert not destinations.verify_signature("other", body, header)
+    assert not destinations.verify_signature(
+        "secret", body, destinations.signature_header("secret", body, int(time.time()) - 3600)
+    )
+    assert not destinations.verify_signature("secret", body, "garbage")
 
 
 def test_dead_letters_are_kept_counted_and_put_back(redis_client):
-    first = notify.add_dead_letter(redis_client, "d1", "webhook", "http://h/***", '{"seq":1}', "HTTP 400", 1)
-    notify.add_dead_letter(redis_client, "d2", "apprise", "json://h/x", '{"seq":2}', "apprise failure", 5)
+    first = destinations.add_dead_letter(redis_client, "d1", "webhook", "http://h/***", '{"seq":1}', "HTTP 400", 1)
+    destinations.add_dead_letter(redis_client, "d2", "apprise", "json://h/x", '{"seq":2}', "apprise failure", 5)
 
-    assert [letter["id"] for letter in notify.dead_letters(redis_client)][0] == first
-    assert notify.stats(redis_client) == {("webhook", "dead"): 1, ("apprise", "dead"): 1}
-    assert notify.resend(redis_client, {first}) == [first]
-    assert [letter["dest"] for letter in notify.dead_letters(redis_client)] == ["d2"]
+    assert [letter["id"] for letter in destinations.dead_letters(redis_client)][0] == first
+    assert destinations.stats(redis_client) == {("webhook", "dead"): 1, ("apprise", "dead"): 1}
+    assert destinations.resend(redis_client, {first}) == [first]
+    assert [letter["dest"] for letter in destinations.dead_letters(redis_client)] == ["d2"]
     assert redis_client.lrange(NOTIFY_RESEND_KEY, 0, -1) == ['{"dest": "d1", "sig": "{\\"seq\\":1}"}']
 
 
