@@ -18,25 +18,6 @@ def _mark(func: Callable[..., Any], **marks: Any) -> None:
         setattr(func, name, value)
 
 
-def engineio_socket(server: Any, sid: str, namespace: str = "/") -> Any:
-    """The Engine.IO socket of Socket.IO client SID, or None when it is gone.
-
-    Reaches into python-engineio's `Server.sockets` (a dict eio_sid → Socket): no public API tells
-    how much is queued for one client, and the replay paces itself by that.
-    """
-    eio_sid = server.manager.eio_sid_from_sid(sid, namespace)
-    return server.eio.sockets.get(eio_sid) if eio_sid else None
-
-
-def engineio_queue_size(server: Any, sid: str, namespace: str = "/") -> int:
-    """Packets waiting in the Engine.IO send queue of Socket.IO client SID (0 when gone).
-
-    Reaches into python-engineio's `AsyncSocket.queue` (an asyncio.Queue).
-    """
-    socket = engineio_socket(server, sid, namespace)
-    return socket.queue.qsize() if socket is not None else 0
-
-
 def engineio_sessions(server: Any) -> dict[str, Any]:
     """A snapshot {eio_sid: Socket} of every Engine.IO session of SERVER (a python-socketio AsyncServer).
 

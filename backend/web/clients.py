@@ -169,8 +169,9 @@ class SignalsNamespace(socketio.AsyncNamespace):  # type: ignore[misc]  # python
         await self.server.emit(event, data, to=sid, namespace=NAMESPACE)
 
     def _queued(self, sid: str) -> int:
-        """Packets waiting in the client's Engine.IO queue."""
-        return compat.engineio_queue_size(self.server, sid)
+        """Packets waiting in the client's Engine.IO queue (0 when it is gone)."""
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, NAMESPACE)
+        return compat.engineio_backlog(self.server.eio, eio_sid)[0] if eio_sid else 0
 
     async def _wait_drained(self, sid: str) -> bool:
         """Wait until the client has read most of what it was sent; False if it stopped reading."""

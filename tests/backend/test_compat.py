@@ -74,35 +74,22 @@ def async_server() -> socketio.AsyncServer:
     return server
 
 
-def test_engineio_socket():
-    hook = "engineio_socket"
+def test_engineio_backlog_counts_the_packets_waiting_for_a_client():
+    hook = "engineio_backlog"
 
     async def scenario():
         server = async_server()
         eio_sid, sid = await asgi_polling_session(server)
         require(isinstance(getattr(server.eio, "sockets", None), dict), hook, "AsyncServer.sockets is gone")
-        found = call(hook, compat.engineio_socket, server, sid)
-        require(found is not None and found.sid == eio_sid, hook, f"did not find the client's socket: {found!r}")
-        require(call(hook, compat.engineio_socket, server, "no-such-sid") is None, hook, "an unknown sid gave one")
-
-    run_loop(scenario())
-
-
-def test_engineio_queue_size():
-    hook = "engineio_queue_size"
-
-    async def scenario():
-        server = async_server()
-        eio_sid, sid = await asgi_polling_session(server)
         require(hasattr(server.eio.sockets[eio_sid], "queue"), hook, "python-engineio AsyncSocket.queue is gone")
-        before = call(hook, compat.engineio_queue_size, server, sid)
+        before, _ = call(hook, compat.engineio_backlog, server.eio, eio_sid)
         await server.emit("tick", {"n": 1}, to=sid)  # nobody polls: the packet waits in the queue
         require(
-            call(hook, compat.engineio_queue_size, server, sid) == before + 1,
+            call(hook, compat.engineio_backlog, server.eio, eio_sid)[0] == before + 1,
             hook,
             "python-engineio AsyncSocket.queue no longer holds the packets waiting for the client",
         )
-        require(call(hook, compat.engineio_queue_size, server, "no-such-sid") == 0, hook, "an unknown sid has one")
+        require(call(hook, compat.engineio_backlog, server.eio, "no-such-sid") == (0, 0), hook, "a gone one has some")
 
     run_loop(scenario())
 
