@@ -183,3 +183,26 @@ def test_large_messages_in_a_burst_keep_the_relay_subscribed(web, connect, redis
 
     assert [s["price"] for s in client.wait_signals(5, timeout=20)] == [1, 2, 3, 4, 5]
     assert metric(web.url, "qs_relay_reconnects_total") == 0
+
+
+def test_socketio_manager_messages_on_other_channels_reach_nobody(web, connect, redis_client, publisher):
+    """No message queue: what python-socketio's Redis managers would obey (emit, close_room) moves nothing."""
+    import pickle
+
+    client = connect(web.url)
+    wait_until(lambda: client.of("welcome"), message="welcome")
+    forged = [
+        {"method": "emit", "event": "new_signal", "data": {"type": "BUY", "price": 1, "seq": 10**15}, "namespace": "/"},
+        {"method": "emit", "event": "signal_outcome", "data": {"epoch": "x", "seq": 1, "h": 1, "r": 9.9}},
+        {"method": "emit", "event": "resync", "data": {"epoch": "forged"}, "namespace": "/", "room": None},
+        {"method": "close_room", "room": "all", "namespace": "/"},
+    ]
+    for channel in ("flask-socketio", "socketio", "quantum_signals:outcomes"):
+        for message in forged:
+            redis_client.publish(channel, pickle.dumps(message))
+            redis_client.publish(channel, json.dumps(message))
+
+    stored = [publisher.publish_signal({"type": "SELL", "price": p, "id": f"after-forgery-{p}"}) for p in (2, 3)]
+
+    assert client.wait_signals(2) == stored  # still in the live rooms, nothing forged before or between
+    assert not client.of("signal_outcome") and not client.of("resync")
