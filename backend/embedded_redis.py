@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -17,11 +18,35 @@ import redis
 log = logging.getLogger(__name__)
 
 
+# Ports handed out below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768 and up by default): an
+# outgoing connection takes its local port from that range, and took a port the OS had just called free before the
+# server meant for it could bind it ("address already in use" under parallel tests).
+PORTS_FROM = 10000
+
+
 def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
+    """An unused TCP port on 127.0.0.1 (and on all addresses), outside the range outgoing connections use."""
+    ephemeral_from = _ephemeral_from()
+    for _ in range(100):
+        port = random.randrange(PORTS_FROM, ephemeral_from)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("", port))
+            except OSError:
+                continue
+        return port
+    with socket.socket() as sock:  # all tried were taken: any port the OS gives
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_from() -> int:
+    """The first port of the kernel's ephemeral range (32768 where it cannot be read)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+    return low if low > PORTS_FROM + 1000 else 32768
 
 
 def redis_server_binary(prefer_system: bool = True) -> str:

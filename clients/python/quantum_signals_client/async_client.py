@@ -216,7 +216,16 @@ class AsyncClient:
 
     async def _connect_once(self) -> bool:
         """One connection, until it drops; True if the server welcomed it (the backoff then starts again)."""
-        sio = socketio.AsyncClient(reconnection=False)
+        # Our own HTTP session, closed here whatever happens: python-engineio leaves its own one to the garbage
+        # collector, which printed "Unclosed client session" on the bot's output at exit (Python 3.13).
+        session = aiohttp.ClientSession()
+        try:
+            return await self._connect_with(socketio.AsyncClient(reconnection=False, http_session=session))
+        finally:
+            await session.close()
+
+    async def _connect_with(self, sio: socketio.AsyncClient) -> bool:
+        """One connection of SIO, until it drops; True if the server welcomed it."""
         refusals: list[object] = []
         disconnected = asyncio.Event()
         sio.on("welcome", lambda data: self._handle(self._state.welcome(data), welcome=True))
