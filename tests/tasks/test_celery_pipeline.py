@@ -1,6 +1,7 @@
 """The market scan through real Celery workers and beats, to a real Socket.IO client."""
 
 import re
+import time
 
 import pytest
 import requests
@@ -109,6 +110,9 @@ def test_redis_restart_during_a_scan_the_publish_is_retried(base_env, tmp_path, 
         worker = start_celery("worker", **scan_env, REDIS_URL=own.url)
         client = RecordingClient(web.url)
         exchange.latency_s = 1.0
+        # The exchange answers on the wall clock, 1 s late: a minute turning meanwhile moves its last closed bar
+        # (the cross) past the scan's own clock, and the scan finds nothing to publish. Start well inside a minute.
+        wait_until(lambda: time.time() % 60 < 50, 15, 0.1, "a minute with time left for the scan")
         send_scan(own.url, ["BTCUSDT"])
         wait_until(lambda: exchange.request_count("BTCUSDT") >= 1, 20, message="scan in flight")
 
