@@ -53,9 +53,10 @@ test: system-deps lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --durations=20
 
 # The in-process layer only: pure code and the web app in this process on the suite's Redis (no processes
-# of the project, no browser, no stack); tests/conftest.py marks the rest `processes`.
+# of the project, no browser, no stack); tests/conftest.py marks the rest `processes`. Also on TEST_WORKERS
+# workers: serial it takes about 55 s, most of it waiting on sockets.
 test-fast: install
-	$(PY) -m pytest -m "not processes and not chaos"
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not processes and not chaos"
 
 chaos: system-deps install
 	$(PY) -m pytest tests/chaos -m chaos -s

@@ -83,7 +83,9 @@ class HostileReceiver:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.redirect_to = redirect_to
-        self.thread = threading.Thread(target=self.server.serve_forever, name="hostile-receiver", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="hostile-receiver", daemon=True
+        )
         self.thread.start()
 
     def _answer(self, sock, exchange: Exchange) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from backend.embedded_redis import EmbeddedRedis
 from harness.polling import wait_until
@@ -130,7 +132,8 @@ def test_the_web_and_the_worker_are_refused_what_they_never_use(acl_redis, user,
 
 
 def test_a_client_without_a_login_can_do_nothing(acl_redis):
-    anonymous = redis.Redis(port=acl_redis.port, socket_timeout=5)
+    # No retries: redis-py retries an AuthenticationError (a ConnectionError) with a backoff of seconds.
+    anonymous = redis.Redis(port=acl_redis.port, socket_timeout=5, retry=Retry(NoBackoff(), 0))
     for command in (("PING",), ("PUBLISH", CHANNEL, "x"), ("GET", "qs:epoch")):
         with pytest.raises(redis.exceptions.AuthenticationError):
             anonymous.execute_command(*command)
