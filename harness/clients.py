@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import socketio
 
@@ -54,6 +55,14 @@ class RecordingClient:
         """Disconnect."""
         if self.sio.connected:
             self.sio.disconnect()
+
+
+def close_all(clients) -> None:
+    """Close CLIENTS at once, each in its own thread: a long-polling client's close waits until the server ends its
+    pending GET (python-engineio's server answers it at the next ping, seconds later), so one after another adds up.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, len(clients))) as pool:
+        list(pool.map(lambda client: client.close(), clients))
 
 
 class NodeClient:

@@ -15,7 +15,7 @@ import redis as redis_py
 
 from backend.embedded_redis import EmbeddedRedis
 from harness import alone, contract
-from harness.clients import RecordingClient
+from harness.clients import RecordingClient, close_all
 from harness.exchange import NOW_MS, ExchangeServer
 from harness.processes import CeleryProcess, WebServer
 from harness.redis import make_publisher
@@ -169,8 +169,7 @@ def connect():
         return client
 
     yield make
-    for client in clients:
-        client.close()
+    close_all(clients)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from harness.clients import RecordingClient
+from harness.clients import RecordingClient, close_all
 from harness.nginx import CONF, render
 from harness.polling import wait_until
 from harness.ports import free_port
@@ -168,8 +168,7 @@ def clients(monkeypatch):
         return client
 
     yield make
-    for client in made:
-        client.close()
+    close_all(made)
 
 
 def clients_connected(web) -> int:
