@@ -7,6 +7,7 @@ Every test that starts a project process, a browser or a chaos stack is marked `
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import pytest
 import redis as redis_py
 
 from backend.embedded_redis import EmbeddedRedis
-from harness import alone, contract
+from harness import contract
+from harness.alone import Turns
 from harness.clients import RecordingClient, close_all
 from harness.exchange import NOW_MS, ExchangeServer
 from harness.processes import CeleryProcess, WebServer
@@ -64,7 +66,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.processes)
 
 
-TURNS = pytest.StashKey[alone.Turns]()
+TURNS = pytest.StashKey[Turns]()
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +76,7 @@ def _turn(request, tmp_path_factory):
         yield
         return
     # The workers' temp folders share their parent: the controller's, one per run.
-    turns = request.node.stash[TURNS] = alone.Turns(tmp_path_factory.getbasetemp().parent).share()
+    turns = request.node.stash[TURNS] = Turns(tmp_path_factory.getbasetemp().parent).share()
     try:
         yield
     finally:
@@ -83,12 +85,21 @@ def _turn(request, tmp_path_factory):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    """A test marked `alone` (it asserts latencies) runs its call while no other test runs."""
+    """A test marked `alone` (it asserts latencies) runs its call while no other test runs (the `alone` fixture
+    does the same for a part of a call)."""
     turns = item.stash.get(TURNS, None)
     if turns is None or item.get_closest_marker("alone") is None:
         return (yield)
     with turns.alone():
         return (yield)
+
+
+@pytest.fixture
+def alone(request):
+    """A context manager whose body runs while no other test does, under pytest-xdist (elsewhere it does nothing):
+    for a test that asserts latencies in one part of its call; its other parts overlap the other tests."""
+    turns = request.node.stash.get(TURNS, None)
+    return contextlib.nullcontext if turns is None else turns.alone
 
 
 @pytest.fixture(scope="session")

@@ -115,9 +115,8 @@ def read_signals(ws, count: int, timeout: float = 30.0) -> list[dict]:
     return signals
 
 
-@pytest.mark.alone  # it asserts latencies, or moves 20 MB: under pytest-xdist, no other test runs meanwhile
 @pytest.mark.parametrize("fast", ["1", "0"], ids=["fast", "queued"])
-def test_a_stalled_reader_slows_nobody_and_its_frames_never_interleave(start_web, connect, publisher, fast):
+def test_a_stalled_reader_slows_nobody_and_its_frames_never_interleave(start_web, connect, publisher, fast, alone):
     web = start_web(FAST_BROADCAST=fast)
     stalled = raw_socketio(web.url, rcvbuf=4096, timeout=10)
     assert stalled.recv().startswith("40"), "no connect ack"
@@ -128,11 +127,12 @@ def test_a_stalled_reader_slows_nobody_and_its_frames_never_interleave(start_web
 
     # 240 × 30 KB: more than the stalled connection's buffers (server send side included) hold; between bursts
     # (each once a reading client has the last) its writer wakes.
-    sent = publish_bursts(publisher, "slow", 16, 15, others[0], reason="r" * 30000, within=5)
-    finished = time.monotonic()
-    for client in others:
-        wait_until(lambda: len(client.signals()) >= len(sent), 10, message="the others' signals")
-    others_done_s = time.monotonic() - finished
+    with alone():  # the others' delay is measured here: under pytest-xdist no other test runs meanwhile
+        sent = publish_bursts(publisher, "slow", 16, 15, others[0], reason="r" * 30000, within=5)
+        finished = time.monotonic()
+        for client in others:
+            wait_until(lambda: len(client.signals()) >= len(sent), 10, message="the others' signals")
+        others_done_s = time.monotonic() - finished
     paths = deliveries(web.url)
 
     # Now it reads: every frame decodes and carries the next seq.
@@ -180,9 +180,8 @@ def read_until_cut(ws) -> tuple[dict, list[int]]:
                 seqs.append(data["seq"])
 
 
-@pytest.mark.alone  # it asserts latencies, or moves 20 MB: under pytest-xdist, no other test runs meanwhile
 @pytest.mark.parametrize("fast", ["1", "0"], ids=["fast", "queued"])
-def test_a_client_past_the_bound_is_cut_counted_and_recovers_by_since(start_web, connect, publisher, fast):
+def test_a_client_past_the_bound_is_cut_counted_and_recovers_by_since(start_web, connect, publisher, fast, alone):
     web = start_web(FAST_BROADCAST=fast, SLOW_CLIENT_MAX_PACKETS="250")  # the lowest it may be
     stalled = raw_socketio(web.url, rcvbuf=4096, timeout=10)
     reader = connect(web.url)
@@ -190,8 +189,9 @@ def test_a_client_past_the_bound_is_cut_counted_and_recovers_by_since(start_web,
 
     # 22 MB: more than the stalled connection's buffers hold (the kernel's send side grows to 4 MB), then its
     # queue passes 250 packets.
-    sent = publish_bursts(publisher, "cut", 18, 20, reader, reason="r" * 60000, within=10)
-    welcome, seqs = read_until_cut(stalled)
+    with alone():  # 22 MB, each burst within 10 s: under pytest-xdist no other test runs meanwhile
+        sent = publish_bursts(publisher, "cut", 18, 20, reader, reason="r" * 60000, within=10)
+        welcome, seqs = read_until_cut(stalled)
     stalled.close()
     cut = metric(web.url, 'qs_slow_clients_cut_total{reason="packets"}')
     assert cut == 1, f"qs_slow_clients_cut_total: {cut}"
