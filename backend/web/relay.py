@@ -288,8 +288,7 @@ class Relay:
                 continue
             rooms = [ALL_ROOM] + ([symbol_room(symbol)] if symbol else [])
             try:
-                payload = outcome_payload(epoch, seq, signal_id, h, r)
-                await self.sio.emit(EVENT_SIGNAL_OUTCOME, payload, to=rooms, namespace=NAMESPACE)
+                await self._broadcast(EVENT_SIGNAL_OUTCOME, outcome_payload(epoch, seq, signal_id, h, r), rooms)
             except Exception as exc:  # noqa: BLE001 - whatever one message does, the next must still go out
                 self._drop(f"could not be sent ({type(exc).__name__}: {str(exc)[:100]})", self.outcome_channel)
 
@@ -319,13 +318,19 @@ class Relay:
         symbol = signal.get("symbol")
         if isinstance(symbol, str):
             rooms.append(symbol_room(symbol))
-        # Every web process relays to its own clients only (no Socket.IO message queue): none gets it twice.
-        if self.broadcaster is not None:
-            await self.broadcaster.emit(EVENT_NEW_SIGNAL, signal, rooms)
-        else:
-            await self.sio.emit(EVENT_NEW_SIGNAL, signal, to=rooms, namespace=NAMESPACE)
+        await self._broadcast(EVENT_NEW_SIGNAL, signal, rooms)
         metrics.SIGNALS_RELAYED.inc()
         _observe_lag(signal)
+
+    async def _broadcast(self, event: str, data: dict[str, Any], rooms: list[str]) -> None:
+        """Send EVENT to this process's clients in ROOMS, each once: through the broadcaster (the fast path and the
+        slow-client bound) when there is one. Outcomes go the same way as signals: a signal makes several, and
+        python-socketio's own emit costs a task and a queue wake-up per client (docs/benchmarks.md)."""
+        # Every web process relays to its own clients only (no Socket.IO message queue): none gets it twice.
+        if self.broadcaster is not None:
+            await self.broadcaster.emit(event, data, rooms)
+        else:
+            await self.sio.emit(event, data, to=rooms, namespace=NAMESPACE)
 
 
 async def _read(pubsub: PubSub, messages: asyncio.Queue[dict[str, Any]]) -> None:

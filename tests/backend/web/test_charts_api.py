@@ -7,6 +7,7 @@ import httpx
 import numpy as np
 import pytest
 import talib
+from prometheus_client import REGISTRY
 
 from backend import history
 from backend.signal_schema import outcome_key
@@ -173,11 +174,20 @@ def test_signal_outcome_reaches_the_rooms_of_its_symbol_only(tmp_path, sio_clien
     for socket in (btc, eth, everyone):
         socket.wait_for("welcome")
 
+    sent_before = REGISTRY.get_sample_value("qs_broadcast_deliveries_total", {"path": "sent"}) or 0.0
     for _ in range(40):
         scan(scanner)
 
     wait_until(lambda: len(btc.of("signal_outcome")) >= 3, message="outcomes for the BTCUSDT client")
     seen = btc.of("signal_outcome")
+    # Outcomes take the broadcast path of signals (framed once, written to idle websockets), after their signal.
+    sent = (REGISTRY.get_sample_value("qs_broadcast_deliveries_total", {"path": "sent"}) or 0.0) - sent_before
+    assert sent >= len(btc.signals()) + len(seen), sent
+    order = [(name, data["seq"]) for name, data in btc.events if name in ("new_signal", "signal_outcome")]
+    live = [outcome for outcome in seen if ("new_signal", outcome["seq"]) in order]  # signals made after it joined
+    assert live, (order, seen)
+    for outcome in live:
+        assert order.index(("new_signal", outcome["seq"])) < order.index(("signal_outcome", outcome["seq"]))
     first = seen[0]
     stored = redis_client.hgetall(outcome_key(first["epoch"], first["seq"]))
     assert set(first) == {"epoch", "seq", "id", "h", "r"} and first["r"] == float(stored[str(first["h"])])
