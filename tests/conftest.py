@@ -60,10 +60,18 @@ def payloads_follow_the_contract():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark `processes` every test that starts processes: by the fixtures it uses, or by living in tests/chaos."""
+    """Mark `processes` every test that starts processes: by the fixtures it uses, or by living in tests/chaos.
+
+    Then order the run longest first (chaos scenarios, then other process tests, then the in-process layer, each
+    in file order): pytest-xdist hands tests out in this order, and short ones last fill the workers' gaps
+    instead of one long scenario running on alone at the end.
+    """
     for item in items:
         if CHAOS_DIR in item.path.parents or PROCESS_FIXTURES.intersection(item.fixturenames):
             item.add_marker(pytest.mark.processes)
+    items.sort(
+        key=lambda item: 0 if CHAOS_DIR in item.path.parents else 1 if item.get_closest_marker("processes") else 2
+    )
 
 
 TURNS = pytest.StashKey[Turns]()
