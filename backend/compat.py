@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -506,3 +507,100 @@ def socketio_client_events_in_order(client: Any) -> None:
 
     _mark(_trigger_event, qs_in_order=True)
     eio._trigger_event = _trigger_event
+
+
+# --- Engine.IO's pings from one timer per process (backend/web/ping_wheel.py) ---------------------------------
+
+
+class _WheelSessions(dict[str, Any]):
+    """python-engineio's `AsyncServer.sockets` of one server: each session stored in it becomes a WHEEL_CLASS."""
+
+    wheel_class: type[Any]
+
+    def __setitem__(self, eio_sid: str, socket: Any) -> None:
+        """Store SOCKET, re-classed so that its pings wait on the wheel (`AsyncServer._handle_connect` stores it
+        before its first `schedule_ping`)."""
+        if type(socket) is self.wheel_class.__base__:
+            socket.__class__ = self.wheel_class
+        super().__setitem__(eio_sid, socket)
+
+
+def engineio_ping_wheel(server: Any, schedule: Callable[[Any], None]) -> None:
+    """Make the Engine.IO sessions of SERVER (a python-socketio AsyncServer) wait for their pings on SCHEDULE.
+
+    python-engineio's `AsyncSocket.schedule_ping` (called by `AsyncServer._handle_connect` and on every PONG)
+    starts a task per client that sleeps `ping_interval`, then sends the PING through the client's queue. For
+    SERVER's sessions only, this replaces it: `AsyncServer.sockets` becomes a dict that re-classes each new
+    `engineio.async_socket.AsyncSocket` as a subclass whose `schedule_ping` keeps engine.io's rule (only when a
+    ping's cycle completed: `last_ping` set; it becomes None while waiting) and calls SCHEDULE(socket) instead
+    of starting the task; engineio_send_ping sends the PING when it is due. The subclass's `poll` also waits
+    for a websocket's writer without engine.io's deadline (`ping_interval + ping_timeout`): a PING written
+    by the fast path does not pass the queue, and the writer of an idle client would otherwise end its
+    websocket after 45 s; the reader's own deadline (the same, since the last packet received) still ends
+    the session of a client that went silent, and the writer with it (the reader queues None). A polling
+    session's `poll` is the library's. Reaches into `AsyncServer.sockets`, `AsyncSocket.schedule_ping`,
+    `last_ping`, `poll` and `queue`. Sessions opened after `AsyncServer.disconnect()` of all (a shutdown
+    replaces `sockets`) get the library's own ping task.
+    """
+    from engineio.async_socket import AsyncSocket
+
+    class WheelSocket(AsyncSocket):  # type: ignore[misc]  # python-engineio ships no types
+        """python-engineio's AsyncSocket whose pings wait on the wheel."""
+
+        last_ping: float | None  # the library's: when the last PING went out; None while the next one waits
+
+        def schedule_ping(self) -> None:
+            """Put this session on the wheel, once the previous ping's cycle completed (engine.io's rule)."""
+            if self.last_ping:
+                self.last_ping = None
+                schedule(self)
+
+        async def poll(self) -> list[Any]:
+            """The library's poll; a websocket's writer waits for its next packet without a deadline."""
+            if not self.upgraded:
+                return await super().poll()
+            queue = self.queue
+            packets = [await queue.get()]
+            queue.task_done()
+            if packets == [None]:
+                return []
+            while not queue.empty():
+                pkt = queue.get_nowait()
+                queue.task_done()
+                if pkt is None:
+                    queue.put_nowait(None)  # as the library does: the next poll ends the writer
+                    break
+                packets.append(pkt)
+            return packets
+
+    eio = server.eio
+    sessions = _WheelSessions(eio.sockets)
+    sessions.wheel_class = WheelSocket
+    for eio_sid, socket in list(sessions.items()):
+        sessions[eio_sid] = socket  # sessions already open (none, when called as the app is built)
+    eio.sockets = sessions
+
+
+async def engineio_send_ping(eio: Any, socket: Any, frame: bytes | None) -> str | None:
+    """Send the PING the Engine.IO session SOCKET of EIO (python-socketio's `AsyncServer.eio`) is due now.
+
+    What python-engineio's `AsyncSocket._send_ping` does after its sleep: nothing for a session closed or
+    closing meanwhile (returns None), else `last_ping` = time.time() (its PONG is due within `ping_timeout`:
+    the server's service task closes it otherwise) and the PING. With FRAME (the websocket text frame of the
+    Engine.IO packet `2`), websocket_fast_send writes it to an idle websocket ("sent"; "gone" when the session
+    left `AsyncServer.sockets`); anyone else, or every one when FRAME is None, gets engine.io's
+    `AsyncSocket.send(Packet(PING))` through its queue ("queue"). Reaches into `AsyncSocket.closing/closed/
+    last_ping/sid/send`.
+    """
+    if socket.closing or socket.closed:
+        return None
+    now = time.time()
+    socket.last_ping = now
+    if frame is not None:
+        path = websocket_fast_send(eio, socket.sid, frame, now)
+        if path in ("sent", "gone"):
+            return path
+    from engineio import packet as engineio_packet
+
+    await socket.send(engineio_packet.Packet(engineio_packet.PING))
+    return "queue"

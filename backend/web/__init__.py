@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 # Clients only send connect auth and `subscribe`: anything bigger is hostile.
 MAX_CLIENT_PACKET_BYTES = 16 * 1024
 RESTART_PAUSE_S = 1.0
+# Engine.IO's ping: every PING_INTERVAL_S a PING to each client, closed without its PONG within PING_TIMEOUT_S.
+PING_INTERVAL_S = 25
+PING_TIMEOUT_S = 20
 
 
 class WebApp:
@@ -37,12 +40,15 @@ class WebApp:
         await self.asgi(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> WebApp:
-    """Create and configure the web app."""
+def create_app(
+    settings: Settings | None = None, ping_interval_s: int = PING_INTERVAL_S, ping_timeout_s: int = PING_TIMEOUT_S
+) -> WebApp:
+    """Create and configure the web app (the ping's seconds are arguments for the tests only: whole seconds)."""
     settings = settings or load_settings()
     from backend.web import api, charts_api, connection_limits, dashboard, ops, rate_limits, security
     from backend.web.broadcast import Broadcaster
     from backend.web.clients import SignalsNamespace
+    from backend.web.ping_wheel import PingWheel
     from backend.web.relay import Relay
 
     compat.harden_socketio()
@@ -51,8 +57,8 @@ def create_app(settings: Settings | None = None) -> WebApp:
         # None: same origin only (python-engineio reads [] as "no CORS check at all").
         cors_allowed_origins=list(settings.cors_origins) or None,
         max_http_buffer_size=MAX_CLIENT_PACKET_BYTES,
-        ping_interval=25,
-        ping_timeout=20,
+        ping_interval=ping_interval_s,
+        ping_timeout=ping_timeout_s,
         logger=peer_logger("socketio.server"),
         engineio_logger=peer_logger("engineio.server"),
     )
@@ -75,6 +81,8 @@ def create_app(settings: Settings | None = None) -> WebApp:
         publish_limit=rate_limits.PublishLimit(settings, client),
         sweeper=connection_limits.SessionSweeper(sio, settings.connect_timeout),
         signals_cache=api.BodyCache(),
+        # One timer pings every client (FAST_BROADCAST: straight to idle websockets), not a task per client.
+        ping_wheel=PingWheel(sio, settings.fast_broadcast),
     )
 
     fastapi_app = FastAPI(
@@ -102,13 +110,15 @@ def create_app(settings: Settings | None = None) -> WebApp:
 
 
 def _lifespan(state: WebState) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """The lifespan: the relay and the session sweeper run while the app serves; Redis clients close after."""
+    """The lifespan: the relay, the session sweeper and the ping wheel run while the app serves; Redis clients close
+    after."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks = [
             asyncio.create_task(supervise("relay", state.relay.run), name="qs-relay"),
             asyncio.create_task(supervise("session sweeper", state.sweeper.run), name="qs-session-sweeper"),
+            asyncio.create_task(supervise("ping wheel", state.ping_wheel.run), name="qs-ping-wheel"),
         ]
         try:
             yield
@@ -125,7 +135,8 @@ def _lifespan(state: WebState) -> Callable[[FastAPI], AbstractAsyncContextManage
 
 
 async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
-    """Run RUN until it returns; when it raises, log it and run it again (readiness sees the relay's gap)."""
+    """Run RUN until it returns; when it raises, log it and run it again (readiness sees the relay's and the ping
+    wheel's gaps)."""
     while True:
         try:
             await run()

@@ -36,6 +36,12 @@ BROADCAST_DELIVERIES = Counter(
     "out), else queued the normal way because of: gone, transport, queued, busy, blocked",
     ["path"],
 )
+PINGS_SENT = Counter(
+    "qs_pings_sent_total",
+    "Engine.IO PINGs sent by the ping wheel, by path: sent (written straight to an idle websocket), queue (through "
+    "the client's Engine.IO queue), gone",
+    ["path"],
+)
 
 
 class NotifyCollector:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from backend.signal_schema import LAST_SCAN_KEY
 from backend.web.metrics import notify_metrics
+from backend.web.ping_wheel import HEARTBEAT_STALE_S as PING_HEARTBEAT_STALE_S
 from backend.web.relay import HEARTBEAT_STALE_S, Relay
 from backend.web.state import WebState, get_state
 
@@ -77,7 +78,7 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def readyz(state: WebState = Depends(get_state)) -> JSONResponse:
-    """200 when Redis answers and the relay is subscribed; 503 with the reason otherwise."""
+    """200 when Redis answers, the relay is subscribed and the ping wheel beats; 503 with the reason otherwise."""
     relay = state.relay
     body: dict[str, object] = {"relay": relay_state(relay), "epoch": relay.epoch, "seq": relay.last_seq}
     reasons: list[str] = []
@@ -93,6 +94,8 @@ def readyz(state: WebState = Depends(get_state)) -> JSONResponse:
         reasons.append(reason)
     if not relay.ready():
         reasons.append(f"relay {relay_state(relay)} ({_error_type(relay.last_error)})")
+    if not state.ping_wheel.alive():
+        reasons.append(f"ping wheel stalled (no heartbeat for over {PING_HEARTBEAT_STALE_S:g} s)")
     body["status"] = "ready" if not reasons else "not ready"
     if reasons:
         body["reason"] = "; ".join(reasons)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from backend.web.api import BodyCache
     from backend.web.clients import SignalsNamespace
     from backend.web.connection_limits import SessionSweeper
+    from backend.web.ping_wheel import PingWheel
     from backend.web.rate_limits import PublishLimit
     from backend.web.relay import Relay
 
@@ -37,6 +38,7 @@ class WebState:
     sweeper: SessionSweeper
     # The cache of /api/signals bodies (backend/web/api.py); None serves every request afresh (bench/api_signals.py).
     signals_cache: BodyCache | None
+    ping_wheel: PingWheel
     # The redis_down/redis_up memory (backend/web/ops.py): the last Redis error logged, None while it answers.
     redis_error: dict[str, str | None] = field(default_factory=lambda: {"last": None})
 

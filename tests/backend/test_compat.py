@@ -527,6 +527,57 @@ def test_engineio_cut(fast_path_server):
     require(not server.on_loop(compat.engineio_cut, server.sio.eio, "no-such-sid"), hook, "cut a gone session")
 
 
+def test_engineio_ping_wheel_and_engineio_send_ping(fast_path_server):
+    hooks = "engineio_ping_wheel / engineio_send_ping"
+    from engineio import async_server, async_socket
+
+    from backend.web.ping_wheel import PING_FRAME
+    from tests.chaos.hostile import raw_socketio
+
+    library = async_socket.AsyncSocket
+    for name in ("schedule_ping", "_send_ping", "poll", "send"):
+        require(callable(getattr(library, name, None)), hooks, f"python-engineio AsyncSocket.{name} is gone")
+    connect_source = inspect.getsource(async_server.AsyncServer._handle_connect)
+    stored, scheduled = connect_source.find("self.sockets[sid] = s"), connect_source.find("s.schedule_ping()")
+    require(0 <= stored < scheduled, hooks, "AsyncServer._handle_connect no longer stores a session before its ping")
+
+    server = fast_path_server
+    eio = server.sio.eio
+    eio.ping_interval, eio.ping_timeout = 1, 1  # engine.io's writer deadline: 2 s
+    waiting = []
+    call(hooks, compat.engineio_ping_wheel, server.sio, waiting.append)
+    ws = raw_socketio(server.url, timeout=10)
+    require(ws.recv().startswith("40"), hooks, "no connect ack")
+    session = server.session()
+    require(isinstance(session, library) and type(session) is not library, hooks, "the session was not re-classed")
+    require(waiting == [session] and session.last_ping is None, hooks, f"the handshake scheduled {waiting}")
+    tasks = server.on_loop(lambda: [t.get_coro().__qualname__ for t in asyncio.all_tasks()])
+    require(not [t for t in tasks if "_send_ping" in t], hooks, f"a ping task per client still runs: {tasks}")
+
+    def idle() -> bool:
+        return server.on_loop(lambda: not session.queue.qsize() and any(not g.done() for g in session.queue._getters))
+
+    wait_until(idle, 10, message="the connect ack written")
+    before = time.time()
+    require(server.on_loop(compat.engineio_send_ping, eio, session, PING_FRAME) == "sent", hooks, "not written")
+    require(ws.recv() == "2" and session.last_ping >= before, hooks, "no PING, or last_ping not set when it went")
+    ws.send("3")
+    wait_until(lambda: len(waiting) == 2, 5, message="the PONG scheduling the next ping")
+    require(session.last_ping is None, hooks, "last_ping is not None while the next ping waits")
+
+    # Only PONGs from the client and nothing through the queue for over the 2 s deadline: the writer still runs.
+    quiet_until = time.monotonic() + 3
+    while time.monotonic() < quiet_until:
+        ws.send("3")
+        time.sleep(0.3)
+    require(server.on_loop(compat.engineio_send_ping, eio, session, None) == "queue", hooks, "not queued")
+    require(ws.recv() == "2", hooks, "the writer of an idle websocket ended at engine.io's poll deadline")
+
+    server.on_loop(session.close, False, True)
+    require(server.on_loop(compat.engineio_send_ping, eio, session, PING_FRAME) is None, hooks, "pinged a closed one")
+    ws.close()
+
+
 # --- a stranger's websocket frames (the websocket protocol of backend/web/server.py) ----------------------------
 
 
