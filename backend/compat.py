@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import http
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 
@@ -525,7 +525,9 @@ class _WheelSessions(dict[str, Any]):
         super().__setitem__(eio_sid, socket)
 
 
-def engineio_ping_wheel(server: Any, schedule: Callable[[Any], None]) -> None:
+def engineio_ping_wheel(
+    server: Any, schedule: Callable[[Any], None]
+) -> Callable[[Any, bytes | None], Awaitable[str | None]]:
     """Make the Engine.IO sessions of SERVER (a python-socketio AsyncServer) wait for their pings on SCHEDULE.
 
     python-engineio's `AsyncSocket.schedule_ping` (called by `AsyncServer._handle_connect` and on every PONG)
@@ -533,7 +535,7 @@ def engineio_ping_wheel(server: Any, schedule: Callable[[Any], None]) -> None:
     SERVER's sessions only, this replaces it: `AsyncServer.sockets` becomes a dict that re-classes each new
     `engineio.async_socket.AsyncSocket` as a subclass whose `schedule_ping` keeps engine.io's rule (only when a
     ping's cycle completed: `last_ping` set; it becomes None while waiting) and calls SCHEDULE(socket) instead
-    of starting the task; engineio_send_ping sends the PING when it is due. The subclass's `poll` also waits
+    of starting the task; the send this returns sends the PING when it is due. The subclass's `poll` also waits
     for a websocket's writer without engine.io's deadline (`ping_interval + ping_timeout`): a PING written
     by the fast path does not pass the queue, and the writer of an idle client would otherwise end its
     websocket after 45 s; the reader's own deadline (the same, since the last packet received) still ends
@@ -541,6 +543,15 @@ def engineio_ping_wheel(server: Any, schedule: Callable[[Any], None]) -> None:
     session's `poll` is the library's. Reaches into `AsyncServer.sockets`, `AsyncSocket.schedule_ping`,
     `last_ping`, `poll` and `queue`. Sessions opened after `AsyncServer.disconnect()` of all (a shutdown
     replaces `sockets`) get the library's own ping task.
+
+    Returns send_ping(socket, frame), which sends the PING a session is due now: what python-engineio's
+    `AsyncSocket._send_ping` does after its sleep. Nothing for a session closed or closing meanwhile (returns
+    None), else `last_ping` = time.time() (its PONG is due within `ping_timeout`: the server's service task
+    closes it otherwise) and the PING. With FRAME (the websocket text frame of the Engine.IO packet `2`),
+    websocket_fast_send writes it to an idle websocket ("sent"; "gone" when the session left
+    `AsyncServer.sockets`); anyone else, or every one when FRAME is None, gets engine.io's
+    `AsyncSocket.send(Packet(PING))` through its queue ("queue"). Reaches into `AsyncSocket.closing/closed/
+    last_ping/sid/send`.
     """
     from engineio.async_socket import AsyncSocket
 
@@ -580,27 +591,19 @@ def engineio_ping_wheel(server: Any, schedule: Callable[[Any], None]) -> None:
         sessions[eio_sid] = socket  # sessions already open (none, when called as the app is built)
     eio.sockets = sessions
 
+    async def send_ping(socket: Any, frame: bytes | None) -> str | None:
+        """Send SOCKET the PING it is due now (see above); the path taken, or None for a closed session."""
+        if socket.closing or socket.closed:
+            return None
+        now = time.time()
+        socket.last_ping = now
+        if frame is not None:
+            path = websocket_fast_send(eio, socket.sid, frame, now)
+            if path in ("sent", "gone"):
+                return path
+        from engineio import packet as engineio_packet
 
-async def engineio_send_ping(eio: Any, socket: Any, frame: bytes | None) -> str | None:
-    """Send the PING the Engine.IO session SOCKET of EIO (python-socketio's `AsyncServer.eio`) is due now.
+        await socket.send(engineio_packet.Packet(engineio_packet.PING))
+        return "queue"
 
-    What python-engineio's `AsyncSocket._send_ping` does after its sleep: nothing for a session closed or
-    closing meanwhile (returns None), else `last_ping` = time.time() (its PONG is due within `ping_timeout`:
-    the server's service task closes it otherwise) and the PING. With FRAME (the websocket text frame of the
-    Engine.IO packet `2`), websocket_fast_send writes it to an idle websocket ("sent"; "gone" when the session
-    left `AsyncServer.sockets`); anyone else, or every one when FRAME is None, gets engine.io's
-    `AsyncSocket.send(Packet(PING))` through its queue ("queue"). Reaches into `AsyncSocket.closing/closed/
-    last_ping/sid/send`.
-    """
-    if socket.closing or socket.closed:
-        return None
-    now = time.time()
-    socket.last_ping = now
-    if frame is not None:
-        path = websocket_fast_send(eio, socket.sid, frame, now)
-        if path in ("sent", "gone"):
-            return path
-    from engineio import packet as engineio_packet
-
-    await socket.send(engineio_packet.Packet(engineio_packet.PING))
-    return "queue"
+    return send_ping

@@ -7,7 +7,7 @@ the clients due for a ping are due in the order they were scheduled: a deque of 
 task suffice. A PING is written the way live broadcasts are (backend/web/broadcast.py): to an idle websocket as
 one pre-framed websocket frame, to anyone else (long-polling, mid-upgrade, packets queued) through its Engine.IO
 queue; with FAST_BROADCAST=0 all go through the queues. What engine.io's PONG deadline does is unchanged.
-backend/compat.py holds every private detail (engineio_ping_wheel, engineio_send_ping).
+backend/compat.py holds every private detail (engineio_ping_wheel and the send it returns).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class PingWheel:
         # (due on time.monotonic(), session): appended in due order, as every wait is ping_interval long.
         self.due: deque[tuple[float, Any]] = deque()
         self.heartbeat = float("-inf")
-        compat.engineio_ping_wheel(sio, self.schedule)
+        self.send_ping = compat.engineio_ping_wheel(sio, self.schedule)
 
     def schedule(self, session: Any) -> None:
         """Ping Engine.IO SESSION one ping_interval from now (a PONG or the handshake calls this)."""
@@ -60,11 +60,11 @@ class PingWheel:
 
     async def ping_due(self, until: float) -> None:
         """Ping every session due by UNTIL (monotonic), in due order."""
-        due, eio, frame = self.due, self.eio, self.frame
+        due, send_ping, frame = self.due, self.send_ping, self.frame
         paths: Counter[str] = Counter()
         try:
             while due and due[0][0] <= until:
-                path = await compat.engineio_send_ping(eio, due.popleft()[1], frame)
+                path = await send_ping(due.popleft()[1], frame)
                 if path is not None:
                     paths[path] += 1
         finally:
