@@ -41,9 +41,9 @@ class WebApp:
 
 
 def create_app(
-    settings: Settings | None = None, ping_interval_s: int = PING_INTERVAL_S, ping_timeout_s: int = PING_TIMEOUT_S
+    settings: Settings | None = None, ping_interval_s: float = PING_INTERVAL_S, ping_timeout_s: float = PING_TIMEOUT_S
 ) -> WebApp:
-    """Create and configure the web app (the ping's seconds are arguments for the tests only: whole seconds)."""
+    """Create and configure the web app (the ping's seconds are arguments for the tests only)."""
     settings = settings or load_settings()
     from backend.web import api, charts_api, connection_limits, dashboard, ops, rate_limits, security
     from backend.web.broadcast import Broadcaster

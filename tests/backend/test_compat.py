@@ -543,7 +543,7 @@ def test_engineio_ping_wheel(fast_path_server):
 
     server = fast_path_server
     eio = server.sio.eio
-    eio.ping_interval, eio.ping_timeout = 1, 1  # engine.io's writer deadline: 2 s
+    eio.ping_interval, eio.ping_timeout = 0.5, 0.5  # engine.io's writer deadline: 1 s
     waiting = []
     send_ping = call(hooks, compat.engineio_ping_wheel, server.sio, waiting.append)
     ws = raw_socketio(server.url, timeout=10)
@@ -565,11 +565,11 @@ def test_engineio_ping_wheel(fast_path_server):
     wait_until(lambda: len(waiting) == 2, 5, message="the PONG scheduling the next ping")
     require(session.last_ping is None, hooks, "last_ping is not None while the next ping waits")
 
-    # Only PONGs from the client and nothing through the queue for over the 2 s deadline: the writer still runs.
-    quiet_until = time.monotonic() + 3
+    # Only PONGs from the client and nothing through the queue for over the 1 s deadline: the writer still runs.
+    quiet_until = time.monotonic() + 1.5
     while time.monotonic() < quiet_until:
         ws.send("3")
-        time.sleep(0.3)
+        time.sleep(0.15)
     require(server.on_loop(send_ping, session, None) == "queue", hooks, "not queued")
     require(ws.recv() == "2", hooks, "the writer of an idle websocket ended at engine.io's poll deadline")
 

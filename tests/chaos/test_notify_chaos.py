@@ -203,10 +203,15 @@ def test_worker_killed_mid_delivery(full, stack_factory, hooks, chaos_rows):
     expected = Expected()
     stream = Stream(stack, expected, rate=2, prefix=f"kill-{time.time_ns()}", limit=10 if full else 3)
     worker = stack.workers[0]
-    victim = wait_until(
-        lambda: delivering_child(worker, hooks.ports["/hang"]), 30, 0.02, "a delivery in flight at /hang"
-    )
-    key = next(r.headers["Idempotency-Key"] for r in hooks.received("/hang") if r.status is None)
+
+    def in_flight() -> tuple[int, str] | None:
+        """The pool process connected to /hang and the key of the request it holds there, once the receiver has
+        read that request (the connection is up a moment before the request is read)."""
+        child = delivering_child(worker, hooks.ports["/hang"])
+        held = [r.headers["Idempotency-Key"] for r in hooks.received("/hang") if r.status is None]
+        return (child, held[0]) if child and held else None
+
+    victim, key = wait_until(in_flight, 30, 0.02, "a delivery in flight at /hang")
     if full:
         worker.kill()  # the main process and its pool, by the process group of its PID
         stack.workers.remove(worker)
