@@ -63,8 +63,9 @@ def pytest_collection_modifyitems(config, items):
     """Mark `processes` every test that starts processes: by the fixtures it uses, or by living in tests/chaos.
 
     Then order the run longest first (chaos scenarios, then other process tests, then the in-process layer, each
-    in file order): pytest-xdist hands tests out in this order, and short ones last fill the workers' gaps
-    instead of one long scenario running on alone at the end.
+    in file order): pytest-xdist hands tests out in this order (`--dist worksteal`: in chunks, idle workers take
+    half of a busy one's queue from its end), and short ones last fill the workers' gaps instead of one long
+    scenario running on alone at the end.
     """
     for item in items:
         if CHAOS_DIR in item.path.parents or PROCESS_FIXTURES.intersection(item.fixturenames):

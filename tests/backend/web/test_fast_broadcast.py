@@ -118,9 +118,6 @@ def read_signals(ws, count: int, timeout: float = 30.0) -> list[dict]:
 @pytest.mark.parametrize("fast", ["1", "0"], ids=["fast", "queued"])
 def test_a_stalled_reader_slows_nobody_and_its_frames_never_interleave(start_web, connect, publisher, fast, alone):
     web = start_web(FAST_BROADCAST=fast)
-    stalled = raw_socketio(web.url, rcvbuf=4096, timeout=10)
-    assert stalled.recv().startswith("40"), "no connect ack"
-    assert stalled.recv().startswith('42["welcome"'), "no welcome"
     others = [connect(web.url) for _ in range(3)]
     for client in others:
         wait_until(lambda: client.of("welcome"), message="welcome")
@@ -128,6 +125,11 @@ def test_a_stalled_reader_slows_nobody_and_its_frames_never_interleave(start_web
     # 240 × 30 KB: more than the stalled connection's buffers (server send side included) hold; between bursts
     # (each once a reading client has the last) its writer wakes.
     with alone():  # the others' delay is measured here: under pytest-xdist no other test runs meanwhile
+        # Connected only now: it answers no PING, so the server would close it a ping interval and timeout
+        # (45 s) after it came, and waiting for the turn to run alone can take half of that.
+        stalled = raw_socketio(web.url, rcvbuf=4096, timeout=10)
+        assert stalled.recv().startswith("40"), "no connect ack"
+        assert stalled.recv().startswith('42["welcome"'), "no welcome"
         sent = publish_bursts(publisher, "slow", 16, 15, others[0], reason="r" * 30000, within=5)
         finished = time.monotonic()
         for client in others:
@@ -183,13 +185,14 @@ def read_until_cut(ws) -> tuple[dict, list[int]]:
 @pytest.mark.parametrize("fast", ["1", "0"], ids=["fast", "queued"])
 def test_a_client_past_the_bound_is_cut_counted_and_recovers_by_since(start_web, connect, publisher, fast, alone):
     web = start_web(FAST_BROADCAST=fast, SLOW_CLIENT_MAX_PACKETS="250")  # the lowest it may be
-    stalled = raw_socketio(web.url, rcvbuf=4096, timeout=10)
     reader = connect(web.url)
     wait_until(lambda: reader.of("welcome"), message="welcome")
 
     # 22 MB: more than the stalled connection's buffers hold (the kernel's send side grows to 4 MB), then its
     # queue passes 250 packets.
     with alone():  # 22 MB, each burst within 10 s: under pytest-xdist no other test runs meanwhile
+        # Connected only now: it answers no PING (closed 45 s after it came), and the turn can take half of that.
+        stalled = raw_socketio(web.url, rcvbuf=4096, timeout=10)
         sent = publish_bursts(publisher, "cut", 18, 20, reader, reason="r" * 60000, within=10)
         welcome, seqs = read_until_cut(stalled)
     stalled.close()
