@@ -62,17 +62,23 @@ def payloads_follow_the_contract():
 def pytest_collection_modifyitems(config, items):
     """Mark `processes` every test that starts processes: by the fixtures it uses, or by living in tests/chaos.
 
-    Then order the run longest first (chaos scenarios, then other process tests, then the in-process layer, each
-    in file order): pytest-xdist hands tests out in this order (`--dist worksteal`: in chunks, idle workers take
-    half of a busy one's queue from its end), and short ones last fill the workers' gaps instead of one long
+    Then order the run: the tests that run a part alone first, then longest first (chaos scenarios, other process
+    tests, the in-process layer), each in file order. pytest-xdist's `--dist worksteal` hands each worker a
+    contiguous chunk of this order (idle workers later take half of a busy one's queue from its end): the first
+    worker takes its turns to run alone while the others run the in-process layer's short tests, so a turn waits
+    for a short test to end, not for a chaos row; and short ones last fill the workers' gaps instead of one long
     scenario running on alone at the end.
     """
     for item in items:
         if CHAOS_DIR in item.path.parents or PROCESS_FIXTURES.intersection(item.fixturenames):
             item.add_marker(pytest.mark.processes)
-    items.sort(
-        key=lambda item: 0 if CHAOS_DIR in item.path.parents else 1 if item.get_closest_marker("processes") else 2
-    )
+
+    def order(item) -> int:
+        if item.get_closest_marker("alone") or "alone" in item.fixturenames:
+            return 0
+        return 1 if CHAOS_DIR in item.path.parents else 2 if item.get_closest_marker("processes") else 3
+
+    items.sort(key=order)
 
 
 TURNS = pytest.StashKey[Turns]()
