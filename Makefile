@@ -49,19 +49,19 @@ system-deps:
 	@bash .ci/system-deps
 
 # Everything: lint, then every layer (the full chaos scenarios excepted: pyproject's addopts, `make chaos`), on
-# TEST_WORKERS pytest-xdist workers: most tests wait on processes and I/O, so more workers than cores pay off
-# (measured: 3 on 2 cores; 4 made latency tests flake). Each worker has its own Redis and its own shared chaos stack;
-# tests marked `alone` run while no other test does (harness/alone.py).
-# The workers steal queued tests from each other (`--dist worksteal`; handed out in fixed chunks, one worker
-# ran long chaos rows alone at the end): measured 8:04 with `--dist load`, 6:20-6:56 with worksteal.
-TEST_WORKERS ?= 3
+# TEST_WORKERS pytest-xdist workers: most tests wait on processes and I/O, so more workers than cores pay off.
+# Each worker has its own Redis and its own shared chaos stack; the parts of tests that assert latencies run while
+# no other test does (`alone`, harness/alone.py), and those tests go first (tests/conftest.py). The workers steal
+# queued tests from each other (`--dist worksteal`). Measured on 2 cores: 8:04 on 3 workers with `--dist load`;
+# with worksteal 6:20-6:56, then 6:07 with the `alone` tests first; on 4 workers 5:20 and 5:14.
+TEST_WORKERS ?= 4
 test: system-deps lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=20
 
 # The in-process layer only: pure code and the web app in this process on the suite's Redis (no processes
 # of the project, no browser, no stack); tests/conftest.py marks the rest `processes`. Also on TEST_WORKERS
-# workers, which steal queued tests from each other (`--dist worksteal`): the ping wheel's tests wait on real
-# pings for seconds, and handed out in fixed chunks they left one worker running alone at the end.
+# workers (24-26 s on 3 or 4), which steal queued tests from each other (`--dist worksteal`): the ping wheel's
+# tests wait on real pings for seconds, and handed out in fixed chunks they left one worker running alone at the end.
 test-fast: install
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not processes and not chaos"
 
